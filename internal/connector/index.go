@@ -1,0 +1,95 @@
+package connector
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+// KeyString renders key values canonically, so that the int 42 read from
+// one source and the text "42" read from another find each other. Parts are
+// separated by a byte that text does not contain.
+func KeyString(vals []any) string {
+	if len(vals) == 1 {
+		return keyPart(vals[0])
+	}
+	var b strings.Builder
+	for i, v := range vals {
+		if i > 0 {
+			b.WriteByte(0x1f)
+		}
+		b.WriteString(keyPart(v))
+	}
+	return b.String()
+}
+
+func keyPart(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case record.Dec:
+		return x.Trim().String()
+	case float64:
+		if x == float64(int64(x)) {
+			return record.FormatText(int64(x))
+		}
+	}
+	return record.FormatText(v)
+}
+
+// Index is an in-memory table keyed by one or more fields: the preloaded
+// form every lookup can use. It is safe for concurrent Get once built.
+type Index struct {
+	schema *record.Schema
+	keys   []string
+	keyIdx []int
+	rows   map[string]record.Row
+}
+
+// NewIndex returns an empty index over rows of schema, keyed by keys.
+func NewIndex(schema *record.Schema, keys []string) (*Index, error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("a lookup needs at least one key field")
+	}
+	ix := &Index{schema: schema, keys: keys, rows: map[string]record.Row{}}
+	for _, k := range keys {
+		i, ok := schema.Index(k)
+		if !ok {
+			return nil, fmt.Errorf("key field %q is not among the fields (%s)", k, strings.Join(schema.Names(), ", "))
+		}
+		ix.keyIdx = append(ix.keyIdx, i)
+	}
+	return ix, nil
+}
+
+// Add indexes a row. A later row with the same key replaces the earlier one.
+func (ix *Index) Add(r record.Row) {
+	vals := make([]any, len(ix.keyIdx))
+	for i, k := range ix.keyIdx {
+		vals[i] = r[k]
+	}
+	ix.rows[KeyString(vals)] = r
+}
+
+// Len is the number of distinct keys.
+func (ix *Index) Len() int { return len(ix.rows) }
+
+// Schema implements Table.
+func (ix *Index) Schema() *record.Schema { return ix.schema }
+
+// Keys implements Table.
+func (ix *Index) Keys() []string { return ix.keys }
+
+// Get implements Table.
+func (ix *Index) Get(_ context.Context, key []any) (record.Row, bool, error) {
+	if len(key) != len(ix.keyIdx) {
+		return nil, false, fmt.Errorf("lookup takes %d key values (%s), got %d", len(ix.keyIdx), strings.Join(ix.keys, ", "), len(key))
+	}
+	r, ok := ix.rows[KeyString(key)]
+	return r, ok, nil
+}
+
+// Close implements Table.
+func (ix *Index) Close() error { return nil }
