@@ -234,3 +234,12 @@ type markedError struct {
 
 func (e *markedError) Error() string   { return e.err.Error() }
 func (e *markedError) Unwrap() []error { return []error{e.err, e.mark} }
+
+// Replayer is implemented by sources that can parse their own record text
+// again, for `dlq replay`. raw holds records as the source put them into
+// Reject.Raw; task is the Task.Key they came from. The returned batch has
+// one row or one reject per raw record, with Lines[i] (and Reject.Line) set
+// to the record's index in raw. Sources without it are replayed from JSON.
+type Replayer interface {
+	Replay(ctx context.Context, env *Env, task string, raw [][]byte) (*record.Batch, error)
+}

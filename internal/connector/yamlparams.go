@@ -41,17 +41,17 @@ func (p *NodeParams) Decode(dst any) error {
 			pe.Pos.File = p.File
 			return pe
 		}
-		return &PosError{Pos: p.Pos(), Msg: yamlErrorMessage(err)}
+		pos := p.Pos()
+		var ye yaml.Error
+		if errors.As(err, &ye) {
+			if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+				pos = Pos{File: p.File, Line: tk.Position.Line, Col: tk.Position.Column}
+			}
+			return &PosError{Pos: pos, Msg: ye.GetMessage()}
+		}
+		return &PosError{Pos: pos, Msg: err.Error()}
 	}
 	return nil
-}
-
-func yamlErrorMessage(err error) string {
-	var ye yaml.Error
-	if errors.As(err, &ye) {
-		return ye.GetMessage()
-	}
-	return err.Error()
 }
 
 // Pos implements Params.

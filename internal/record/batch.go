@@ -122,6 +122,7 @@ type Batch struct {
 	Origin   string   // where the rows came from: a file name, a table
 	Pos      Position // resume point after the last record of this batch
 	Read     int      // records the source consumed to make this batch
+	Bytes    int64    // input bytes the source consumed to make this batch (progress)
 	Filtered int      // records dropped on purpose (filter, dedupe, drop)
 	Rejects  []Reject
 

@@ -1,0 +1,847 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/backbone-etl/backbone/internal/config"
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/record"
+	"github.com/backbone-etl/backbone/internal/state"
+)
+
+// Options tune one run.
+type Options struct {
+	Store       state.Store // required unless DryRun
+	RunID       string      // generated when empty
+	Trigger     string      // state.TriggerManual when empty
+	LogicalTime time.Time   // the run's logical time; the start time when zero
+	DryRun      bool        // read and transform, write nothing anywhere
+	// Hard bounds the work after a soft stop: when ctx (the soft stop) is
+	// cancelled, reading stops and batches in flight are still processed and
+	// committed until Hard is done. context.Background() when nil.
+	Hard     context.Context
+	Logger   *slog.Logger
+	Progress func(Progress) // called from one goroutine, at most every ProgressEvery
+	// ProgressEvery is the progress period; 200ms when zero.
+	ProgressEvery time.Duration
+	// Clock returns the wall time for run history; time.Now when nil.
+	Clock func() time.Time
+}
+
+// Progress is a snapshot of a run in flight.
+type Progress struct {
+	Read, Written, Rejected, Filtered int64
+	BytesRead, BytesTotal             int64 // BytesTotal 0 when unknown
+	TasksDone, Tasks                  int
+	Elapsed                           time.Duration
+}
+
+// Result is what a run did.
+type Result struct {
+	Run           state.Run
+	Duration      time.Duration
+	RejectsByStep map[string]int64
+	TopReasons    []Reason // most frequent reject reasons, first 5
+	Tasks         int      // tasks read this run
+	Skipped       int      // tasks already done in an earlier run
+	Schema        *record.Schema
+}
+
+// Reason is a reject reason and how often it occurred.
+type Reason struct {
+	Step, Reason string
+	Count        int64
+}
+
+// Conserved reports read = written + rejected + filtered.
+func (r *Result) Conserved() bool {
+	return r.Run.Read == r.Run.Written+r.Run.Rejected+r.Run.Filtered
+}
+
+// BudgetError is the failure of a run whose rejects exceeded the error
+// budget. The checkpoint did not move past the batch that exceeded it.
+type BudgetError struct {
+	Rejected, Read int64
+	Limit          string
+}
+
+func (e *BudgetError) Error() string {
+	rate := 0.0
+	if e.Read > 0 {
+		rate = float64(e.Rejected) / float64(e.Read) * 100
+	}
+	return fmt.Sprintf("error budget exceeded: %d of %d records rejected (%.2f%%), over %s; the checkpoint was not moved past the bad data",
+		e.Rejected, e.Read, rate, e.Limit)
+}
+
+// Run executes one run of a pipeline: plan tasks, read, transform, write,
+// commit checkpoints, record rejects and history. The returned Result is
+// non-nil whenever the run started, also when err is not nil.
+func Run(ctx context.Context, p *config.Pipeline, opts Options) (*Result, error) {
+	r, err := newRunner(p, opts)
+	if err != nil {
+		return nil, err
+	}
+	return r.run(ctx)
+}
+
+type runner struct {
+	p    *config.Pipeline
+	opts Options
+	env  *connector.Env
+	log  *slog.Logger
+	now  func() time.Time
+
+	tables   map[string]connector.Table
+	parallel []*boundStep // steps run by workers
+	ordered  []*boundStep // steps run in order by the sink goroutine
+	in, out  *record.Schema
+
+	read, written, rejected, filtered atomic.Int64
+	bytesRead, bytesTotal             atomic.Int64
+	tasksDone                         atomic.Int64
+	tasks                             int
+
+	mu      sync.Mutex
+	byStep  map[string]int64
+	reasons map[[2]string]int64
+}
+
+type boundStep struct {
+	label string
+	step  connector.Step
+}
+
+func newRunner(p *config.Pipeline, opts Options) (*runner, error) {
+	if opts.Store == nil && !opts.DryRun {
+		return nil, errors.New("engine: a state store is required")
+	}
+	if opts.Clock == nil {
+		opts.Clock = time.Now
+	}
+	if opts.RunID == "" {
+		opts.RunID = NewRunID(opts.Clock())
+	}
+	if opts.Trigger == "" {
+		opts.Trigger = state.TriggerManual
+	}
+	if opts.LogicalTime.IsZero() {
+		opts.LogicalTime = opts.Clock()
+	}
+	if opts.Hard == nil {
+		opts.Hard = context.Background()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ProgressEvery <= 0 {
+		opts.ProgressEvery = 200 * time.Millisecond
+	}
+	env := &connector.Env{
+		Pipeline: p.Name,
+		RunID:    opts.RunID,
+		RunTime:  opts.LogicalTime,
+		Dir:      p.Dir,
+		Limits:   p.Settings.Limits,
+		Location: p.Timezone,
+		Logger:   opts.Logger,
+		DryRun:   opts.DryRun,
+	}
+	return &runner{p: p, opts: opts, env: env, log: opts.Logger, now: opts.Clock,
+		byStep: map[string]int64{}, reasons: map[[2]string]int64{}}, nil
+}
+
+// NewRunID returns a sortable unique run id: the UTC time and 6 random bytes.
+func NewRunID(t time.Time) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return t.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func (r *runner) run(ctx context.Context) (res *Result, err error) {
+	start := r.now()
+	res = &Result{RejectsByStep: r.byStep}
+	res.Run = state.Run{
+		ID: r.opts.RunID, Pipeline: r.p.Name, ConfigHash: r.p.Hash, Trigger: r.opts.Trigger,
+		LogicalTime: r.opts.LogicalTime, Start: start, Status: state.StatusRunning,
+	}
+	hard := r.opts.Hard
+	if !r.opts.DryRun {
+		if err := r.opts.Store.StartRun(hard, &res.Run); err != nil {
+			return nil, fmt.Errorf("state store: %w", err)
+		}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("internal error (please report): %v", p)
+		}
+		res.Run.Read, res.Run.Written = r.read.Load(), r.written.Load()
+		res.Run.Rejected, res.Run.Filtered = r.rejected.Load(), r.filtered.Load()
+		res.Run.End = r.now()
+		res.Duration = res.Run.End.Sub(start)
+		res.TopReasons = r.topReasons(5)
+		switch {
+		case err == nil:
+			res.Run.Status = state.StatusSucceeded
+		case ctx.Err() != nil && errors.Is(err, context.Canceled):
+			res.Run.Status = state.StatusCancelled
+			res.Run.Error = r.p.Redactor.Redact(err.Error())
+		default:
+			res.Run.Status = state.StatusFailed
+			res.Run.Error = r.p.Redactor.Redact(err.Error())
+		}
+		if !r.opts.DryRun {
+			if ferr := r.opts.Store.FinishRun(context.WithoutCancel(hard), &res.Run); ferr != nil && err == nil {
+				err = fmt.Errorf("state store: %w", ferr)
+			}
+		}
+	}()
+	if err := r.openLookups(ctx); err != nil {
+		return res, err
+	}
+	defer r.closeLookups()
+
+	tasks, cps, err := r.plan(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Skipped = len(cps.skipped)
+	res.Tasks = len(tasks)
+	res.Run.CursorBefore = cursorJSON(cps.prior)
+	r.tasks = len(tasks)
+	for _, t := range tasks {
+		r.bytesTotal.Add(t.Size)
+	}
+	if len(tasks) == 0 {
+		if sc, ok := r.p.Source.Source.(connector.Schemer); ok && sc.Schema() != nil {
+			if err := r.bind(sc.Schema()); err != nil {
+				return res, err
+			}
+		}
+		res.Run.CursorAfter = res.Run.CursorBefore
+		return res, nil
+	}
+
+	// The first reader gives the schema every step binds to.
+	first, err := r.p.Source.Source.Open(ctx, r.env, tasks[0], cps.prior[tasks[0].Key].Pos)
+	if err != nil {
+		return res, fmt.Errorf("source %s: %w", tasks[0].Key, err)
+	}
+	if err := r.bind(first.Schema()); err != nil {
+		first.Close()
+		return res, err
+	}
+	res.Schema = r.out
+
+	var w connector.Writer
+	if !r.opts.DryRun {
+		w, err = r.p.Sink.Sink.Open(ctx, r.env, r.out)
+		if err != nil {
+			first.Close()
+			return res, fmt.Errorf("sink: %w", err)
+		}
+		defer w.Close()
+	}
+	final, err := r.pump(ctx, tasks, first, cps.prior, w)
+	res.Run.CursorAfter = cursorJSON(final)
+	return res, err
+}
+
+type planned struct {
+	prior   map[string]connector.Checkpoint
+	skipped []string
+}
+
+// plan lists the source's tasks and drops those finished in earlier runs.
+// A sink that stores checkpoints with its rows is the authority on them.
+func (r *runner) plan(ctx context.Context) ([]connector.Task, planned, error) {
+	pl := planned{prior: map[string]connector.Checkpoint{}}
+	tasks, err := r.p.Source.Source.Plan(ctx, r.env)
+	if err != nil {
+		return nil, pl, fmt.Errorf("source: %w", err)
+	}
+	if r.opts.Store != nil {
+		cps, err := r.opts.Store.LoadCheckpoints(ctx, r.p.Name)
+		if err != nil {
+			return nil, pl, fmt.Errorf("state store: %w", err)
+		}
+		pl.prior = cps
+	}
+	if cl, ok := r.p.Sink.Sink.(connector.CheckpointLoader); ok {
+		cps, err := cl.LoadCheckpoints(ctx, r.env)
+		if err != nil {
+			return nil, pl, fmt.Errorf("sink checkpoints: %w", err)
+		}
+		// The sink's checkpoints were committed with its rows: they win.
+		// Tasks the sink does not know fall back to the state store only
+		// when the sink never held checkpoints for this pipeline.
+		if len(cps) > 0 || len(pl.prior) == 0 {
+			pl.prior = cps
+		}
+	}
+	keep := tasks[:0]
+	for _, t := range tasks {
+		cp, ok := pl.prior[t.Key]
+		if ok && cp.Done && t.Final && cp.Fingerprint == t.Fingerprint {
+			pl.skipped = append(pl.skipped, t.Key)
+			continue
+		}
+		if ok && cp.Done && cp.Fingerprint != t.Fingerprint {
+			// The input changed since it was read: read it again whole.
+			delete(pl.prior, t.Key)
+		}
+		keep = append(keep, t)
+	}
+	return keep, pl, nil
+}
+
+func (r *runner) openLookups(ctx context.Context) error {
+	r.tables = map[string]connector.Table{}
+	for _, lk := range r.p.Lookups {
+		t, err := lk.Lookup.Open(ctx, r.env)
+		if err != nil {
+			r.closeLookups()
+			return fmt.Errorf("lookup %s: %w", lk.Name, err)
+		}
+		r.tables[lk.Name] = t
+	}
+	return nil
+}
+
+func (r *runner) closeLookups() {
+	for _, t := range r.tables {
+		t.Close()
+	}
+}
+
+// bind compiles the steps against the schema flowing into each and splits
+// them into the parallel prefix and the ordered rest.
+func (r *runner) bind(in *record.Schema) error {
+	var errs config.Errors
+	schema := in
+	orderedFrom := len(r.p.Steps)
+	for i, c := range r.p.Steps {
+		if o, ok := c.Step.(connector.Ordered); ok && o.Ordered() && i < orderedFrom {
+			orderedFrom = i
+		}
+		senv := &connector.StepEnv{Env: r.env, Name: c.Label, Lookups: r.tables}
+		out, err := c.Step.Bind(schema, senv)
+		if err != nil {
+			var pe *connector.PosError
+			if errors.As(err, &pe) {
+				cp := *pe
+				if cp.Pos.File == "" {
+					cp.Pos.File = r.p.File
+				}
+				errs = append(errs, &cp)
+			} else {
+				errs = append(errs, &connector.PosError{Pos: c.Pos, Msg: c.Label + ": " + err.Error()})
+			}
+			continue
+		}
+		schema = out
+	}
+	if len(errs) > 0 {
+		errs.Sort()
+		return errs
+	}
+	r.parallel, r.ordered = nil, nil
+	for i, c := range r.p.Steps {
+		b := &boundStep{label: c.Label, step: c.Step}
+		if i < orderedFrom {
+			r.parallel = append(r.parallel, b)
+		} else {
+			r.ordered = append(r.ordered, b)
+		}
+	}
+	r.in, r.out = in, schema
+	return nil
+}
+
+// job is one batch on its way from a reader through the workers to the
+// sink. done is closed when the parallel steps have run.
+type job struct {
+	task  string
+	batch *record.Batch
+	err   error
+	end   bool // the task's reader reached its end: no batch
+	final bool // with end: the task is Final
+	fp    string
+	done  chan struct{}
+}
+
+// pump runs the tasks: readers (one goroutine per task, Settings.Tasks at
+// once) feed batches to a pool of step workers; a sequencer per task passes
+// them on in source order to the one goroutine that writes, commits and
+// checkpoints.
+func (r *runner) pump(ctx context.Context, tasks []connector.Task, first connector.Reader, prior map[string]connector.Checkpoint, w connector.Writer) (map[string]connector.Checkpoint, error) {
+	hard, cancelHard := context.WithCancelCause(r.opts.Hard)
+	defer cancelHard(nil)
+	fail := func(err error) { cancelHard(err) }
+
+	workers := r.p.Settings.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	concurrent := r.p.Settings.Tasks
+	if concurrent <= 0 {
+		concurrent = runtime.GOMAXPROCS(0)
+	}
+	concurrent = min(concurrent, len(tasks))
+	depth := 2*workers + 2 // batches in flight per task
+
+	jobs := make(chan *job, workers*2)
+	toSink := make(chan *job, depth)
+	var wg sync.WaitGroup
+
+	// Step workers.
+	for i := 0; i < workers; i++ {
+		wg.Go(func() {
+			for j := range jobs {
+				if j.err == nil {
+					j.err = r.runSteps(hard, r.parallel, j.batch)
+				}
+				close(j.done)
+			}
+		})
+	}
+
+	// Readers and their sequencers, Settings.Tasks at once.
+	var readers sync.WaitGroup
+	sem := make(chan struct{}, concurrent)
+	go func() {
+		defer func() {
+			readers.Wait()
+			close(jobs)
+			close(toSink)
+		}()
+		for i, t := range tasks {
+			select {
+			case sem <- struct{}{}:
+			case <-hard.Done():
+				if i == 0 {
+					first.Close()
+				}
+				return
+			}
+			if ctx.Err() != nil { // soft stop: start no new task
+				<-sem
+				if i == 0 {
+					first.Close()
+				}
+				return
+			}
+			var rd connector.Reader
+			if i == 0 {
+				rd = first
+			}
+			readers.Add(1)
+			go func(t connector.Task, rd connector.Reader) {
+				defer readers.Done()
+				defer func() { <-sem }()
+				r.readTask(ctx, hard, t, rd, prior[t.Key].Pos, jobs, toSink, depth, fail)
+			}(t, rd)
+		}
+	}()
+
+	final, err := r.sinkLoop(hard, toSink, prior, w)
+	if err != nil {
+		fail(err)
+	}
+	// Drain: let readers and workers see the failure and stop.
+	for range toSink {
+	}
+	wg.Wait()
+	if err == nil {
+		err = context.Cause(hard)
+		if errors.Is(err, context.Canceled) && r.opts.Hard.Err() == nil {
+			err = nil // our own cancel after success
+		}
+	}
+	if err == nil && ctx.Err() != nil {
+		err = fmt.Errorf("stopped before the end of the input: %w", ctx.Err())
+	}
+	return final, err
+}
+
+// readTask reads one task and hands its batches to the workers, then to the
+// sink in order. It keeps at most depth batches of the task in flight.
+func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd connector.Reader, pos record.Position, jobs, toSink chan<- *job, depth int, fail func(error)) {
+	queue := make(chan *job, depth)
+	seqDone := make(chan struct{})
+	go func() { // sequencer: source order to the sink
+		defer close(seqDone)
+		for j := range queue {
+			select {
+			case <-j.done:
+			case <-hard.Done():
+				return
+			}
+			select {
+			case toSink <- j:
+			case <-hard.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(queue)
+		<-seqDone
+	}()
+	send := func(j *job) bool {
+		select {
+		case queue <- j:
+		case <-hard.Done():
+			return false
+		}
+		if j.end {
+			close(j.done)
+			return true
+		}
+		select {
+		case jobs <- j:
+			return true
+		case <-hard.Done():
+			return false
+		}
+	}
+	if rd == nil {
+		var err error
+		rd, err = r.p.Source.Source.Open(hard, r.env, t, pos)
+		if err != nil {
+			fail(fmt.Errorf("source %s: %w", t.Key, err))
+			return
+		}
+	}
+	defer rd.Close()
+	if !rd.Schema().Equal(r.firstSchema()) {
+		fail(fmt.Errorf("source %s: its fields (%s) differ from the first task's (%s)", t.Key, rd.Schema(), r.firstSchema()))
+		return
+	}
+	for {
+		if soft.Err() != nil {
+			return // soft stop: what was read is still drained and committed
+		}
+		b, err := rd.Next(hard)
+		if err == io.EOF {
+			send(&job{task: t.Key, end: true, final: t.Final, fp: t.Fingerprint, done: make(chan struct{})})
+			return
+		}
+		if err != nil {
+			fail(fmt.Errorf("source %s: %w", t.Key, err))
+			return
+		}
+		r.bytesRead.Add(b.Bytes)
+		if !send(&job{task: t.Key, batch: b, done: make(chan struct{})}) {
+			return
+		}
+	}
+}
+
+func (r *runner) firstSchema() *record.Schema { return r.in }
+
+func (r *runner) runSteps(ctx context.Context, steps []*boundStep, b *record.Batch) error {
+	for _, s := range steps {
+		if err := s.step.Process(ctx, b); err != nil {
+			return fmt.Errorf("%s: %w", s.label, err)
+		}
+		b.Compact()
+	}
+	return nil
+}
+
+// sinkLoop is the one goroutine that writes. For every batch, in each
+// task's order: ordered steps, error budget, dead letters, write, commit
+// with the task's checkpoint. Dead letters are stored before the commit that
+// moves the checkpoint past them, so a crash never loses one; storing them
+// again after a crash replaces, never duplicates.
+func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]connector.Checkpoint, w connector.Writer) (map[string]connector.Checkpoint, error) {
+	cps := map[string]connector.Checkpoint{}
+	for k, v := range prior {
+		cps[k] = v
+	}
+	var info connector.WriterInfo
+	if w != nil {
+		info = w.Info()
+	}
+	pending := map[string]connector.Checkpoint{} // reached, not yet committed
+	tick := time.NewTicker(r.opts.ProgressEvery)
+	defer tick.Stop()
+	start := r.now()
+	report := func() {
+		if r.opts.Progress != nil {
+			r.opts.Progress(r.progress(start))
+		}
+	}
+	commit := func() error {
+		if w == nil || len(pending) == 0 {
+			return nil
+		}
+		list := sortedCheckpoints(pending)
+		if err := r.retry(ctx, "sink commit", func() error { return w.Commit(ctx, list) }); err != nil {
+			return fmt.Errorf("sink commit: %w", err)
+		}
+		if !info.Transactional {
+			if err := r.opts.Store.SaveCheckpoints(ctx, r.p.Name, list); err != nil {
+				return fmt.Errorf("state store: %w", err)
+			}
+		}
+		clear(pending)
+		return nil
+	}
+	for {
+		var j *job
+		var ok bool
+		select {
+		case j, ok = <-in:
+		case <-tick.C:
+			report()
+			continue
+		}
+		if !ok {
+			break
+		}
+		if j.err != nil {
+			return cps, j.err
+		}
+		cp := cps[j.task]
+		cp.Task = j.task
+		if j.end {
+			r.tasksDone.Add(1)
+			if !j.final {
+				continue
+			}
+			cp.Done, cp.Fingerprint = true, j.fp
+			cps[j.task] = cp
+			pending[j.task] = cp
+			if !info.Once {
+				if err := commit(); err != nil {
+					return cps, err
+				}
+			}
+			continue
+		}
+		b := j.batch
+		if err := r.runSteps(ctx, r.ordered, b); err != nil {
+			return cps, err
+		}
+		written, sinkRejects, err := r.write(ctx, w, b)
+		if err != nil {
+			return cps, err
+		}
+		b.Rejects = append(b.Rejects, sinkRejects...)
+		r.count(b, written)
+		if err := r.checkBudget(false); err != nil {
+			return cps, err
+		}
+		if err := r.deadLetters(ctx, j.task, b); err != nil {
+			return cps, err
+		}
+		cp.Pos = b.Pos
+		cps[j.task] = cp
+		pending[j.task] = cp
+		if !info.Once {
+			if err := commit(); err != nil {
+				return cps, err
+			}
+		}
+	}
+	if err := r.checkBudget(true); err != nil {
+		return cps, err
+	}
+	if err := commit(); err != nil {
+		return cps, err
+	}
+	if info.Transactional && len(cps) > 0 && !r.opts.DryRun {
+		// Keep the state store's copy current for history and tools; the
+		// sink's copy stays the authority.
+		if err := r.opts.Store.SaveCheckpoints(ctx, r.p.Name, sortedCheckpoints(cps)); err != nil {
+			return cps, fmt.Errorf("state store: %w", err)
+		}
+	}
+	report()
+	return cps, nil
+}
+
+// write hands a batch to the sink, retrying transient failures. Rows the
+// sink refuses for their own sake come back as rejects.
+func (r *runner) write(ctx context.Context, w connector.Writer, b *record.Batch) (int, []record.Reject, error) {
+	if w == nil || b.Len() == 0 {
+		if w == nil {
+			return b.Len(), nil, nil // dry run: counted as written, nothing written
+		}
+		return 0, nil, nil
+	}
+	var n int
+	var rejects []record.Reject
+	err := r.retry(ctx, "sink write", func() error {
+		var err error
+		n, err = w.Write(ctx, b)
+		var be *connector.BatchError
+		if errors.As(err, &be) {
+			rejects = rejects[:0]
+			for _, re := range be.Rows {
+				raw := record.RowJSON(b.Schema, b.Rows[re.Index])
+				if b.Raw != nil && b.Raw[re.Index] != nil {
+					raw = b.Raw[re.Index]
+				}
+				var line int64
+				if b.Lines != nil {
+					line = b.Lines[re.Index]
+				}
+				rejects = append(rejects, record.Reject{Line: line, Step: "sink", Err: r.p.Redactor.Redact(re.Err.Error()), Raw: raw})
+			}
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return 0, nil, fmt.Errorf("sink: %w", err)
+	}
+	return n, rejects, nil
+}
+
+// retry runs f until it succeeds, fails for good, or 5 transient failures.
+func (r *runner) retry(ctx context.Context, what string, f func() error) error {
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := f()
+		if err == nil || !errors.Is(err, connector.ErrTransient) || attempt == 5 {
+			return err
+		}
+		r.log.Warn("retrying after a transient error", "what", what, "attempt", attempt, "error", r.p.Redactor.Redact(err.Error()))
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		backoff *= 2
+	}
+}
+
+func (r *runner) count(b *record.Batch, written int) {
+	r.read.Add(int64(b.Read))
+	r.written.Add(int64(written))
+	r.rejected.Add(int64(len(b.Rejects)))
+	r.filtered.Add(int64(b.Filtered))
+	if len(b.Rejects) == 0 {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rj := range b.Rejects {
+		r.byStep[rj.Step]++
+		reason := rj.Err
+		if len(reason) > 120 {
+			reason = reason[:120]
+		}
+		r.reasons[[2]string{rj.Step, reasonClass(reason)}]++
+	}
+}
+
+// reasonClass strips the value from a reason so that the same cause groups.
+func reasonClass(s string) string {
+	if i := strings.Index(s, `value "`); i >= 0 {
+		if j := strings.Index(s[i+7:], `"`); j >= 0 {
+			return s[:i+6] + s[i+7+j+1:]
+		}
+	}
+	return s
+}
+
+func (r *runner) topReasons(n int) []Reason {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Reason, 0, len(r.reasons))
+	for k, c := range r.reasons {
+		out = append(out, Reason{Step: k[0], Reason: k[1], Count: c})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// checkBudget fails the run when rejects exceed the error budget. Mid-run
+// the rate is judged once MinSample records were read; at the end always.
+func (r *runner) checkBudget(end bool) error {
+	e := r.p.Errors
+	rej, read := r.rejected.Load(), r.read.Load()
+	if e.MaxRejects >= 0 && rej > e.MaxRejects {
+		return &BudgetError{Rejected: rej, Read: read, Limit: fmt.Sprintf("max_rejects %d", e.MaxRejects)}
+	}
+	if e.MaxRejectRate >= 0 && read > 0 && (end || read >= e.MinSample) {
+		if float64(rej)/float64(read) > e.MaxRejectRate {
+			return &BudgetError{Rejected: rej, Read: read, Limit: fmt.Sprintf("max_reject_rate %g%%", e.MaxRejectRate*100)}
+		}
+	}
+	return nil
+}
+
+func (r *runner) deadLetters(ctx context.Context, task string, b *record.Batch) error {
+	if len(b.Rejects) == 0 || r.opts.DryRun {
+		return nil
+	}
+	dls := make([]state.DeadLetter, len(b.Rejects))
+	for i, rj := range b.Rejects {
+		dls[i] = state.DeadLetter{
+			Pipeline: r.p.Name, RunID: r.opts.RunID, Task: task, Loc: b.Loc(rj.Line),
+			Step: rj.Step, Field: rj.Field, Error: r.p.Redactor.Redact(rj.Err),
+			Record: []byte(r.p.Redactor.Redact(string(rj.Raw))),
+		}
+	}
+	if err := r.opts.Store.AddDeadLetters(ctx, dls); err != nil {
+		return fmt.Errorf("state store: dead letters: %w", err)
+	}
+	return nil
+}
+
+func (r *runner) progress(start time.Time) Progress {
+	return Progress{
+		Read: r.read.Load(), Written: r.written.Load(), Rejected: r.rejected.Load(), Filtered: r.filtered.Load(),
+		BytesRead: r.bytesRead.Load(), BytesTotal: r.bytesTotal.Load(),
+		TasksDone: int(r.tasksDone.Load()), Tasks: r.tasks,
+		Elapsed: r.now().Sub(start),
+	}
+}
+
+func sortedCheckpoints(m map[string]connector.Checkpoint) []connector.Checkpoint {
+	list := make([]connector.Checkpoint, 0, len(m))
+	for _, cp := range m {
+		list = append(list, cp)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i].Task < list[j].Task })
+	return list
+}
+
+func cursorJSON(m map[string]connector.Checkpoint) string {
+	if len(m) == 0 {
+		return ""
+	}
+	b, err := json.Marshal(sortedCheckpoints(m))
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
