@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/backbone-etl/backbone/internal/config"
+)
+
+func (a *app) validateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "validate PIPELINE.yaml...",
+		Short: "Check pipeline files and report every error at once, as file:line:col: message",
+		Long: `Validate checks each file against the component specs (unknown fields, types, required
+fields), compiles every expression against the schema flowing into its step, and checks that the
+sink's key reaches the sink. Nothing is written. Exit 0 when every file is valid, 2 otherwise.`,
+		Args: cobraArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			var all config.Errors
+			code := ExitOK
+			for _, path := range args {
+				p, err := config.LoadFile(path, config.Options{Registry: a.registry, Env: a.io.Env})
+				if err != nil {
+					var errs config.Errors
+					if errors.As(err, &errs) {
+						all = append(all, errs...)
+						continue
+					}
+					fmt.Fprintf(a.io.Err, "%s: %v\n", path, err)
+					code = max(code, ExitEnviron)
+					continue
+				}
+				if err := a.check(ctx, p); err != nil {
+					var errs config.Errors
+					if errors.As(err, &errs) {
+						for _, e := range errs {
+							e.Msg = p.Redactor.Redact(e.Msg)
+						}
+						all = append(all, errs...)
+						continue
+					}
+					fmt.Fprintf(a.io.Err, "%s: %s\n", path, p.Redactor.Redact(err.Error()))
+					code = max(code, ExitEnviron)
+					continue
+				}
+				fmt.Fprintf(a.io.Out, "%s: ok (pipeline %s)\n", path, p.Name)
+			}
+			if len(all) > 0 {
+				fmt.Fprintln(a.io.Err, all.Error())
+				fmt.Fprintf(a.io.Err, "%d error(s)\n", len(all))
+				code = ExitConfig
+			}
+			if code != ExitOK {
+				return &silentError{code: code}
+			}
+			return nil
+		},
+	}
+}

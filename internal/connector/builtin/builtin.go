@@ -1,0 +1,20 @@
+// Package builtin registers every built-in component. It is the one list of
+// them: a component not named here does not exist for pipelines.
+//
+//	r := connector.NewRegistry()
+//	builtin.Register(r)
+package builtin
+
+import (
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/file"
+	"github.com/backbone-etl/backbone/internal/connector/sqlite"
+	"github.com/backbone-etl/backbone/internal/step"
+)
+
+// Register adds the built-in sources, steps, lookups and sinks to r.
+func Register(r *connector.Registry) {
+	file.Register(r)
+	sqlite.Register(r)
+	step.Register(r)
+}
