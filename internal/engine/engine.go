@@ -39,6 +39,9 @@ type Options struct {
 	ProgressEvery time.Duration
 	// Clock returns the wall time for run history; time.Now when nil.
 	Clock func() time.Time
+
+	noCheckpoints bool                          // replay: read no checkpoint, move none
+	onReject      func(task, loc, step string) // replay: learns which records failed again
 }
 
 // Progress is a snapshot of a run in flight.
@@ -272,6 +275,9 @@ func (r *runner) plan(ctx context.Context) ([]connector.Task, planned, error) {
 	tasks, err := r.p.Source.Source.Plan(ctx, r.env)
 	if err != nil {
 		return nil, pl, fmt.Errorf("source: %w", err)
+	}
+	if r.opts.noCheckpoints {
+		return tasks, pl, nil
 	}
 	if r.opts.Store != nil {
 		cps, err := r.opts.Store.LoadCheckpoints(ctx, r.p.Name)
@@ -591,10 +597,13 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			return nil
 		}
 		list := sortedCheckpoints(pending)
+		if r.opts.noCheckpoints {
+			list = nil
+		}
 		if err := r.retry(ctx, "sink commit", func() error { return w.Commit(ctx, list) }); err != nil {
 			return fmt.Errorf("sink commit: %w", err)
 		}
-		if !info.Transactional {
+		if !info.Transactional && list != nil {
 			if err := r.opts.Store.SaveCheckpoints(ctx, r.p.Name, list); err != nil {
 				return fmt.Errorf("state store: %w", err)
 			}
@@ -665,7 +674,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	if err := commit(); err != nil {
 		return cps, err
 	}
-	if info.Transactional && len(cps) > 0 && !r.opts.DryRun {
+	if info.Transactional && len(cps) > 0 && !r.opts.DryRun && !r.opts.noCheckpoints {
 		// Keep the state store's copy current for history and tools; the
 		// sink's copy stays the authority.
 		if err := r.opts.Store.SaveCheckpoints(ctx, r.p.Name, sortedCheckpoints(cps)); err != nil {
@@ -809,6 +818,9 @@ func (r *runner) deadLetters(ctx context.Context, task string, b *record.Batch) 
 			Pipeline: r.p.Name, RunID: r.opts.RunID, Task: task, Loc: b.Loc(rj.Line),
 			Step: rj.Step, Field: rj.Field, Error: r.p.Redactor.Redact(rj.Err),
 			Record: []byte(r.p.Redactor.Redact(string(rj.Raw))),
+		}
+		if r.opts.onReject != nil {
+			r.opts.onReject(task, dls[i].Loc, rj.Step)
 		}
 	}
 	if err := r.opts.Store.AddDeadLetters(ctx, dls); err != nil {
