@@ -18,6 +18,7 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/config"
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/failpoint"
 	"github.com/backbone-etl/backbone/internal/record"
 	"github.com/backbone-etl/backbone/internal/state"
 )
@@ -40,7 +41,7 @@ type Options struct {
 	// Clock returns the wall time for run history; time.Now when nil.
 	Clock func() time.Time
 
-	noCheckpoints bool                          // replay: read no checkpoint, move none
+	noCheckpoints bool                         // replay: read no checkpoint, move none
 	onReject      func(task, loc, step string) // replay: learns which records failed again
 }
 
@@ -600,14 +601,17 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		if r.opts.noCheckpoints {
 			list = nil
 		}
+		failpoint.Hit("before-commit") // rows staged, nothing committed
 		if err := r.retry(ctx, "sink commit", func() error { return w.Commit(ctx, list) }); err != nil {
 			return fmt.Errorf("sink commit: %w", err)
 		}
 		if !info.Transactional && list != nil {
+			failpoint.Hit("between-commit-and-checkpoint") // rows durable, state store not told yet
 			if err := r.opts.Store.SaveCheckpoints(ctx, r.p.Name, list); err != nil {
 				return fmt.Errorf("state store: %w", err)
 			}
 		}
+		failpoint.Hit("after-commit")
 		clear(pending)
 		return nil
 	}
@@ -826,6 +830,7 @@ func (r *runner) deadLetters(ctx context.Context, task string, b *record.Batch) 
 	if err := r.opts.Store.AddDeadLetters(ctx, dls); err != nil {
 		return fmt.Errorf("state store: dead letters: %w", err)
 	}
+	failpoint.Hit("after-dead-letters") // dead letters stored, their batch not committed
 	return nil
 }
 
