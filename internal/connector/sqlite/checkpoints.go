@@ -1,0 +1,183 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+)
+
+// The sink keeps the checkpoints of the pipelines that write into a
+// database in that database, next to the rows, and updates them in the
+// transaction that stages the rows:
+//
+//	backbone_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)
+//	    ('checkpoints_version', '1')
+//	backbone_checkpoints(pipeline TEXT, task TEXT, pos BLOB, done INTEGER,
+//	    fingerprint TEXT, updated_at TEXT, PRIMARY KEY (pipeline, task))
+//
+// A database whose checkpoints carry a newer version, or no version at all,
+// is refused: it is never taken for a first run.
+const (
+	checkpointsVersion    = 1
+	checkpointsVersionKey = "checkpoints_version"
+	metaTable             = "backbone_meta"
+	checkpointsTable      = "backbone_checkpoints"
+)
+
+const createMetaSQL = `CREATE TABLE IF NOT EXISTS backbone_meta (
+	key   TEXT PRIMARY KEY,
+	value TEXT NOT NULL
+)`
+
+const createCheckpointsSQL = `CREATE TABLE IF NOT EXISTS backbone_checkpoints (
+	pipeline    TEXT NOT NULL,
+	task        TEXT NOT NULL,
+	pos         BLOB,
+	done        INTEGER NOT NULL DEFAULT 0,
+	fingerprint TEXT NOT NULL DEFAULT '',
+	updated_at  TEXT NOT NULL,
+	PRIMARY KEY (pipeline, task)
+)`
+
+const upsertCheckpointSQL = `INSERT INTO backbone_checkpoints (pipeline, task, pos, done, fingerprint, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (pipeline, task) DO UPDATE SET
+	pos = excluded.pos, done = excluded.done, fingerprint = excluded.fingerprint, updated_at = excluded.updated_at`
+
+// querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// ensureCheckpointTables creates the checkpoint tables when missing and
+// checks the version of existing ones. It runs in its own transaction.
+func ensureCheckpointTables(ctx context.Context, c *sql.Conn) (err error) {
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // the first error is the one to report
+			return
+		}
+		_, err = c.ExecContext(ctx, "COMMIT")
+	}()
+	tables, err := existingTables(ctx, c)
+	if err != nil {
+		return err
+	}
+	if tables[checkpointsTable] {
+		if err := checkVersion(ctx, c, tables); err != nil {
+			return err
+		}
+	}
+	for _, q := range []string{
+		createMetaSQL,
+		`INSERT OR IGNORE INTO backbone_meta (key, value) VALUES ('` + checkpointsVersionKey + `', '` + strconv.Itoa(checkpointsVersion) + `')`,
+		createCheckpointsSQL,
+	} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// existingTables reports which of the checkpoint tables exist.
+func existingTables(ctx context.Context, q querier) (map[string]bool, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`, metaTable, checkpointsTable)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tables := map[string]bool{}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		tables[name] = true
+	}
+	return tables, rows.Err()
+}
+
+// checkVersion refuses checkpoints written by a newer backbone, or stored
+// without a version.
+func checkVersion(ctx context.Context, q querier, tables map[string]bool) error {
+	if !tables[metaTable] {
+		return errors.New("table backbone_checkpoints exists without its version in backbone_meta: refusing checkpoints of unknown format")
+	}
+	var v string
+	err := q.QueryRowContext(ctx, `SELECT value FROM backbone_meta WHERE key = ?`, checkpointsVersionKey).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errors.New("table backbone_checkpoints exists without its version in backbone_meta: refusing checkpoints of unknown format")
+	}
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(v)
+	switch {
+	case err != nil:
+		return fmt.Errorf("backbone_meta: checkpoints version %q is not a number: refusing checkpoints of unknown format", v)
+	case n > checkpointsVersion:
+		return fmt.Errorf("checkpoints were written by a newer backbone (version %d; this one reads version %d)", n, checkpointsVersion)
+	case n < 1:
+		return fmt.Errorf("backbone_meta: checkpoints version %d is not valid", n)
+	}
+	return nil
+}
+
+// loadCheckpoints reads the checkpoints of a pipeline from the database at
+// path. A missing file or missing tables mean none.
+func loadCheckpoints(ctx context.Context, path, pipeline string, busy time.Duration) (map[string]connector.Checkpoint, error) {
+	out := map[string]connector.Checkpoint{}
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return out, nil
+	}
+	db, err := openReadOnly(ctx, path, busy)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	tables, err := existingTables(ctx, db)
+	if err != nil {
+		return nil, classify(err)
+	}
+	if !tables[checkpointsTable] {
+		return out, nil
+	}
+	if err := checkVersion(ctx, db, tables); err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT task, pos, done, fingerprint FROM backbone_checkpoints WHERE pipeline = ?`, pipeline)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var cp connector.Checkpoint
+		var pos []byte
+		var done int64
+		if err := rows.Scan(&cp.Task, &pos, &done, &cp.Fingerprint); err != nil {
+			return nil, err
+		}
+		if pos != nil {
+			cp.Pos = pos
+		}
+		cp.Done = done != 0
+		out[cp.Task] = cp
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}

@@ -1,0 +1,730 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+// Source modes.
+const (
+	modeFull        = "full"
+	modeIncremental = "incremental"
+)
+
+type sourceConfig struct {
+	Path        string              `yaml:"path"`
+	Table       string              `yaml:"table"`
+	Query       string              `yaml:"query"`
+	Mode        string              `yaml:"mode"`
+	Cursor      connector.List      `yaml:"cursor"`
+	Key         connector.List      `yaml:"key"`
+	Schema      connector.SchemaDef `yaml:"schema"`
+	BatchRows   int                 `yaml:"batch_rows"`
+	BusyTimeout connector.Duration  `yaml:"busy_timeout"`
+}
+
+var sourceSpec = connector.Spec{
+	Name:    "sqlite",
+	Summary: "Read a table or a query of an SQLite database, whole or incrementally by a cursor.",
+	Doc: `Reads a table or the result of a query from an SQLite database file, opened read-only.
+
+In mode full every run reads everything again. In mode incremental each run reads the rows
+whose (cursor, key) comes after the last row read by the previous run, in the order of
+(cursor, key), so a column that grows with every change (an updated_at, an autoincrement id)
+picks up new and changed rows. key must be unique: it breaks ties between rows that share a
+cursor value, so rows with the same cursor value straddling a batch boundary are each read
+exactly once. The checkpoint keeps the cursor and key values exactly as SQLite stores them and
+compares them with SQLite's own ordering: a text timestamp is never parsed for comparison, so
+no precision is lost. An index on (cursor, key) keeps each batch a range scan.
+
+In mode full the rows are read in the order of key when one is given, otherwise in rowid order
+(a table) or in the query's own order, resumed by row count after a retry.
+
+Without a schema the fields are the columns, typed from their declared types (INTEGER -> int,
+REAL/FLOAT/DOUBLE -> float, TEXT/VARCHAR -> string, NUMERIC/DECIMAL -> decimal, BLOB -> bytes,
+BOOLEAN -> bool, DATETIME/TIMESTAMP -> timestamp, DATE -> date, JSON -> json); a query column
+computed by an expression has no declared type and keeps SQLite's own value (declare a schema
+to type it). A value that does not convert to its field's type rejects its record.`,
+	Fields: []connector.FieldSpec{
+		{Name: "path", Type: connector.TString, Required: true, Doc: "Database file, relative to the pipeline file."},
+		{Name: "table", Type: connector.TString, Doc: "Table (or view) to read. Exactly one of table and query."},
+		{Name: "query", Type: connector.TString, Doc: "SELECT to read, used as a subquery. Exactly one of table and query."},
+		{Name: "mode", Type: connector.TEnum, Default: modeFull, Enum: []string{modeFull, modeIncremental}, Doc: "full reads everything every run; incremental resumes after the last (cursor, key) read."},
+		{Name: "cursor", Type: connector.TList, Doc: "Column(s) whose values grow with every new or changed row. Required in mode incremental."},
+		{Name: "key", Type: connector.TList, Doc: "Unique column(s) that order rows sharing a cursor value (a unique cursor may be its own key). Required in mode incremental; in mode full, the reading order."},
+		{Name: "schema", Type: connector.TSchema, Doc: "Fields and types to read; default: every column, typed from its declared type."},
+		{Name: "batch_rows", Type: connector.TInt, Doc: "Rows per batch; default: the pipeline's batch size."},
+		{Name: "busy_timeout", Type: connector.TDuration, Default: "5s", Doc: "How long to wait for a lock held by a writer."},
+	},
+	Example: `source:
+  type: sqlite
+  path: data/shop.db
+  table: orders
+  mode: incremental
+  cursor: updated_at
+  key: id`,
+}
+
+func newSource(p connector.Params) (connector.Source, error) {
+	cfg := sourceConfig{Mode: modeFull, BusyTimeout: connector.Duration(defaultBusyTimeout)}
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if err := checkTarget(p, cfg.Path, cfg.Table, cfg.Query); err != nil {
+		return nil, err
+	}
+	switch cfg.Mode {
+	case modeFull:
+		if len(cfg.Cursor) > 0 {
+			return nil, connector.Errorf(p.FieldPos("cursor"), "cursor is only used in mode incremental")
+		}
+	case modeIncremental:
+		if len(cfg.Cursor) == 0 {
+			return nil, connector.Errorf(p.FieldPos("mode"), "mode incremental needs a cursor: the column(s) whose values grow with every new or changed row")
+		}
+		if len(cfg.Key) == 0 {
+			return nil, connector.Errorf(p.FieldPos("mode"), "mode incremental needs a key: unique column(s) that order rows sharing a cursor value")
+		}
+	default:
+		return nil, connector.Errorf(p.FieldPos("mode"), "mode %q: want full or incremental", cfg.Mode)
+	}
+	if err := checkNames(p, "cursor", cfg.Cursor); err != nil {
+		return nil, err
+	}
+	if err := checkNames(p, "key", cfg.Key); err != nil {
+		return nil, err
+	}
+	if cfg.BatchRows < 0 {
+		return nil, connector.Errorf(p.FieldPos("batch_rows"), "batch_rows must be positive, got %d", cfg.BatchRows)
+	}
+	if cfg.BusyTimeout < 0 {
+		return nil, connector.Errorf(p.FieldPos("busy_timeout"), "busy_timeout must not be negative")
+	}
+	s := &source{cfg: cfg, declared: cfg.Schema.Schema()}
+	if s.declared != nil {
+		return &schemedSource{s}, nil
+	}
+	return s, nil
+}
+
+// checkTarget checks path and that exactly one of table and query is set.
+func checkTarget(p connector.Params, path, table, query string) error {
+	if strings.TrimSpace(path) == "" {
+		return connector.Errorf(p.FieldPos("path"), "path must name the database file")
+	}
+	switch {
+	case table == "" && strings.TrimSpace(query) == "":
+		return connector.Errorf(p.Pos(), "one of table and query is required")
+	case table != "" && query != "":
+		return connector.Errorf(p.FieldPos("query"), "table and query exclude each other: set one")
+	}
+	return nil
+}
+
+func checkNames(p connector.Params, field string, names []string) error {
+	for i, n := range names {
+		if strings.TrimSpace(n) == "" {
+			return connector.Errorf(p.FieldPos(field), "%s: name %d is empty", field, i+1)
+		}
+		if slices.Contains(names[:i], n) {
+			return connector.Errorf(p.FieldPos(field), "%s: %q appears twice", field, n)
+		}
+	}
+	return nil
+}
+
+type source struct {
+	cfg      sourceConfig
+	declared *record.Schema
+}
+
+// schemedSource is a source with a declared schema.
+type schemedSource struct{ *source }
+
+// Schema implements connector.Schemer.
+func (s *schemedSource) Schema() *record.Schema { return s.declared }
+
+func (s *source) name() string {
+	if s.cfg.Query != "" {
+		return "query"
+	}
+	return s.cfg.Table
+}
+
+// Plan implements connector.Source: one task. A full read is a new task
+// every run (its key carries the run id), so it starts from the beginning
+// each run and still resumes within a run after a retry.
+func (s *source) Plan(_ context.Context, env *connector.Env) ([]connector.Task, error) {
+	path := env.Path(s.cfg.Path)
+	if err := statDB(path); err != nil {
+		return nil, err
+	}
+	key := s.name()
+	if s.cfg.Mode == modeFull {
+		key += "@" + env.RunID
+	}
+	return []connector.Task{{Key: key}}, nil
+}
+
+func statDB(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return connector.Unavailable(fmt.Errorf("sqlite: database %s: %w", path, err))
+	}
+	return nil
+}
+
+// Open implements connector.Source.
+func (s *source) Open(ctx context.Context, env *connector.Env, _ connector.Task, pos record.Position) (connector.Reader, error) {
+	path := env.Path(s.cfg.Path)
+	db, err := openReadOnly(ctx, path, time.Duration(s.cfg.BusyTimeout))
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.newReader(ctx, env, db, pos)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %s, %s: %w", path, what(s.cfg.Table, s.cfg.Query), classify(err))
+	}
+	return r, nil
+}
+
+func (s *source) newReader(ctx context.Context, env *connector.Env, db *sql.DB, pos record.Position) (*reader, error) {
+	columns, err := declaredColumns(ctx, db, s.cfg.Table, s.cfg.Query)
+	if err != nil {
+		return nil, err
+	}
+	schema := s.declared
+	if schema == nil {
+		if schema, err = record.NewSchema(columns...); err != nil {
+			return nil, fmt.Errorf("columns: %w (declare a schema, or rename the columns)", err)
+		}
+	}
+	limits := env.Limits
+	if limits.BatchRows <= 0 {
+		limits.BatchRows = record.DefaultLimits.BatchRows
+	}
+	if s.cfg.BatchRows > 0 {
+		limits.BatchRows = s.cfg.BatchRows
+	}
+	r := &reader{
+		db:        db,
+		schema:    schema,
+		origin:    s.name(),
+		loc:       env.Location,
+		limits:    limits,
+		nf:        schema.Len(),
+		rawSchema: anySchema(schema),
+	}
+	if s.cfg.Table != "" {
+		r.rowid = hasRowid(ctx, db, s.cfg.Table, columns)
+	}
+	switch {
+	case s.cfg.Mode == modeIncremental:
+		r.order = append(r.order, s.cfg.Cursor...)
+		for _, k := range s.cfg.Key {
+			if !slices.Contains(r.order, k) { // a unique cursor is its own key
+				r.order = append(r.order, k)
+			}
+		}
+	case len(s.cfg.Key) > 0:
+		r.order = append(r.order, s.cfg.Key...)
+	case r.rowid:
+		r.order = []string{rowidName}
+	}
+	if err := r.decodePos(pos); err != nil {
+		return nil, err
+	}
+	if err := r.prepare(ctx, s.cfg.Table, s.cfg.Query); err != nil {
+		r.closeStmts()
+		return nil, err
+	}
+	return r, nil
+}
+
+// rowidName names the rowid among the ordering columns of a position.
+const rowidName = "rowid"
+
+// hasRowid reports whether table has a rowid that no column shadows.
+func hasRowid(ctx context.Context, db *sql.DB, table string, columns []record.Field) bool {
+	for _, c := range columns {
+		switch strings.ToLower(c.Name) {
+		case "rowid", "oid", "_rowid_":
+			return false
+		}
+	}
+	rows, err := db.QueryContext(ctx, "SELECT s.rowid FROM "+quoteIdent(table)+" AS s LIMIT 0")
+	if err != nil {
+		return false // a view, or a WITHOUT ROWID table
+	}
+	rows.Close()
+	return true
+}
+
+// anySchema has the names of s, typed Any: the raw values of a rejected row.
+func anySchema(s *record.Schema) *record.Schema {
+	fields := s.Fields()
+	for i := range fields {
+		fields[i].Type = record.Any
+	}
+	return record.MustSchema(fields...)
+}
+
+// reader reads one task. Ordered reads (a cursor and key, a key, or the
+// rowid) run keyset queries per batch, so no lock is held between batches;
+// an unordered query is one streaming query resumed by row count.
+type reader struct {
+	db        *sql.DB
+	schema    *record.Schema
+	rawSchema *record.Schema
+	origin    string
+	loc       *time.Location
+	limits    record.Limits
+	nf        int // schema fields, the first columns of every result row
+
+	rowid bool     // the last result column is the table's rowid (Batch.Lines)
+	order []string // ordering columns, after the fields in every result row
+
+	selectSQL string               // SELECT … FROM … AS s, without WHERE
+	orderSQL  string               // " ORDER BY … LIMIT ?"
+	stmts     map[string]*sql.Stmt // prepared keyset queries by their WHERE
+
+	last    []any // raw values of the ordering columns of the last row read; nil: from the start
+	offset  int64 // rows read so far by an unordered read
+	ordinal int64 // rows read by this reader
+	done    bool
+
+	stream *sql.Rows // an unordered read
+	cancel context.CancelFunc
+	err    error // an unordered read that failed
+
+	bytes int // of the batch being filled
+
+	dest []any
+	ptrs []any
+}
+
+func (r *reader) prepare(ctx context.Context, table, query string) error {
+	var sel strings.Builder
+	sel.WriteString("SELECT ")
+	// The unary + drops the declared type, so that the driver hands over the
+	// stored value instead of parsing DATE/DATETIME/TIMESTAMP text itself.
+	sel.WriteString(quoteIdents("+s.", r.schema.Names()))
+	ncol := r.nf
+	for _, c := range r.order {
+		sel.WriteString(", ")
+		sel.WriteString(orderExpr(c, true))
+		ncol++
+	}
+	if r.rowid {
+		sel.WriteString(", s.rowid")
+		ncol++
+	}
+	sel.WriteString(" FROM ")
+	sel.WriteString(fromClause(table, query))
+	r.selectSQL = sel.String()
+	r.dest = make([]any, ncol)
+	r.ptrs = make([]any, ncol)
+	for i := range r.dest {
+		r.ptrs[i] = &r.dest[i]
+	}
+	r.stmts = map[string]*sql.Stmt{}
+	if len(r.order) == 0 {
+		// Check the statement now; it runs at the first Next.
+		st, err := r.db.PrepareContext(ctx, r.selectSQL)
+		if err != nil {
+			return err
+		}
+		return st.Close()
+	}
+	exprs := make([]string, len(r.order))
+	for i, c := range r.order {
+		exprs[i] = orderExpr(c, false)
+	}
+	r.orderSQL = " ORDER BY " + strings.Join(exprs, ", ") + " LIMIT ?"
+	_, err := r.stmt(ctx, "")
+	return err
+}
+
+// stmt returns the prepared keyset query with condition where.
+func (r *reader) stmt(ctx context.Context, where string) (*sql.Stmt, error) {
+	if st, ok := r.stmts[where]; ok {
+		return st, nil
+	}
+	q := r.selectSQL
+	if where != "" {
+		q += " WHERE " + where
+	}
+	st, err := r.db.PrepareContext(ctx, q+r.orderSQL)
+	if err != nil {
+		return nil, err
+	}
+	r.stmts[where] = st
+	return st, nil
+}
+
+// orderExpr is the SQL of an ordering column; raw drops its declared type.
+func orderExpr(col string, raw bool) string {
+	plus := ""
+	if raw {
+		plus = "+"
+	}
+	if col == rowidName {
+		return plus + "s.rowid"
+	}
+	return plus + "s." + quoteIdent(col)
+}
+
+// keysetLevel builds one part of "(c1, …, cn) > (v1, …, vn)" in the order
+// of ORDER BY c1, …, cn, where SQLite sorts NULL first: level i holds the
+// rows equal to last on c1…ci and greater on c(i+1). Levels n-1 down to 0
+// list the rows after last in order, and each is one range of an index on
+// (c1, …, cn). A single row-value comparison would be one condition, but
+// SQLite only seeks on its first column and filters the rest, which makes a
+// batch among many rows sharing a cursor value cost the whole tie.
+func keysetLevel(cols []string, last []any, level int) (string, []any) {
+	var b strings.Builder
+	var args []any
+	for j := 0; j <= level; j++ {
+		if j > 0 {
+			b.WriteString(" AND ")
+		}
+		b.WriteString(orderExpr(cols[j], false))
+		switch {
+		case j < level && last[j] == nil:
+			b.WriteString(" IS NULL")
+		case j < level:
+			b.WriteString(" = ?")
+			args = append(args, last[j])
+		case last[j] == nil:
+			b.WriteString(" IS NOT NULL")
+		default:
+			b.WriteString(" > ?")
+			args = append(args, last[j])
+		}
+	}
+	return b.String(), args
+}
+
+// Schema implements connector.Reader.
+func (r *reader) Schema() *record.Schema { return r.schema }
+
+// Next implements connector.Reader.
+func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
+	if r.done {
+		return nil, io.EOF
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if len(r.order) == 0 {
+		return r.nextStream(ctx)
+	}
+	b := r.newBatch()
+	if r.last == nil {
+		full, err := r.query(ctx, b, "", nil)
+		if err != nil {
+			r.last = nil // the batch is lost: a retry starts where it did
+			return nil, r.fail(err)
+		}
+		r.done = !full
+	} else {
+		start := slices.Clone(r.last)
+		for level := len(r.order) - 1; ; level-- {
+			where, args := keysetLevel(r.order, r.last, level)
+			full, err := r.query(ctx, b, where, args)
+			if err != nil {
+				r.last = start // the batch is lost: a retry starts where it did
+				return nil, r.fail(err)
+			}
+			if full {
+				break
+			}
+			if level == 0 {
+				r.done = true
+				break
+			}
+		}
+	}
+	if b.Read == 0 {
+		return nil, io.EOF
+	}
+	var err error
+	if b.Pos, err = encodeKeyset(r.order, r.last); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func (r *reader) newBatch() *record.Batch {
+	r.bytes = 0
+	n := min(r.limits.BatchRows, 1<<16)
+	return &record.Batch{Schema: r.schema, Origin: r.origin, Rows: make([]record.Row, 0, n), Lines: make([]int64, 0, n)}
+}
+
+// query runs one keyset query for the rest of batch b.
+func (r *reader) query(ctx context.Context, b *record.Batch, where string, args []any) (bool, error) {
+	st, err := r.stmt(ctx, where)
+	if err != nil {
+		return false, err
+	}
+	rows, err := st.QueryContext(ctx, append(args, r.limits.BatchRows-b.Read)...)
+	if err != nil {
+		return false, err
+	}
+	full, err := r.fill(rows, b)
+	if cerr := rows.Close(); err == nil {
+		err = cerr
+	}
+	return full, err
+}
+
+func (r *reader) nextStream(ctx context.Context) (*record.Batch, error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	if r.stream == nil {
+		// The query outlives this call; it is cancelled by Close, or by ctx
+		// while a Next runs.
+		qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		q := r.selectSQL
+		var args []any
+		if r.offset > 0 {
+			q += " LIMIT -1 OFFSET ?"
+			args = append(args, r.offset)
+		}
+		rows, err := r.db.QueryContext(qctx, q, args...)
+		if err != nil {
+			cancel()
+			return nil, r.fail(err)
+		}
+		r.stream, r.cancel = rows, cancel
+	}
+	stop := context.AfterFunc(ctx, r.cancel)
+	defer stop()
+	b := r.newBatch()
+	full, err := r.fill(r.stream, b)
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		r.closeStream()
+		r.err = r.fail(err) // the stream cannot go back to the start of the batch
+		return nil, r.err
+	}
+	if !full {
+		r.done = true
+		r.closeStream()
+	}
+	if b.Read == 0 {
+		return nil, io.EOF
+	}
+	r.offset += int64(b.Read)
+	b.Pos = encodeOffset(r.offset)
+	return b, nil
+}
+
+// fill reads rows into b until a batch limit. full reports that it stopped
+// at a limit rather than at the end of the rows.
+func (r *reader) fill(rows *sql.Rows, b *record.Batch) (bool, error) {
+	for {
+		if b.Read >= r.limits.BatchRows || (r.limits.BatchBytes > 0 && r.bytes >= r.limits.BatchBytes) {
+			return true, nil
+		}
+		if !rows.Next() {
+			return false, rows.Err()
+		}
+		if err := rows.Scan(r.ptrs...); err != nil {
+			return false, err
+		}
+		b.Read++
+		r.ordinal++
+		raw := r.dest[:r.nf]
+		if len(r.order) > 0 {
+			if r.last == nil {
+				r.last = make([]any, len(r.order))
+			}
+			copy(r.last, r.dest[r.nf:r.nf+len(r.order)])
+		}
+		line := r.ordinal
+		if r.rowid {
+			if id, ok := r.dest[len(r.dest)-1].(int64); ok {
+				line = id
+			}
+		} else if len(r.order) == 0 {
+			line = r.offset + int64(b.Read)
+		}
+		size := 0
+		for _, v := range raw {
+			size += record.Size(v)
+		}
+		r.bytes += size
+		if r.limits.MaxRecordBytes > 0 && size > r.limits.MaxRecordBytes {
+			raw := record.RowJSON(r.rawSchema, raw)
+			if len(raw) > 1024 {
+				raw = raw[:1024]
+			}
+			b.Rejects = append(b.Rejects, record.Reject{Line: line, Step: "source",
+				Err: fmt.Sprintf("record of about %d bytes exceeds the limit of %d bytes", size, r.limits.MaxRecordBytes), Raw: raw})
+			continue
+		}
+		row := make(record.Row, r.nf)
+		if field, err := convertRow(r.schema, raw, row, r.loc); err != nil {
+			b.Rejects = append(b.Rejects, record.Reject{Line: line, Step: "source", Field: field, Err: err.Error(), Raw: record.RowJSON(r.rawSchema, raw)})
+			continue
+		}
+		b.Rows = append(b.Rows, row)
+		b.Lines = append(b.Lines, line)
+	}
+}
+
+func (r *reader) fail(err error) error {
+	return fmt.Errorf("sqlite: read %s: %w", r.origin, classify(err))
+}
+
+func (r *reader) closeStream() {
+	if r.stream != nil {
+		r.stream.Close()
+		r.stream = nil
+	}
+	if r.cancel != nil {
+		r.cancel()
+		r.cancel = nil
+	}
+}
+
+func (r *reader) closeStmts() {
+	for w, st := range r.stmts {
+		st.Close()
+		delete(r.stmts, w)
+	}
+}
+
+// Close implements connector.Reader.
+func (r *reader) Close() error {
+	r.closeStream()
+	r.closeStmts()
+	return r.db.Close()
+}
+
+// A source position is JSON: {"v":1,"cols":[…],"vals":[…]} after an ordered
+// read (the raw values of the ordering columns of the last row read, each
+// tagged with its SQLite storage class so that it binds back exactly as it
+// was stored), or {"v":1,"offset":n} after n rows of an unordered read.
+const posVersion = 1
+
+type posJSON struct {
+	V      int      `json:"v"`
+	Cols   []string `json:"cols,omitempty"`
+	Vals   []posVal `json:"vals,omitempty"`
+	Offset *int64   `json:"offset,omitempty"`
+}
+
+// posVal is one raw value; all fields empty is NULL.
+type posVal struct {
+	I *int64  `json:"i,omitempty"` // INTEGER
+	F *string `json:"f,omitempty"` // REAL, as strconv writes it: exact, and Inf too
+	S *string `json:"s,omitempty"` // TEXT, valid UTF-8
+	X []byte  `json:"x,omitempty"` // TEXT that is not valid UTF-8, base64
+	B *[]byte `json:"b,omitempty"` // BLOB, base64
+}
+
+func encodeKeyset(cols []string, vals []any) (record.Position, error) {
+	p := posJSON{V: posVersion, Cols: cols, Vals: make([]posVal, len(vals))}
+	for i, v := range vals {
+		switch x := v.(type) {
+		case nil:
+		case int64:
+			p.Vals[i].I = &x
+		case float64:
+			f := strconv.FormatFloat(x, 'g', -1, 64)
+			p.Vals[i].F = &f
+		case string:
+			if utf8.ValidString(x) {
+				p.Vals[i].S = &x
+			} else {
+				p.Vals[i].X = []byte(x)
+			}
+		case []byte:
+			if x == nil {
+				x = []byte{} // an empty BLOB, not NULL
+			}
+			p.Vals[i].B = &x
+		default:
+			return nil, fmt.Errorf("sqlite: cursor column %q holds a %T", cols[i], v)
+		}
+	}
+	return json.Marshal(p)
+}
+
+func encodeOffset(n int64) record.Position {
+	b, _ := json.Marshal(posJSON{V: posVersion, Offset: &n})
+	return b
+}
+
+// decodePos restores the place to resume from.
+func (r *reader) decodePos(pos record.Position) error {
+	if len(pos) == 0 {
+		return nil
+	}
+	var p posJSON
+	if err := json.Unmarshal(pos, &p); err != nil {
+		return fmt.Errorf("checkpoint %q is not a position of this source: %w", cut(pos), err)
+	}
+	if p.V != posVersion {
+		return fmt.Errorf("checkpoint %q has version %d; this version of backbone reads version %d", cut(pos), p.V, posVersion)
+	}
+	if len(r.order) == 0 {
+		if p.Offset == nil || *p.Offset < 0 {
+			return fmt.Errorf("checkpoint %q is not a row count: the source's ordering changed since it was written (reset the checkpoint)", cut(pos))
+		}
+		r.offset = *p.Offset
+		return nil
+	}
+	if !slices.Equal(p.Cols, r.order) || len(p.Vals) != len(r.order) {
+		return fmt.Errorf("checkpoint was written for ordering columns (%s), the source now orders by (%s): reset the checkpoint to read from the start",
+			strings.Join(p.Cols, ", "), strings.Join(r.order, ", "))
+	}
+	r.last = make([]any, len(p.Vals))
+	for i, v := range p.Vals {
+		switch {
+		case v.I != nil:
+			r.last[i] = *v.I
+		case v.F != nil:
+			f, err := strconv.ParseFloat(*v.F, 64)
+			if err != nil {
+				return fmt.Errorf("checkpoint %q is not a position of this source: %w", cut(pos), err)
+			}
+			r.last[i] = f
+		case v.S != nil:
+			r.last[i] = *v.S
+		case v.X != nil:
+			r.last[i] = string(v.X)
+		case v.B != nil:
+			b := *v.B
+			if b == nil {
+				b = []byte{} // nil binds as NULL
+			}
+			r.last[i] = b
+		}
+	}
+	return nil
+}
+
+func cut(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "…"
+	}
+	return string(b)
+}
