@@ -1,0 +1,146 @@
+package step
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/expr"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+// where is what a step knows of its place in the pipeline file.
+type where struct {
+	kind string        // "filter"
+	pos  connector.Pos // of the step's value
+	file string
+}
+
+func whereOf(kind string, p connector.Params) where {
+	pos := p.Pos()
+	return where{kind: kind, pos: pos, file: pos.File}
+}
+
+// at returns a position decoded from a node with the file filled in, or
+// the step's own place when the position is unknown.
+func (w where) at(p connector.Pos) connector.Pos {
+	if p.Line == 0 {
+		return w.pos
+	}
+	return withFile(p, w.file)
+}
+
+func (w where) errorf(p connector.Pos, format string, args ...any) *connector.PosError {
+	return &connector.PosError{Pos: w.at(p), Msg: w.kind + ": " + fmt.Sprintf(format, args...)}
+}
+
+// label is the step's name in rejects: the engine's ("map[2]") or the kind.
+func label(env *connector.StepEnv, kind string) string {
+	if env != nil && env.Name != "" {
+		return env.Name
+	}
+	return kind
+}
+
+func exprEnv(in *record.Schema, env *connector.StepEnv) expr.Env {
+	e := expr.Env{Schema: in}
+	if env != nil {
+		e.Lookups = env.Lookups
+		if env.Env != nil {
+			e.RunTime = env.RunTime
+			e.Location = env.Location
+		}
+	}
+	return e
+}
+
+func location(env *connector.StepEnv) *time.Location {
+	if env != nil && env.Env != nil && env.Location != nil {
+		return env.Location
+	}
+	return time.UTC
+}
+
+// compile compiles an expression whose place in the file is known only by
+// line and column, adding the file.
+func (w where) compile(e connector.Expr, env expr.Env) (*expr.Program, error) {
+	e.Pos = w.at(e.Pos)
+	return expr.Compile(e, env)
+}
+
+// fieldIndex finds a field or explains, with a suggestion, that it is not
+// there.
+func (w where) fieldIndex(s *record.Schema, n name) (int, error) {
+	if i, ok := s.Index(n.Name); ok {
+		return i, nil
+	}
+	return 0, w.errorf(n.Pos, "%s", unknownField(n.Name, s.Names()))
+}
+
+func unknownField(field string, names []string) string {
+	if s, ok := expr.Closest(field, names); ok {
+		return fmt.Sprintf("unknown field %q (did you mean %q?)", field, s)
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("unknown field %q (no fields flow into this step)", field)
+	}
+	return fmt.Sprintf("unknown field %q (fields: %s)", field, listNames(names))
+}
+
+func listNames(names []string) string {
+	const most = 12
+	if len(names) > most {
+		return strings.Join(names[:most], ", ") + fmt.Sprintf(", … (%d more)", len(names)-most)
+	}
+	return strings.Join(names, ", ")
+}
+
+// newRows returns n rows of width values backed by one allocation, so that
+// widening a batch costs one allocation, not one per row.
+func newRows(n, width int) []record.Row {
+	slab := make([]any, n*width)
+	rows := make([]record.Row, n)
+	for i := range rows {
+		rows[i] = slab[i*width : (i+1)*width : (i+1)*width]
+	}
+	return rows
+}
+
+// evalPool keeps one set of evaluators per goroutine that processes
+// batches: an Evaluator is never shared between goroutines.
+type evalPool struct {
+	progs []*expr.Program
+	pool  sync.Pool
+}
+
+func newEvalPool(progs []*expr.Program) *evalPool {
+	p := &evalPool{progs: progs}
+	p.pool.New = func() any {
+		evs := make([]*expr.Evaluator, len(progs))
+		for i, pr := range progs {
+			evs[i] = pr.NewEvaluator()
+		}
+		return &evs
+	}
+	return p
+}
+
+func (p *evalPool) get() *[]*expr.Evaluator  { return p.pool.Get().(*[]*expr.Evaluator) }
+func (p *evalPool) put(e *[]*expr.Evaluator) { p.pool.Put(e) }
+
+// isBoolish reports whether a program may give a bool: it does, or its
+// type is known only at run time.
+func isBoolish(p *expr.Program) bool {
+	return p.Type() == record.Bool || p.Type() == record.Any
+}
+
+// sameSchema checks that a batch has the schema the step was bound to: the
+// step reads fields by position.
+func sameSchema(name string, b *record.Batch, in *record.Schema) error {
+	if b.Schema == in || b.Schema.Equal(in) {
+		return nil
+	}
+	return fmt.Errorf("%s: batch schema (%s) is not the one the step was bound to (%s)", name, b.Schema, in)
+}

@@ -1,0 +1,250 @@
+package step
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/goccy/go-yaml/ast"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/expr"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+var enrichSpec = connector.Spec{
+	Name:    "enrich",
+	Summary: "Add fields from a lookup table, joined on key fields.",
+	Doc: "For each record, the lookup's row whose key equals the record's `on` fields is read and the " +
+		"chosen fields are added after the record's own, with the lookup's types. When there is no such " +
+		"row (or a key field is null), `missing` decides: reject the record (the default), keep it with the " +
+		"added fields null, or drop it (counted as filtered). A lookup that cannot be answered — a service " +
+		"down, a timeout after its retries — fails the run: a record is never enriched with nulls because " +
+		"of an outage.",
+	Fields: []connector.FieldSpec{
+		{Name: "lookup", Type: connector.TString, Required: true, Doc: "The lookup to read, by its name under `lookups:`."},
+		{Name: "on", Type: connector.TList, Required: true, Doc: "The record's fields holding the key, matched to the lookup's key fields in order."},
+		{Name: "fields", Type: connector.TList, Doc: "The lookup's fields to add; by default every field but its keys."},
+		{Name: "prefix", Type: connector.TString, Doc: "Put before the name of each added field, to keep them apart from the record's own."},
+		{Name: "missing", Type: connector.TEnum, Enum: []string{"reject", "null", "drop"}, Default: "reject",
+			Doc: "What happens to a record without a row: reject it, add null fields, or drop it."},
+	},
+	Example: "- enrich: { lookup: customers, on: customer_id, fields: [region, tier], missing: reject }",
+}
+
+type enrichConfig struct {
+	Lookup  string   `yaml:"lookup"`
+	On      nameList `yaml:"on"`
+	Fields  nameList `yaml:"fields"`
+	Prefix  string   `yaml:"prefix"`
+	Missing enumText `yaml:"missing"`
+}
+
+// enumText is an enum value as written: `missing: null` is the word null,
+// not a YAML null.
+type enumText string
+
+// UnmarshalYAML implements yaml.NodeUnmarshaler.
+func (e *enumText) UnmarshalYAML(n ast.Node) error {
+	if _, ok := n.(*ast.NullNode); ok {
+		*e = "null"
+		return nil
+	}
+	if _, ok := n.(ast.ScalarNode); !ok {
+		return &connector.PosError{Pos: nodePos(n), Msg: fmt.Sprintf("want one word, got a %s", n.Type())}
+	}
+	*e = enumText(scalarText(n))
+	return nil
+}
+
+type enrichStep struct {
+	where
+	cfg                          enrichConfig
+	lookupPos, onPos, missingPos connector.Pos
+
+	name     string
+	in, out  *record.Schema
+	table    connector.Table
+	onIdx    []int  // record fields of the key
+	addIdx   []int  // table fields added, in order
+	keyField string // the one key field, named in rejects
+}
+
+func newEnrich(p connector.Params) (connector.Step, error) {
+	// missing's default is set after decoding: YAML reads `missing: null`
+	// as a null, which leaves the field as it was, and only its presence
+	// tells it from an absent field.
+	s := &enrichStep{where: whereOf("enrich", p)}
+	if err := p.Decode(&s.cfg); err != nil {
+		return nil, err
+	}
+	s.lookupPos, s.onPos = p.FieldPos("lookup"), p.FieldPos("on")
+	s.missingPos = p.FieldPos("missing")
+	if s.cfg.Missing == "" {
+		s.cfg.Missing = "reject"
+		if s.missingPos != p.Pos() {
+			s.cfg.Missing = "null"
+		}
+	}
+	switch s.cfg.Missing {
+	case "reject", "null", "drop":
+	default:
+		return nil, s.errorf(s.missingPos, "missing: %q is not one of reject, null, drop", s.cfg.Missing)
+	}
+	if s.cfg.Lookup == "" {
+		return nil, s.errorf(s.lookupPos, "lookup: name the lookup to read")
+	}
+	if len(s.cfg.On) == 0 {
+		return nil, s.errorf(s.onPos, "on: name the fields holding the key")
+	}
+	return s, nil
+}
+
+func (s *enrichStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schema, error) {
+	var lookups map[string]connector.Table
+	if env != nil {
+		lookups = env.Lookups
+	}
+	t, ok := lookups[s.cfg.Lookup]
+	if !ok || t == nil {
+		return nil, s.errorf(s.lookupPos, "%s", undeclared(s.cfg.Lookup, lookups))
+	}
+	keys, ts := t.Keys(), t.Schema()
+	if len(s.cfg.On) != len(keys) {
+		return nil, s.errorf(s.onPos, "lookup %q is keyed by %s (%d field(s)); on names %d", s.cfg.Lookup, strings.Join(keys, ", "), len(keys), len(s.cfg.On))
+	}
+	s.onIdx = s.onIdx[:0]
+	for _, n := range s.cfg.On {
+		i, err := s.fieldIndex(in, n)
+		if err != nil {
+			return nil, err
+		}
+		s.onIdx = append(s.onIdx, i)
+	}
+	if len(s.cfg.On) == 1 {
+		s.keyField = s.cfg.On[0].Name
+	}
+
+	chosen := s.cfg.Fields
+	if len(chosen) == 0 {
+		isKey := map[string]bool{}
+		for _, k := range keys {
+			isKey[k] = true
+		}
+		for _, f := range ts.Fields() {
+			if !isKey[f.Name] {
+				chosen = append(chosen, name{Name: f.Name})
+			}
+		}
+		if len(chosen) == 0 {
+			return nil, s.errorf(s.lookupPos, "lookup %q has no fields besides its keys; name them in fields", s.cfg.Lookup)
+		}
+	}
+	fields := in.Fields()
+	s.addIdx = s.addIdx[:0]
+	for _, n := range chosen {
+		i, ok := ts.Index(n.Name)
+		if !ok {
+			if near, ok := expr.Closest(n.Name, ts.Names()); ok {
+				return nil, s.errorf(n.Pos, "lookup %q has no field %q (did you mean %q?)", s.cfg.Lookup, n.Name, near)
+			}
+			return nil, s.errorf(n.Pos, "lookup %q has no field %q (fields: %s)", s.cfg.Lookup, n.Name, listNames(ts.Names()))
+		}
+		out := s.cfg.Prefix + n.Name
+		if _, clash := in.Index(out); clash {
+			return nil, s.errorf(n.Pos, "field %q already flows into the step; set a prefix (or select fewer fields)", out)
+		}
+		for _, f := range fields[in.Len():] {
+			if f.Name == out {
+				return nil, s.errorf(n.Pos, "field %q is named twice", n.Name)
+			}
+		}
+		fields = append(fields, record.Field{Name: out, Type: ts.Field(i).Type})
+		s.addIdx = append(s.addIdx, i)
+	}
+	s.name, s.in, s.table = label(env, "enrich"), in, t
+	s.out = record.MustSchema(fields...)
+	return s.out, nil
+}
+
+// undeclared explains a lookup name that the pipeline does not declare.
+func undeclared(n string, lookups map[string]connector.Table) string {
+	declared := make([]string, 0, len(lookups))
+	for k := range lookups {
+		declared = append(declared, k)
+	}
+	sort.Strings(declared)
+	switch near, ok := expr.Closest(n, declared); {
+	case ok:
+		return fmt.Sprintf("lookup %q is not declared (did you mean %q? declared: %s)", n, near, strings.Join(declared, ", "))
+	case len(declared) == 0:
+		return fmt.Sprintf("lookup %q is not declared (the pipeline declares no lookups)", n)
+	}
+	return fmt.Sprintf("lookup %q is not declared (declared: %s)", n, strings.Join(declared, ", "))
+}
+
+func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
+	if err := sameSchema(s.name, b, s.in); err != nil {
+		return err
+	}
+	n, nk, width, outW := len(b.Rows), len(s.onIdx), s.in.Len(), s.out.Len()
+	var spare []record.Row // wider rows, for rows without room to grow
+	// One slab for every key: a table may keep the key it was given.
+	keys := make([]any, n*nk)
+	for i, row := range b.Rows {
+		key := keys[i*nk : (i+1)*nk : (i+1)*nk]
+		null := false
+		for k, idx := range s.onIdx {
+			key[k] = row[idx]
+			null = null || row[idx] == nil
+		}
+		var found record.Row
+		ok := false
+		if !null {
+			var err error
+			found, ok, err = s.table.Get(ctx, key)
+			if err != nil {
+				return fmt.Errorf("%s: lookup %q: %w", s.name, s.cfg.Lookup, err)
+			}
+		}
+		if !ok {
+			switch s.cfg.Missing {
+			case "drop":
+				b.Drop(i)
+				continue
+			case "reject":
+				b.RejectRow(i, s.name, s.keyField, fmt.Sprintf("no %s row for %s", s.cfg.Lookup, s.describe(key)))
+				continue
+			}
+		}
+		// Widening never uses a row's spare capacity: it may belong to the
+		// next row.
+		if spare == nil {
+			spare = newRows(n-i, outW)
+		}
+		nr := spare[0]
+		spare = spare[1:]
+		copy(nr, row)
+		if ok {
+			for k, ti := range s.addIdx {
+				if ti < len(found) {
+					nr[width+k] = found[ti]
+				}
+			}
+		}
+		b.Rows[i] = nr
+	}
+	b.Schema = s.out
+	b.Compact()
+	return nil
+}
+
+// describe renders a key as "customer_id=42, region=\"eu\"".
+func (s *enrichStep) describe(key []any) string {
+	parts := make([]string, len(key))
+	for k, v := range key {
+		parts[k] = s.cfg.On[k].Name + "=" + expr.ValueText(v)
+	}
+	return strings.Join(parts, ", ")
+}

@@ -1,0 +1,81 @@
+package step
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/expr"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+var filterSpec = connector.Spec{
+	Name:    "filter",
+	Summary: "Keep the records for which a condition holds.",
+	Doc: "The condition is an expression of type bool over the record's fields. Records for which it is " +
+		"false are dropped and counted as filtered. A record on which the condition cannot be evaluated " +
+		"(a null in arithmetic, a bad input to a function) or gives null is rejected with the reason, " +
+		"never dropped silently: write `?? false` to drop those too.",
+	Shape:    connector.ShapeExpr,
+	ValueDoc: "An expression of type bool.",
+	Example:  `- filter: status != "cancelled" && qty > 0`,
+}
+
+type filterStep struct {
+	where
+	cond exprValue
+
+	name string
+	in   *record.Schema
+	prog *expr.Program
+	evs  *evalPool
+}
+
+func newFilter(p connector.Params) (connector.Step, error) {
+	s := &filterStep{where: whereOf("filter", p)}
+	if err := p.Decode(&s.cond); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *filterStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schema, error) {
+	prog, err := s.compile(s.cond.Expr, exprEnv(in, env))
+	if err != nil {
+		return nil, err
+	}
+	if !isBoolish(prog) {
+		return nil, s.errorf(s.cond.Pos, "the condition `%s` is of type %s, want bool", prog, prog.Type())
+	}
+	s.name, s.in, s.prog = label(env, "filter"), in, prog
+	s.evs = newEvalPool([]*expr.Program{prog})
+	return in, nil
+}
+
+func (s *filterStep) Process(ctx context.Context, b *record.Batch) error {
+	if err := sameSchema(s.name, b, s.in); err != nil {
+		return err
+	}
+	evs := s.evs.get()
+	defer s.evs.put(evs)
+	ev := (*evs)[0]
+	for i, row := range b.Rows {
+		v, err := ev.EvalContext(ctx, row)
+		if err != nil {
+			if expr.IsFatal(err) {
+				return fmt.Errorf("%s: %w", s.name, err)
+			}
+			b.RejectRow(i, s.name, "", err.Error())
+			continue
+		}
+		switch v {
+		case true:
+		case false:
+			b.Drop(i)
+		default:
+			b.RejectRow(i, s.name, "", fmt.Sprintf("the condition `%s` gave %s, not true or false (%s)", s.prog, expr.ValueText(v), s.prog.Inputs(row)))
+		}
+	}
+	b.Compact()
+	return nil
+}

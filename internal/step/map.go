@@ -1,0 +1,163 @@
+package step
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/expr"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+var mapSpec = connector.Spec{
+	Name:    "map",
+	Summary: "Set or replace fields with expressions.",
+	Doc: "Each entry sets a field to the value of an expression over the record. Entries apply in the " +
+		"order written and each sees the results of the ones above it. A new field is added after the " +
+		"existing ones with the type of its expression (any when it is known only at run time, like a " +
+		"value taken out of json); replacing a field may change its type. A record on which an " +
+		"expression fails is rejected, naming the field, the expression, the reason and the values it read.",
+	Shape:    connector.ShapeMap,
+	ValueDoc: "A mapping of field names to expressions, applied in order.",
+	Example: "- map:\n" +
+		"    total: qty * unit_price\n" +
+		"    total_usd: total * (lookup(\"fx\", currency)?.rate ?? 1)\n" +
+		"    customer: upper(trim(customer))",
+}
+
+type mapStep struct {
+	where
+	entries exprMap
+
+	name    string
+	in, out *record.Schema
+	targets []int         // index in out of each entry's field
+	types   []record.Type // declared type of each entry's field
+	progs   []*expr.Program
+	evs     *evalPool
+	loc     *time.Location
+}
+
+func newMap(p connector.Params) (connector.Step, error) {
+	s := &mapStep{where: whereOf("map", p)}
+	if err := p.Decode(&s.entries); err != nil {
+		return nil, err
+	}
+	if len(s.entries) == 0 {
+		return nil, s.errorf(s.pos, "no fields to set")
+	}
+	return s, nil
+}
+
+func (s *mapStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schema, error) {
+	fields := in.Fields()
+	s.targets, s.types, s.progs = nil, nil, nil
+	for _, e := range s.entries {
+		if e.Name == "" {
+			return nil, s.errorf(e.NamePos, "a field needs a name")
+		}
+		// Fields are only appended or replaced in place, so every schema
+		// seen on the way is a prefix of the final one by position: each
+		// program can run over the final row.
+		cur, err := record.NewSchema(fields...)
+		if err != nil {
+			return nil, s.errorf(e.NamePos, "%v", err)
+		}
+		prog, err := s.compile(e.Expr, exprEnv(cur, env))
+		if err != nil {
+			return nil, err
+		}
+		t := prog.Type()
+		i, ok := cur.Index(e.Name)
+		if ok {
+			fields[i].Type = t
+		} else {
+			i = len(fields)
+			fields = append(fields, record.Field{Name: e.Name, Type: t})
+		}
+		s.targets = append(s.targets, i)
+		s.types = append(s.types, t)
+		s.progs = append(s.progs, prog)
+	}
+	out, err := record.NewSchema(fields...)
+	if err != nil {
+		return nil, s.errorf(s.pos, "%v", err)
+	}
+	s.name, s.in, s.out, s.loc = label(env, "map"), in, out, location(env)
+	s.evs = newEvalPool(s.progs)
+	return out, nil
+}
+
+func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
+	if err := sameSchema(s.name, b, s.in); err != nil {
+		return err
+	}
+	evs := s.evs.get()
+	defer s.evs.put(evs)
+	inW, outW := s.in.Len(), s.out.Len()
+	var (
+		spare []record.Row // wider rows, for rows without room to grow
+		saved = make([]any, len(s.targets))
+	)
+	for i, row := range b.Rows {
+		// A map that adds no field works in the row itself. Widening never
+		// uses a row's spare capacity: it may belong to the next row.
+		var nr record.Row
+		if outW == inW {
+			nr = row
+		} else {
+			if spare == nil {
+				spare = newRows(len(b.Rows)-i, outW)
+			}
+			nr, spare = spare[0], spare[1:]
+			copy(nr, row)
+		}
+		for k, t := range s.targets {
+			saved[k] = nr[t]
+		}
+		field, reason, err := s.apply(ctx, *evs, nr)
+		if err != nil {
+			return err
+		}
+		if reason != "" {
+			// Put the record back as it came, then reject it.
+			for k, t := range s.targets {
+				nr[t] = saved[k]
+			}
+			b.Rows[i] = nr[:inW]
+			b.RejectRow(i, s.name, field, reason)
+			continue
+		}
+		b.Rows[i] = nr
+	}
+	clear(saved)
+	b.Schema = s.out
+	b.Compact()
+	return nil
+}
+
+// apply evaluates the entries into nr, in order. It returns the field and
+// the reason when the record is to be rejected.
+func (s *mapStep) apply(ctx context.Context, evs []*expr.Evaluator, nr record.Row) (field, reason string, err error) {
+	for k, ev := range evs {
+		v, err := ev.EvalContext(ctx, nr)
+		field := s.entries[k].Name
+		if err != nil {
+			if expr.IsFatal(err) {
+				return "", "", fmt.Errorf("%s: field %q: %w", s.name, field, err)
+			}
+			return field, fmt.Sprintf("field %q: %v", field, err), nil
+		}
+		v = expr.ToRecord(v)
+		if t := s.types[k]; v != nil && t != record.Any && record.TypeOf(v) != t {
+			c, cerr := record.Convert(v, t, s.loc)
+			if cerr != nil {
+				return field, fmt.Sprintf("field %q: expression `%s` gave %s, not a %s", field, s.progs[k], expr.ValueText(v), t), nil
+			}
+			v = c
+		}
+		nr[s.targets[k]] = v
+	}
+	return "", "", nil
+}
