@@ -423,7 +423,9 @@ func checkShape(c *collector, n ast.Node, spec *connector.Spec, label string) {
 	case connector.ShapeList:
 		if seq, ok := n.(*ast.SequenceNode); ok {
 			for _, e := range seq.Values {
-				if !isScalar(e) {
+				if len(spec.Fields) > 0 { // a list of objects
+					checkObject(c, e, spec.Fields, label)
+				} else if !isScalar(e) {
 					c.at(posOf(e), "%s: want a list of names, got %s", label, kindName(e))
 				}
 			}
@@ -436,6 +438,9 @@ func checkShape(c *collector, n ast.Node, spec *connector.Spec, label string) {
 		}
 	default:
 		if seq, ok := n.(*ast.SequenceNode); ok {
+			if key, has := spec.Field("key"); has && key.Type == connector.TList && allScalars(seq) {
+				return // shorthand: `dedupe: [a, b]` is `dedupe: {key: [a, b]}`
+			}
 			for _, e := range seq.Values {
 				if m, ok := asMapping(e); ok {
 					checkObject(c, m, spec.Fields, label)
@@ -518,6 +523,9 @@ func checkValue(c *collector, v ast.Node, fs *connector.FieldSpec, label string)
 		}
 	case connector.TEnum:
 		s := scalar(v)
+		if _, null := v.(*ast.NullNode); null {
+			s = "null" // `missing: null` is YAML's null, and means the word
+		}
 		found := false
 		for _, e := range fs.Enum {
 			found = found || e == s
@@ -603,6 +611,15 @@ func asMapping(n ast.Node) (*ast.MappingNode, bool) {
 }
 
 func keyOf(mv *ast.MappingValueNode) string { return scalar(mv.Key) }
+
+func allScalars(seq *ast.SequenceNode) bool {
+	for _, e := range seq.Values {
+		if !isScalar(e) {
+			return false
+		}
+	}
+	return true
+}
 
 func isScalar(n ast.Node) bool {
 	_, ok := n.(ast.ScalarNode)

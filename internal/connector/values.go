@@ -5,8 +5,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
 
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -42,17 +44,79 @@ type Expr struct {
 	Pos Pos
 }
 
-// UnmarshalYAML implements yaml.NodeUnmarshaler.
+// UnmarshalYAML implements yaml.NodeUnmarshaler. Pos is the place of the
+// expression's first character: after the quote of a quoted scalar, on the
+// line after the indicator of a block scalar.
 func (e *Expr) UnmarshalYAML(n ast.Node) error {
-	s, ok := scalarText(n)
-	if !ok {
-		return fmt.Errorf("want an expression, got a %s", n.Type())
+	x, err := exprFromNode(n)
+	if err != nil {
+		return err
 	}
-	e.Src, e.Pos = s, nodePos(n)
-	if lit, isLit := n.(*ast.LiteralNode); isLit { // block scalar: the text starts a line below
-		e.Pos = nodePos(lit.Value)
-	}
+	*e = x
 	return nil
+}
+
+func exprFromNode(n ast.Node) (Expr, error) {
+	switch v := n.(type) {
+	case *ast.LiteralNode:
+		return literalExpr(v), nil
+	case *ast.StringNode:
+		p := nodePos(v)
+		if t := v.GetToken(); t != nil && (t.Type == token.DoubleQuoteType || t.Type == token.SingleQuoteType) {
+			p.Col++ // the position is the quote's
+		}
+		return Expr{Src: v.Value, Pos: p}, nil
+	case *ast.NullNode:
+		return Expr{Pos: nodePos(v)}, nil
+	case ast.ScalarNode:
+		// A number or a bool written as an expression: keep its text
+		// ("1.50", not 1.5).
+		src := fmt.Sprint(v.GetValue())
+		if t := v.GetToken(); t != nil {
+			src = t.Value
+		}
+		return Expr{Src: src, Pos: nodePos(v)}, nil
+	}
+	return Expr{}, &PosError{Pos: nodePos(n), Msg: fmt.Sprintf("want an expression, got a %s", n.Type())}
+}
+
+// literalExpr places a block scalar: its text starts on the line after the
+// indicator, at the block's indentation. Every line of a literal block
+// starts at that column.
+func literalExpr(v *ast.LiteralNode) Expr {
+	src := v.Value.Value
+	p := nodePos(v) // the | or > indicator
+	if v.Start != nil && v.Start.Position != nil {
+		p = Pos{Line: v.Start.Position.Line, Col: v.Start.Position.Column}
+	}
+	p.Line++
+	origin := ""
+	if t := v.Value.GetToken(); t != nil {
+		origin = t.Origin
+	}
+	// The block's indentation is what the first non-blank line of the file
+	// has more than the same line of the value.
+	o := firstNonBlank(origin)
+	s := firstNonBlank(src)
+	indent := leading(o) - leading(s)
+	if indent < 0 {
+		indent = 0
+	}
+	p.Col = indent + 1
+	return Expr{Src: src, Pos: p}
+}
+
+func firstNonBlank(s string) string {
+	for _, line := range strings.Split(s, "\n") {
+		if strings.TrimSpace(line) != "" {
+			return line
+		}
+	}
+	return ""
+}
+
+func leading(s string) int {
+	return utf8.RuneCountInString(s) - utf8.RuneCountInString(strings.TrimLeft(s, " "))
 }
 
 // KV is one entry of a Map.

@@ -2,11 +2,8 @@ package step
 
 import (
 	"fmt"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/goccy/go-yaml/ast"
-	"github.com/goccy/go-yaml/token"
 
 	"github.com/backbone-etl/backbone/internal/connector"
 )
@@ -21,14 +18,7 @@ import (
 type exprValue struct{ connector.Expr }
 
 // UnmarshalYAML implements yaml.NodeUnmarshaler.
-func (e *exprValue) UnmarshalYAML(n ast.Node) error {
-	x, err := exprFromNode(n)
-	if err != nil {
-		return err
-	}
-	e.Expr = x
-	return nil
-}
+func (e *exprValue) UnmarshalYAML(n ast.Node) error { return e.Expr.UnmarshalYAML(n) }
 
 func nodePos(n ast.Node) connector.Pos {
 	if n == nil {
@@ -39,69 +29,6 @@ func nodePos(n ast.Node) connector.Pos {
 		return connector.Pos{}
 	}
 	return connector.Pos{Line: tk.Position.Line, Col: tk.Position.Column}
-}
-
-func exprFromNode(n ast.Node) (connector.Expr, error) {
-	switch v := n.(type) {
-	case *ast.LiteralNode:
-		return literalExpr(v), nil
-	case *ast.StringNode:
-		p := nodePos(v)
-		if t := v.GetToken(); t != nil && (t.Type == token.DoubleQuoteType || t.Type == token.SingleQuoteType) {
-			p.Col++ // the position is the quote's
-		}
-		return connector.Expr{Src: v.Value, Pos: p}, nil
-	case *ast.NullNode:
-		return connector.Expr{Pos: nodePos(v)}, nil
-	case ast.ScalarNode:
-		// A number or a bool written as an expression: keep its text
-		// ("1.50", not 1.5).
-		src := fmt.Sprint(v.GetValue())
-		if t := v.GetToken(); t != nil {
-			src = t.Value
-		}
-		return connector.Expr{Src: src, Pos: nodePos(v)}, nil
-	}
-	return connector.Expr{}, &connector.PosError{Pos: nodePos(n), Msg: fmt.Sprintf("want an expression, got a %s", n.Type())}
-}
-
-// literalExpr places a block scalar: its text starts on the line after the
-// indicator, at the block's indentation. Every line of a literal block
-// starts at that column.
-func literalExpr(v *ast.LiteralNode) connector.Expr {
-	src := v.Value.Value
-	p := nodePos(v) // the | or > indicator
-	if v.Start != nil && v.Start.Position != nil {
-		p = connector.Pos{Line: v.Start.Position.Line, Col: v.Start.Position.Column}
-	}
-	p.Line++
-	origin := ""
-	if t := v.Value.GetToken(); t != nil {
-		origin = t.Origin
-	}
-	// The block's indentation is what the first non-blank line of the file
-	// has more than the same line of the value.
-	o := firstNonBlank(origin)
-	s := firstNonBlank(src)
-	indent := leading(o) - leading(s)
-	if indent < 0 {
-		indent = 0
-	}
-	p.Col = indent + 1
-	return connector.Expr{Src: src, Pos: p}
-}
-
-func firstNonBlank(s string) string {
-	for _, line := range strings.Split(s, "\n") {
-		if strings.TrimSpace(line) != "" {
-			return line
-		}
-	}
-	return ""
-}
-
-func leading(s string) int {
-	return utf8.RuneCountInString(s) - utf8.RuneCountInString(strings.TrimLeft(s, " "))
 }
 
 // exprEntry is one `name: expression` of a map step.
@@ -127,8 +54,8 @@ func (m *exprMap) UnmarshalYAML(n ast.Node) error {
 			return &connector.PosError{Pos: nodePos(mv.Key), Msg: fmt.Sprintf("%q appears twice", name)}
 		}
 		seen[name] = true
-		x, err := exprFromNode(mv.Value)
-		if err != nil {
+		var x connector.Expr
+		if err := x.UnmarshalYAML(mv.Value); err != nil {
 			return err
 		}
 		*m = append(*m, exprEntry{Name: name, NamePos: nodePos(mv.Key), Expr: x})
