@@ -86,7 +86,9 @@ type progress struct {
 	seen  bool
 }
 
-func newProgress(io IO, quiet bool) *progress { return &progress{io: io, quiet: quiet} }
+func newProgress(io IO, quiet bool) *progress {
+	return &progress{io: io, quiet: quiet, last: time.Now()}
+}
 
 func (p *progress) update(pr engine.Progress) {
 	if p.quiet {

@@ -41,8 +41,8 @@ type Options struct {
 	// Clock returns the wall time for run history; time.Now when nil.
 	Clock func() time.Time
 
-	noCheckpoints bool                         // replay: read no checkpoint, move none
-	onReject      func(task, loc, step string) // replay: learns which records failed again
+	noCheckpoints bool                     // replay: read no checkpoint, move none
+	onRejects     func([]state.DeadLetter) // replay: takes the dead letters instead of the store
 }
 
 // Progress is a snapshot of a run in flight.
@@ -771,7 +771,7 @@ func (r *runner) count(b *record.Batch, written int) {
 func reasonClass(s string) string {
 	if i := strings.Index(s, `value "`); i >= 0 {
 		if j := strings.Index(s[i+7:], `"`); j >= 0 {
-			return s[:i+6] + s[i+7+j+1:]
+			return s[:i+7] + "…" + s[i+7+j:]
 		}
 	}
 	return s
@@ -823,9 +823,10 @@ func (r *runner) deadLetters(ctx context.Context, task string, b *record.Batch) 
 			Step: rj.Step, Field: rj.Field, Error: r.p.Redactor.Redact(rj.Err),
 			Record: []byte(r.p.Redactor.Redact(string(rj.Raw))),
 		}
-		if r.opts.onReject != nil {
-			r.opts.onReject(task, dls[i].Loc, rj.Step)
-		}
+	}
+	if r.opts.onRejects != nil {
+		r.opts.onRejects(dls)
+		return nil
 	}
 	if err := r.opts.Store.AddDeadLetters(ctx, dls); err != nil {
 		return fmt.Errorf("state store: dead letters: %w", err)

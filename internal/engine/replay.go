@@ -26,15 +26,17 @@ type ReplayResult struct {
 // Replay sends dead letters through the current version of the pipeline:
 // each record is parsed again by the source (or from JSON), transformed and
 // written. Dead letters that now pass are removed; those rejected again stay,
-// with the new error. No checkpoint moves.
+// with the new error. No checkpoint moves, and no error budget applies (every
+// record replayed was bad once). When the run fails, the dead letters are
+// left as they were.
 func Replay(ctx context.Context, p *config.Pipeline, opts Options, dls []state.DeadLetter) (*ReplayResult, error) {
 	if len(dls) == 0 {
 		return &ReplayResult{Result: &Result{RejectsByStep: map[string]int64{}}}, nil
 	}
 	opts.Trigger = state.TriggerReplay
 	opts.noCheckpoints = true
-	again := map[[2]string]string{} // (task, loc) → step that rejected it again
-	opts.onReject = func(task, loc, step string) { again[[2]string{task, loc}] = step }
+	var fresh []state.DeadLetter
+	opts.onRejects = func(dls []state.DeadLetter) { fresh = append(fresh, dls...) }
 
 	probe, err := newRunner(p, Options{DryRun: true})
 	if err != nil {
@@ -45,6 +47,7 @@ func Replay(ctx context.Context, p *config.Pipeline, opts Options, dls []state.D
 		return nil, err
 	}
 	rp := *p
+	rp.Errors = config.ErrorPolicy{MaxRejectRate: -1, MaxRejects: -1}
 	src := *p.Source
 	src.Source = &replaySource{inner: p.Source.Source, schema: schema, dls: dls}
 	rp.Source = &src
@@ -52,6 +55,13 @@ func Replay(ctx context.Context, p *config.Pipeline, opts Options, dls []state.D
 	out := &ReplayResult{Result: res, Replayed: len(dls)}
 	if err != nil {
 		return out, err
+	}
+	again := map[[2]string]string{} // (task, loc) → step that rejected it again
+	for _, d := range fresh {
+		again[[2]string{d.Task, d.Loc}] = d.Step
+	}
+	if err := opts.Store.AddDeadLetters(ctx, fresh); err != nil {
+		return out, fmt.Errorf("state store: %w", err)
 	}
 	var remove []int64
 	for _, d := range dls {
