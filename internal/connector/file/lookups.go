@@ -1,0 +1,456 @@
+package file
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+// The file lookups preload a whole file into a connector.Index. Reference
+// data must be right: a malformed record fails Open with its file and line
+// instead of being rejected.
+
+var csvLookupSpec = connector.Spec{
+	Name:    "csv",
+	Summary: "Reference data from a CSV file, loaded into memory and looked up by key.",
+	Doc: `Loads the whole file when the run starts and answers lookups from memory. Columns
+are matched to the schema by name (or by position without a header); without a
+schema every column is a string. A malformed line, or a value that does not
+convert to its field's type, fails the run with the file and line: reference data
+must be right. When two lines share a key, the later one wins.`,
+	Fields: []connector.FieldSpec{
+		{Name: "path", Type: connector.TString, Required: true, Doc: "The file, relative to the pipeline file (.gz is read through gzip)."},
+		{Name: "key", Type: connector.TList, Required: true, Doc: "Key field, or fields: [a, b]."},
+		{Name: "schema", Type: connector.TSchema, Doc: "Field names and types; every column is a string by default."},
+		{Name: "delimiter", Type: connector.TString, Default: ",", Doc: "Field separator: one ASCII character."},
+		{Name: "header", Type: connector.TBool, Default: "true", Doc: "The first record names the columns."},
+		{Name: "null_text", Type: connector.TString, Default: "", Doc: "Unquoted text that means null."},
+	},
+	Example: `lookups:
+  customers: { type: csv, path: ref/customers.csv, key: customer_id, schema: { customer_id: int, region: string, tier: string } }`,
+}
+
+type csvLookupConfig struct {
+	Path      string              `yaml:"path"`
+	Key       connector.List      `yaml:"key"`
+	Schema    connector.SchemaDef `yaml:"schema"`
+	Delimiter string              `yaml:"delimiter"`
+	Header    bool                `yaml:"header"`
+	Null      string              `yaml:"null_text"`
+}
+
+type csvLookup struct {
+	path   string
+	keys   []string
+	format csvFormat
+}
+
+func newCSVLookup(p connector.Params) (connector.Lookup, error) {
+	cfg := csvLookupConfig{Delimiter: ",", Header: true}
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(cfg.Path) == "" {
+		return nil, connector.Errorf(p.FieldPos("path"), "path is required")
+	}
+	format, err := csvFormatOf(p, cfg.Schema, cfg.Header, cfg.Delimiter, `"`, cfg.Null, "")
+	if err != nil {
+		return nil, err
+	}
+	if err := checkKeys(p, cfg.Key, format.schema); err != nil {
+		return nil, err
+	}
+	l := &csvLookup{path: cfg.Path, keys: cfg.Key, format: format}
+	if format.schema != nil {
+		return lookupWithSchema{Lookup: l, schema: format.schema}, nil
+	}
+	return l, nil
+}
+
+// checkKeys requires a key and, when the schema is known, that its fields
+// are in it.
+func checkKeys(p connector.Params, keys connector.List, schema *record.Schema) error {
+	if len(keys) == 0 {
+		return connector.Errorf(p.FieldPos("key"), "key is required: the field (or fields) to look up by")
+	}
+	if schema == nil {
+		return nil
+	}
+	for _, k := range keys {
+		if _, ok := schema.Index(k); !ok {
+			return connector.Errorf(p.FieldPos("key"), "key field %q is not in the schema (%s)", k, strings.Join(schema.Names(), ", "))
+		}
+	}
+	return nil
+}
+
+// Open implements connector.Lookup: it loads the file.
+func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Table, error) {
+	fset := fileSet{kind: "csv", compression: compAuto}
+	t := connector.Task{Key: l.path}
+	o, err := fset.openTask(env, t)
+	if err != nil {
+		return nil, err
+	}
+	lim := limits(env)
+	r := &csvReader{key: l.path, file: o, lim: lim, loc: location(l.format.loc, env), null: l.format.null}
+	defer r.Close()
+	r.w = newWindow(o.r, lim.MaxRecordBytes+2)
+	r.p = newCSVParser(r.w, l.format.delim, l.format.quote, lim.MaxRecordBytes)
+	r.w.skipBOM()
+	if err := r.bind(l.format); err != nil {
+		return nil, err
+	}
+	ix, err := connector.NewIndex(r.schema, l.keys)
+	if err != nil {
+		return nil, fmt.Errorf("csv: %s: %w", l.path, err)
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return ix, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(b.Rejects) > 0 {
+			rj := b.Rejects[0]
+			return nil, fmt.Errorf("csv: %s:%d: %s", l.path, rj.Line, rj.Err)
+		}
+		for _, row := range b.Rows {
+			ix.Add(row)
+		}
+	}
+}
+
+var jsonlLookupSpec = connector.Spec{
+	Name:    "jsonl",
+	Summary: "Reference data from a JSON Lines file, loaded into memory and looked up by key.",
+	Doc: `Loads the whole file (one object per line) when the run starts and answers
+lookups from memory. With a schema, keys are picked and converted like the jsonl
+source; without one the fields are every key seen, in order, and values keep
+their JSON types (strings as string, integral numbers as int, other numbers as
+float, true/false as bool, objects and arrays as json). A malformed line fails the
+run with the file and line. When two lines share a key, the later one wins.`,
+	Fields: []connector.FieldSpec{
+		{Name: "path", Type: connector.TString, Required: true, Doc: "The file, relative to the pipeline file (.gz is read through gzip)."},
+		{Name: "key", Type: connector.TList, Required: true, Doc: "Key field, or fields: [a, b]."},
+		{Name: "schema", Type: connector.TSchema, Doc: "Field names and types; taken from the data by default."},
+	},
+	Example: `lookups:
+  products: { type: jsonl, path: ref/products.jsonl, key: sku }`,
+}
+
+var jsonLookupSpec = connector.Spec{
+	Name:    "json",
+	Summary: "Reference data from one JSON document, loaded into memory and looked up by key.",
+	Doc: `Loads a file holding either an array of objects, or an object of objects such as
+{"EUR": {"rate": 1.08}, "USD": {"rate": 1}}, where each member's name becomes the
+value of the (single) key field. Schema rules are those of the jsonl lookup. A
+malformed document fails the run with the file, line and column.`,
+	Fields: []connector.FieldSpec{
+		{Name: "path", Type: connector.TString, Required: true, Doc: "The file, relative to the pipeline file."},
+		{Name: "key", Type: connector.TList, Required: true, Doc: "Key field, or fields: [a, b] (one for an object of objects)."},
+		{Name: "schema", Type: connector.TSchema, Doc: "Field names and types; taken from the data by default."},
+	},
+	Example: `lookups:
+  fx: { type: json, path: ref/rates.json, key: currency, schema: { currency: string, rate: decimal } }`,
+}
+
+type jsonLookupConfig struct {
+	Path   string              `yaml:"path"`
+	Key    connector.List      `yaml:"key"`
+	Schema connector.SchemaDef `yaml:"schema"`
+}
+
+// jsonLookup serves both the jsonl lookup (lines) and the json lookup (one
+// document).
+type jsonLookup struct {
+	kind   string // "jsonl" or "json"
+	path   string
+	keys   []string
+	schema *record.Schema
+}
+
+func newJSONLLookup(p connector.Params) (connector.Lookup, error) { return newJSONLookupOf("jsonl", p) }
+func newJSONLookup(p connector.Params) (connector.Lookup, error)  { return newJSONLookupOf("json", p) }
+
+func newJSONLookupOf(kind string, p connector.Params) (connector.Lookup, error) {
+	var cfg jsonLookupConfig
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(cfg.Path) == "" {
+		return nil, connector.Errorf(p.FieldPos("path"), "path is required")
+	}
+	schema := cfg.Schema.Schema()
+	if err := checkKeys(p, cfg.Key, schema); err != nil {
+		return nil, err
+	}
+	l := &jsonLookup{kind: kind, path: cfg.Path, keys: cfg.Key, schema: schema}
+	if schema != nil {
+		return lookupWithSchema{Lookup: l, schema: schema}, nil
+	}
+	return l, nil
+}
+
+// jsonObject is one decoded object with its place in the file.
+type jsonObject struct {
+	line int64
+	keys []string
+	vals []any
+}
+
+// Open implements connector.Lookup: it loads the file.
+func (l *jsonLookup) Open(ctx context.Context, env *connector.Env) (connector.Table, error) {
+	var objs []jsonObject
+	var err error
+	if l.kind == "jsonl" {
+		objs, err = l.readLines(ctx, env)
+	} else {
+		objs, err = l.readDocument(env)
+	}
+	if err != nil {
+		return nil, err
+	}
+	schema := l.schema
+	if schema == nil {
+		if schema, err = inferSchema(objs); err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", l.kind, l.path, err)
+		}
+	}
+	ix, err := connector.NewIndex(schema, l.keys)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s: %w", l.kind, l.path, err)
+	}
+	loc := location(nil, env)
+	for _, o := range objs {
+		row := make(record.Row, schema.Len())
+		for i, k := range o.keys {
+			j, ok := schema.Index(k)
+			if !ok || o.vals[i] == nil {
+				continue
+			}
+			t := schema.Field(j).Type
+			var v any
+			if l.schema == nil {
+				v = inferredValue(o.vals[i], t)
+			} else if v, err = record.Convert(o.vals[i], t, loc); err != nil {
+				return nil, fmt.Errorf("%s: %s:%d: %s", l.kind, l.path, o.line, convReason(err, k))
+			}
+			row[j] = v
+		}
+		ix.Add(row)
+	}
+	return ix, nil
+}
+
+// readLines decodes a JSON Lines file.
+func (l *jsonLookup) readLines(ctx context.Context, env *connector.Env) ([]jsonObject, error) {
+	o, err := fileSet{kind: "jsonl", compression: compAuto}.openTask(env, connector.Task{Key: l.path})
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	lim := limits(env)
+	w := newWindow(o.r, lim.MaxRecordBytes+2)
+	w.skipBOM()
+	lines := &lineSplitter{w: w, maxRec: lim.MaxRecordBytes}
+	var p jsonParser
+	var objs []jsonObject
+	for n := 0; ; n++ {
+		if n%4096 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		rec, err := lines.next()
+		if err != nil {
+			return nil, fmt.Errorf("jsonl: reading %s: %w", l.path, err)
+		}
+		switch rec.kind {
+		case recEOF:
+			return objs, nil
+		case recBlank:
+			continue
+		case recReject:
+			return nil, fmt.Errorf("jsonl: %s:%d: %s", l.path, rec.line, rec.reason)
+		}
+		p.reset(string(rec.raw))
+		keys, vals, err := p.orderedObject()
+		if err == nil {
+			err = p.end()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("jsonl: %s:%d: %v", l.path, rec.line, err)
+		}
+		objs = append(objs, jsonObject{line: rec.line, keys: keys, vals: vals})
+	}
+}
+
+// readDocument decodes a JSON file holding an array of objects or an
+// object of objects.
+func (l *jsonLookup) readDocument(env *connector.Env) ([]jsonObject, error) {
+	data, err := os.ReadFile(env.Path(l.path))
+	if err != nil {
+		return nil, connector.Unavailable(fmt.Errorf("json: %w", err))
+	}
+	text := strings.TrimPrefix(string(data), "\xEF\xBB\xBF")
+	p := &jsonParser{s: text}
+	fail := func(err error) error {
+		var je *jsonError
+		if errors.As(err, &je) {
+			line, col := lineCol(text, je.off)
+			return fmt.Errorf("json: %s:%d:%d: %s", l.path, line, col, je.msg)
+		}
+		return fmt.Errorf("json: %s: %w", l.path, err)
+	}
+	var objs []jsonObject
+	switch p.peek() {
+	case '[':
+		p.i++
+		for first := true; ; first = false {
+			p.ws()
+			if p.i < len(p.s) && p.s[p.i] == ']' {
+				p.i++
+				break
+			}
+			if !first {
+				if p.i >= len(p.s) || p.s[p.i] != ',' {
+					return nil, fail(p.fail("want ',' or ']' in an array"))
+				}
+				p.i++
+			}
+			p.ws()
+			line, _ := lineCol(text, p.i)
+			keys, vals, err := p.orderedObject()
+			if err != nil {
+				return nil, fail(err)
+			}
+			objs = append(objs, jsonObject{line: int64(line), keys: keys, vals: vals})
+		}
+	case '{':
+		if len(l.keys) != 1 {
+			return nil, fmt.Errorf("json: %s: an object of objects gives one key per entry, but key lists %d fields (%s)", l.path, len(l.keys), strings.Join(l.keys, ", "))
+		}
+		p.i++
+		for first := true; ; first = false {
+			name, done, err := p.member(first)
+			if err != nil {
+				return nil, fail(err)
+			}
+			if done {
+				break
+			}
+			p.ws()
+			line, _ := lineCol(text, p.i)
+			keys, vals, err := p.orderedObject()
+			if err != nil {
+				return nil, fail(err)
+			}
+			// The entry's name is the key: it replaces a key field inside.
+			obj := jsonObject{line: int64(line), keys: []string{l.keys[0]}, vals: []any{name}}
+			for i, k := range keys {
+				if k != l.keys[0] {
+					obj.keys = append(obj.keys, k)
+					obj.vals = append(obj.vals, vals[i])
+				}
+			}
+			objs = append(objs, obj)
+		}
+	default:
+		return nil, fail(p.fail("want an array of objects or an object of objects"))
+	}
+	if err := p.end(); err != nil {
+		return nil, fail(err)
+	}
+	return objs, nil
+}
+
+// lineCol turns a byte offset into a 1-based line and column.
+func lineCol(text string, off int) (int, int) {
+	off = min(off, len(text))
+	line := 1 + strings.Count(text[:off], "\n")
+	col := off - strings.LastIndexByte(text[:off], '\n')
+	return line, col
+}
+
+// jsonKind classifies a decoded value for schema inference.
+func jsonKind(v any) record.Type {
+	switch x := v.(type) {
+	case string:
+		return record.String
+	case bool:
+		return record.Bool
+	case json.Number:
+		if _, err := x.Int64(); err == nil {
+			return record.Int
+		}
+		return record.Float
+	case map[string]any, []any:
+		return record.JSON
+	}
+	return record.Any
+}
+
+// inferSchema makes the schema of schema-less reference data: every key in
+// the order first seen, typed by its non-null values (ints and floats
+// together make a float; other mixtures are any; only nulls, a string).
+func inferSchema(objs []jsonObject) (*record.Schema, error) {
+	var fields []record.Field
+	at := map[string]int{}
+	seen := map[string]bool{}
+	for _, o := range objs {
+		for i, k := range o.keys {
+			j, ok := at[k]
+			if !ok {
+				j = len(fields)
+				at[k] = j
+				fields = append(fields, record.Field{Name: k, Type: record.String})
+			}
+			if o.vals[i] == nil {
+				continue
+			}
+			t := jsonKind(o.vals[i])
+			switch cur := fields[j].Type; {
+			case !seen[k]:
+				fields[j].Type = t
+				seen[k] = true
+			case cur == t:
+			case (cur == record.Int && t == record.Float) || (cur == record.Float && t == record.Int):
+				fields[j].Type = record.Float
+			default:
+				fields[j].Type = record.Any
+			}
+		}
+	}
+	return record.NewSchema(fields...)
+}
+
+// inferredValue is a decoded value in the representation of its inferred
+// field type.
+func inferredValue(v any, t record.Type) any {
+	n, isNum := v.(json.Number)
+	switch {
+	case isNum && t == record.Float:
+		f, _ := n.Float64()
+		return f
+	case isNum:
+		if i, err := n.Int64(); err == nil {
+			return i
+		}
+		f, _ := n.Float64()
+		return f
+	}
+	return v
+}
