@@ -126,14 +126,16 @@ func digest(t *testing.T, db string) tableDigest {
 
 // deadLetters returns how many dead letters the pipeline has, failing the
 // test when one (task, place, step) appears twice.
-func deadLetters(t *testing.T, stateDB string) int {
+func deadLetters(t *testing.T, stateDB string) int { return deadLettersOf(t, stateDB, "crash") }
+
+func deadLettersOf(t *testing.T, stateDB, pipeline string) int {
 	t.Helper()
 	st, err := sqlitestate.Open(context.Background(), stateDB)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	dls, err := st.DeadLetters(context.Background(), state.DLQFilter{Pipeline: "crash"})
+	dls, err := st.DeadLetters(context.Background(), state.DLQFilter{Pipeline: pipeline})
 	if err != nil {
 		t.Fatal(err)
 	}

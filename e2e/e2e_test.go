@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -45,6 +46,7 @@ func TestMain(m *testing.M) {
 type result struct {
 	out  string // stdout then stderr
 	code int
+	rss  int64 // peak resident set size in bytes
 }
 
 // backbone runs the binary in dir with extra environment.
@@ -65,7 +67,11 @@ func backbone(t *testing.T, dir string, env []string, args ...string) result {
 	} else if err != nil {
 		t.Fatalf("backbone %v: %v", args, err)
 	}
-	return result{out: stdout.String() + stderr.String(), code: code}
+	var rss int64
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		rss = ru.Maxrss * 1024
+	}
+	return result{out: stdout.String() + stderr.String(), code: code, rss: rss}
 }
 
 var normalizers = []struct {

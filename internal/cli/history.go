@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -245,7 +244,7 @@ func (a *app) dlqReplay() *cobra.Command {
 				fmt.Fprintf(a.io.Out, "no dead letters to replay for %s\n", p.Name)
 			}
 			if err != nil {
-				return errors.New(p.Redactor.Redact(err.Error()))
+				return redacted(p, err)
 			}
 			return nil
 		},

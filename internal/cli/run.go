@@ -65,7 +65,7 @@ Exit codes: 0 ok, 1 run failed, 2 invalid config or usage, 3 a file or service u
 				printSummary(a.io.Out, p, res, dryRun)
 			}
 			if err != nil {
-				return errors.New(p.Redactor.Redact(err.Error()))
+				return redacted(p, err)
 			}
 			return nil
 		},
@@ -187,9 +187,20 @@ func printSummary(w io.Writer, p *config.Pipeline, res *engine.Result, dryRun bo
 			fmt.Fprintf(w, "see them with: backbone dlq list %s\n", p.Name)
 		}
 	}
-	if r.Error != "" {
-		fmt.Fprintf(w, "error: %s\n", r.Error)
-	}
+}
+
+// redactedError prints without secrets and keeps the error chain for the
+// exit code.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+func redacted(p *config.Pipeline, err error) error {
+	return &redactedError{msg: p.Redactor.Redact(err.Error()), err: err}
 }
 
 // human renders 1234567 as 1.23M.

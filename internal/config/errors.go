@@ -92,6 +92,9 @@ func (c *collector) add(p connector.Pos, err error) {
 func suggest(name string, candidates []string) string {
 	best, bestD := "", 1<<30
 	for _, c := range candidates {
+		if len(c) >= 3 && len(name) >= 3 && (strings.HasPrefix(strings.ToLower(name), strings.ToLower(c)) || strings.HasPrefix(strings.ToLower(c), strings.ToLower(name))) {
+			return c // "jsonlines" → "jsonl"
+		}
 		d := distance(strings.ToLower(name), strings.ToLower(c))
 		if d < bestD {
 			best, bestD = c, d

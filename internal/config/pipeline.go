@@ -278,7 +278,7 @@ func loadErrors(c *collector, n ast.Node, e *ErrorPolicy) {
 		case "max_reject_rate":
 			r, err := connector.ParseRatio(scalar(v))
 			if err != nil {
-				c.add(posOf(v), err)
+				c.at(posOf(v), "errors.max_reject_rate: %v", err)
 			}
 			e.MaxRejectRate = r
 		case "max_rejects":
@@ -300,9 +300,9 @@ func loadSettings(c *collector, n ast.Node, s *Settings) {
 		case "batch_rows":
 			s.Limits.BatchRows = int(intValue(c, v))
 		case "batch_bytes":
-			s.Limits.BatchBytes = int(sizeValue(c, v))
+			s.Limits.BatchBytes = int(sizeValue(v))
 		case "max_record_bytes":
-			s.Limits.MaxRecordBytes = int(sizeValue(c, v))
+			s.Limits.MaxRecordBytes = int(sizeValue(v))
 		case "workers":
 			s.Workers = int(intValue(c, v))
 		case "tasks":
@@ -311,19 +311,18 @@ func loadSettings(c *collector, n ast.Node, s *Settings) {
 	}
 }
 
+// intValue reads an int that checkValue already checked for syntax.
 func intValue(c *collector, v ast.Node) int64 {
 	n, err := strconv.ParseInt(scalar(v), 10, 64)
-	if err != nil || n < 0 {
+	if err == nil && n < 0 {
 		c.at(posOf(v), "want a non-negative integer, got %q", scalar(v))
 	}
 	return n
 }
 
-func sizeValue(c *collector, v ast.Node) int64 {
-	n, err := connector.ParseSize(scalar(v))
-	if err != nil {
-		c.add(posOf(v), err)
-	}
+// sizeValue reads a size that checkValue already checked.
+func sizeValue(v ast.Node) int64 {
+	n, _ := connector.ParseSize(scalar(v))
 	return n
 }
 

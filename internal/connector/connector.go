@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
+	"path/filepath"
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/record"
@@ -28,10 +28,10 @@ type Env struct {
 
 // Path resolves p against Env.Dir unless it is absolute.
 func (e *Env) Path(p string) string {
-	if p == "" || strings.HasPrefix(p, "/") || e == nil || e.Dir == "" {
+	if p == "" || filepath.IsAbs(p) || e == nil || e.Dir == "" {
 		return p
 	}
-	return e.Dir + "/" + p
+	return filepath.Join(e.Dir, p)
 }
 
 // Task is the unit of reading, checkpointing and retry: a file, a byte range,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -293,8 +294,13 @@ func TestCSVSourcePlan(t *testing.T) {
 		{name: "glob, sorted, directories left out", yaml: "path: data/orders/*.csv", want: []string{"data/orders/a.csv", "data/orders/b.csv", "data/orders/young.csv"}},
 		{name: "min_age leaves a young file out", yaml: "path: data/orders/*.csv\nmin_age: 1m", want: []string{"data/orders/a.csv", "data/orders/b.csv"}},
 		{name: "missing directory", yaml: "path: nowhere/*.csv"},
-		{name: "missing file", yaml: "path: data/orders/none.csv"},
 	}
+	t.Run("a missing file named without wildcards is unavailable", func(t *testing.T) {
+		_, err := newSource(t, "type: csv\npath: data/orders/none.csv").Plan(context.Background(), env)
+		if !errors.Is(err, connector.ErrUnavailable) || !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("err %v, want unavailable and not-exist", err)
+		}
+	})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			src := newSource(t, "type: csv\n"+tc.yaml)

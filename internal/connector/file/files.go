@@ -112,6 +112,11 @@ func (fset fileSet) plan(ctx context.Context, env *connector.Env) ([]connector.T
 		return nil, connector.Unavailable(fmt.Errorf("%s: path %q: %w", fset.kind, fset.pattern, err))
 	}
 	sort.Strings(matches)
+	if len(matches) == 0 && !hasMeta(fset.pattern) {
+		// A path without wildcards names one file: its absence is an error,
+		// where an empty glob only means nothing new has arrived.
+		return nil, connector.Unavailable(fmt.Errorf("%s: %s: %w", fset.kind, fset.pattern, fs.ErrNotExist))
+	}
 	var tasks []connector.Task
 	for _, m := range matches {
 		if err := ctx.Err(); err != nil {
@@ -282,3 +287,6 @@ func singleByte(p connector.Params, field, v string) (byte, error) {
 	}
 	return v[0], nil
 }
+
+// hasMeta reports whether a path pattern has glob wildcards.
+func hasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\\`) }
