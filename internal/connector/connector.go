@@ -24,6 +24,9 @@ type Env struct {
 	Location *time.Location // zone for timestamps written without one
 	Logger   *slog.Logger
 	DryRun   bool // nothing may be written to any sink or checkpoint
+	// DeferDecode lets a reader return batches whose conversion is left to
+	// Batch.Decode, which the engine runs on its workers in parallel.
+	DeferDecode bool
 }
 
 // Path resolves p against Env.Dir unless it is absolute.
@@ -130,6 +133,15 @@ type WriterInfo struct {
 	// Once writers make their whole output appear at one Commit at the end
 	// of the run (a file renamed into place). The engine calls Commit once.
 	Once bool
+}
+
+// Preparer is implemented by writers that can do part of their work on
+// several goroutines ahead of Write, such as encoding rows. The engine calls
+// Prepare concurrently for different batches, after the batch's last step
+// and before its Write, which then finds the result in b.Prepared. Write
+// must still accept a batch that was not prepared.
+type Preparer interface {
+	Prepare(b *record.Batch) error
 }
 
 // CheckpointLoader is implemented by sinks that store checkpoints with

@@ -163,6 +163,8 @@ func newRunner(p *config.Pipeline, opts Options) (*runner, error) {
 		Location: p.Timezone,
 		Logger:   opts.Logger,
 		DryRun:   opts.DryRun,
+
+		DeferDecode: true,
 	}
 	return &runner{p: p, opts: opts, env: env, log: opts.Logger, now: opts.Clock,
 		byStep: map[string]int64{}, reasons: map[[2]string]int64{}}, nil
@@ -414,12 +416,25 @@ func (r *runner) pump(ctx context.Context, tasks []connector.Task, first connect
 	toSink := make(chan *job, depth)
 	var wg sync.WaitGroup
 
-	// Step workers.
+	// Step workers: decode what the source left undecoded, run the
+	// parallel steps, and let the sink encode when no ordered step follows.
+	prep, _ := w.(connector.Preparer)
+	if len(r.ordered) > 0 {
+		prep = nil
+	}
 	for i := 0; i < workers; i++ {
 		wg.Go(func() {
 			for j := range jobs {
+				b := j.batch
+				if b.Decode != nil {
+					b.Decode(b)
+					b.Decode = nil
+				}
 				if j.err == nil {
-					j.err = r.runSteps(hard, r.parallel, j.batch)
+					j.err = r.runSteps(hard, r.parallel, b)
+				}
+				if j.err == nil && prep != nil {
+					j.err = prep.Prepare(b)
 				}
 				close(j.done)
 			}

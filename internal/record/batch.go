@@ -126,6 +126,15 @@ type Batch struct {
 	Filtered int      // records dropped on purpose (filter, dedupe, drop)
 	Rejects  []Reject
 
+	// Decode, when set, is work the source left for the engine's workers:
+	// turning the batch's text into Rows, Lines, Raw and Rejects. The engine
+	// calls it once, on a worker, before any step; sources set it only when
+	// the engine asked for it (connector.Env.DeferDecode).
+	Decode func(b *Batch)
+	// Prepared holds what a sink's Prepare made of the batch on a worker
+	// (encoded bytes), for its Write to use.
+	Prepared any
+
 	dropped []bool // marks of Drop/RejectRow until Compact
 }
 

@@ -147,6 +147,8 @@ func (s *csvSource) Open(ctx context.Context, env *connector.Env, t connector.Ta
 		lim:  lim,
 		loc:  location(s.loc, env),
 		null: s.null,
+
+		deferDecode: env.DeferDecode,
 	}
 	r.w = newWindow(o.r, lim.MaxRecordBytes+2)
 	r.p = newCSVParser(r.w, s.delim, s.quote, lim.MaxRecordBytes)
@@ -179,8 +181,10 @@ type csvReader struct {
 	width  int   // fields a record must have
 	done   bool
 	bufCap int // size of the previous batch's text, to size the next
-	recs   []staged
-	spans  []span
+
+	deferDecode bool // leave convert to Batch.Decode (the engine's workers)
+	recs        []staged
+	spans       []span
 }
 
 // bind reads the header (when there is one) and maps columns to fields.
@@ -347,8 +351,22 @@ func (r *csvReader) Next(ctx context.Context) (*record.Batch, error) {
 		return nil, io.EOF
 	}
 	r.bufCap = len(buf) + len(buf)/8 + 1024
+	pos := textPos{Offset: end.next, Line: end.nextLine}.encode()
+	if r.deferDecode {
+		// The workers convert; this batch keeps its own staging slices.
+		read := len(recs)
+		b := &record.Batch{Schema: r.schema, Origin: r.key, Read: read, Pos: pos, Bytes: int64(len(buf))}
+		bRecs, bSpans := recs, spans
+		b.Decode = func(b *record.Batch) {
+			d := r.convert(buf, bRecs, bSpans)
+			b.Rows, b.Lines, b.Raw, b.Rejects = d.Rows, d.Lines, d.Raw, d.Rejects
+		}
+		recs, spans = nil, nil
+		return b, nil
+	}
 	b := r.convert(buf, recs, spans)
-	b.Pos = textPos{Offset: end.next, Line: end.nextLine}.encode()
+	b.Pos = pos
+	b.Bytes = int64(len(buf))
 	return b, nil
 }
 

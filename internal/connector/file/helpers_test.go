@@ -131,6 +131,9 @@ func readTask(t testing.TB, src connector.Source, env *connector.Env, task conne
 		if err != nil {
 			t.Fatalf("next %s: %v", task.Key, err)
 		}
+		if b.Decode != nil {
+			b.Decode(b)
+		}
 		if b.Read != len(b.Rows)+len(b.Rejects)+b.Filtered {
 			t.Fatalf("batch read %d records but has %d rows, %d rejects, %d filtered", b.Read, len(b.Rows), len(b.Rejects), b.Filtered)
 		}

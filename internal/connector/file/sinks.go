@@ -241,6 +241,12 @@ func (w *textWriter) Write(ctx context.Context, b *record.Batch) (int, error) {
 	if b.Schema != nil && b.Schema.Len() != w.schema.Len() {
 		return 0, fmt.Errorf("%s: batch has %d fields, the sink was opened for %d (%s)", w.kind, b.Schema.Len(), w.schema.Len(), w.schema)
 	}
+	if p, ok := b.Prepared.(preparedText); ok && p.w == w {
+		if _, err := w.out.Write(p.text); err != nil {
+			return 0, fmt.Errorf("%s: %w", w.kind, err)
+		}
+		return len(b.Rows), nil
+	}
 	buf := w.buf[:0]
 	for _, r := range b.Rows {
 		buf = w.format.row(buf, r)
@@ -256,6 +262,30 @@ func (w *textWriter) Write(ctx context.Context, b *record.Batch) (int, error) {
 	}
 	w.buf = buf[:0]
 	return len(b.Rows), nil
+}
+
+// preparedText is a batch encoded by Prepare for one writer.
+type preparedText struct {
+	w    *textWriter
+	text []byte
+}
+
+// Prepare implements connector.Preparer: it encodes the rows, so that the
+// engine's workers do it in parallel and Write only copies bytes.
+func (w *textWriter) Prepare(b *record.Batch) error {
+	if b.Schema != nil && b.Schema.Len() != w.schema.Len() {
+		return nil // Write reports it
+	}
+	size := 64
+	if n := len(b.Rows); n > 0 {
+		size = n * 96
+	}
+	buf := make([]byte, 0, size)
+	for _, r := range b.Rows {
+		buf = w.format.row(buf, r)
+	}
+	b.Prepared = preparedText{w: w, text: buf}
+	return nil
 }
 
 // Commit implements connector.Writer: a file sink renames its file into
