@@ -120,7 +120,6 @@ type replayReader struct {
 	env  *connector.Env
 	task string
 	dls  []state.DeadLetter
-	done bool
 }
 
 func (r *replayReader) Schema() *record.Schema { return r.src.schema }

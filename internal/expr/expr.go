@@ -424,7 +424,6 @@ func compact(src string) string {
 }
 
 var (
-	anyType      = reflect.TypeOf((*any)(nil)).Elem()
 	decType      = reflect.TypeOf(record.Dec{})
 	dateType     = reflect.TypeOf(record.LocalDate(0))
 	timeType     = reflect.TypeOf(time.Time{})

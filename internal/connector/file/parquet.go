@@ -144,8 +144,9 @@ func recoverParquet(key string, err *error) {
 
 // parquetReader reads one parquet file.
 type parquetReader struct {
-	key     string
-	f       *os.File
+	key string
+	f   *os.File
+	//lint:ignore SA1019 the untyped reader is the API for a schema known only at run time
 	rd      *parquet.Reader
 	loc     *time.Location
 	lim     record.Limits
@@ -605,8 +606,9 @@ func (s *parquetSink) Open(_ context.Context, env *connector.Env, schema *record
 type parquetWriter struct {
 	schema *record.Schema
 	file   *atomicFile
-	pw     *parquet.Writer
-	rows   []parquet.Row
+	//lint:ignore SA1019 the untyped writer is the API for a schema known only at run time
+	pw   *parquet.Writer
+	rows []parquet.Row
 }
 
 // Write implements connector.Writer. A row holding a value the file
