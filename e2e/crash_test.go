@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -250,4 +251,86 @@ func TestCrashCSVToSQLite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSignalStopsSoftly sends SIGTERM (and, in another run, SIGINT) while a
+// run is loading: it stops reading, commits what it read, exits 143 (130),
+// and the next run completes the load exactly once.
+func TestSignalStopsSoftly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("not in -short")
+	}
+	data := t.TempDir()
+	writeOrders(t, data, 1, 300_000)
+	ref := t.TempDir()
+	write(t, filepath.Join(ref, "pipeline.yaml"), fmt.Sprintf(crashPipeline, data, "append", ""))
+	if res := backbone(t, ref, nil, "run", "pipeline.yaml"); res.code != 0 {
+		t.Fatalf("reference run: %s", res.out)
+	}
+	want := digest(t, filepath.Join(ref, "warehouse.db"))
+	for _, sig := range []struct {
+		s    syscall.Signal
+		code int
+	}{{syscall.SIGTERM, 143}, {syscall.SIGINT, 130}} {
+		t.Run(sig.s.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			write(t, filepath.Join(dir, "pipeline.yaml"), fmt.Sprintf(crashPipeline, data, "append", ""))
+			cmd := exec.Command(binary, "run", "pipeline.yaml")
+			cmd.Dir = dir
+			var out strings.Builder
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Wait until the run has committed something, then signal.
+			db := filepath.Join(dir, "warehouse.db")
+			deadline := time.Now().Add(time.Minute)
+			for committedRows(db) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("nothing committed within a minute")
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			_ = cmd.Process.Signal(sig.s)
+			err := cmd.Wait()
+			code := 0
+			if ee, ok := err.(*exec.ExitError); ok {
+				code = ee.ExitCode()
+			}
+			if code != sig.code {
+				t.Fatalf("exit %d, want %d\n%s", code, sig.code, out.String())
+			}
+			if !strings.Contains(out.String(), "cancelled") {
+				t.Fatalf("the summary does not say cancelled:\n%s", out.String())
+			}
+			part := committedRows(db)
+			if part == 0 || part >= want.count {
+				t.Fatalf("%d rows committed at the signal, want a part of %d", part, want.count)
+			}
+			if res := backbone(t, dir, nil, "run", "pipeline.yaml"); res.code != 0 {
+				t.Fatalf("rerun: %s", res.out)
+			}
+			if got := digest(t, db); got != want {
+				t.Fatalf("after the stop and a rerun: %+v, want %+v", got, want)
+			}
+		})
+	}
+}
+
+// committedRows counts the rows of the orders table, 0 when it is not there
+// yet.
+func committedRows(db string) int64 {
+	if _, err := os.Stat(db); err != nil {
+		return 0
+	}
+	conn, err := sql.Open("sqlite", "file:"+db+"?mode=ro")
+	if err != nil {
+		return 0
+	}
+	defer conn.Close()
+	var n int64
+	if err := conn.QueryRow(`SELECT count(*) FROM orders`).Scan(&n); err != nil {
+		return 0
+	}
+	return n
 }
