@@ -272,9 +272,11 @@ func (s *Store) check(ctx context.Context, ms []migration) error {
 		if err := s.upgrade(ctx, ms); err != nil {
 			return err
 		}
-		if tables, err = s.tables(ctx); err != nil {
-			return fail(err)
-		}
+	}
+	// Read the tables again, after the version: another process may have
+	// migrated the store since the first look.
+	if tables, err = tablesOf(ctx, s.w); err != nil {
+		return fail(err)
 	}
 	for _, t := range requiredTables(ms) {
 		if !slices.Contains(tables, t) {
@@ -317,8 +319,10 @@ func (s *Store) quickCheck(ctx context.Context) ([]string, error) {
 	return problems, rows.Err()
 }
 
-func (s *Store) tables(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx,
+func (s *Store) tables(ctx context.Context) ([]string, error) { return tablesOf(ctx, s.r) }
+
+func tablesOf(ctx context.Context, db *sql.DB) ([]string, error) {
+	rows, err := db.QueryContext(ctx,
 		`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\_%' ESCAPE '\' ORDER BY name`)
 	if err != nil {
 		return nil, err
