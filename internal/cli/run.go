@@ -34,7 +34,7 @@ Exit codes: 0 ok, 1 run failed, 2 invalid config or usage, 3 a file or service u
 			if err != nil {
 				return err
 			}
-			opts := engine.Options{DryRun: dryRun, Hard: a.hard, Trigger: state.TriggerManual}
+			opts := engine.Options{DryRun: dryRun, Hard: a.hard, Trigger: state.TriggerManual, MemoryBudget: 80 << 20}
 			if logical != "" {
 				t, err := time.Parse(time.RFC3339Nano, logical)
 				if err != nil {

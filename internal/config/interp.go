@@ -3,6 +3,7 @@ package config
 import (
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
@@ -26,11 +27,19 @@ type Redactor struct {
 }
 
 // Add registers a secret value. Values shorter than 3 bytes are ignored:
-// replacing them would garble every message.
+// replacing them would garble every message. The value is also known as
+// %q writes it inside quotes, since messages quote values.
 func (r *Redactor) Add(v string) {
 	if len(v) < 3 {
 		return
 	}
+	r.add(v)
+	if q := strconv.Quote(v); q[1:len(q)-1] != v {
+		r.add(q[1 : len(q)-1])
+	}
+}
+
+func (r *Redactor) add(v string) {
 	for _, s := range r.secrets {
 		if s == v {
 			return

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -167,23 +168,26 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 		if mv, isMV := f.Docs[0].Body.(*ast.MappingValueNode); isMV {
 			top = &ast.MappingNode{Values: []*ast.MappingValueNode{mv}}
 		} else {
-			c.at(posOf(f.Docs[0].Body), "a pipeline is a mapping (source:, steps:, sink:), not a %s", kindName(f.Docs[0].Body))
+			c.at(posOf(f.Docs[0].Body), "a pipeline is a mapping (source:, steps:, sink:), not %s", kindName(f.Docs[0].Body))
 			return nil, c.errs
 		}
 	}
 	in := &interpolator{env: opts.Env, secretEnv: map[string]bool{}, redactor: p.Redactor, c: c}
 	if n := field(top, "secret_env"); n != nil {
 		var names connector.List
-		if err := names.UnmarshalYAML(n); err != nil {
-			c.add(posOf(n), err)
-		}
+		_ = names.UnmarshalYAML(n) // checkObject reports a secret_env that is not a list
 		for _, name := range names {
 			in.secretEnv[name] = true
 		}
 	}
 	in.walk(top)
 
-	checkObject(c, top, TopFields, "pipeline")
+	topFields := TopFields
+	if opts.Registry != nil {
+		// Their builders check the shape of these, with better messages.
+		topFields = withoutShape(TopFields, "source", "sink", "steps")
+	}
+	checkObject(c, top, topFields, "pipeline")
 	p.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	p.Name = strings.TrimSuffix(p.Name, ".pipeline")
 	for _, mv := range top.Values {
@@ -207,11 +211,7 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 				p.Timezone = loc
 			}
 		case "freshness":
-			d, err := connector.ParseDuration(scalar(v))
-			if err != nil {
-				c.add(posOf(v), err)
-			}
-			p.Freshness = d
+			p.Freshness, _ = connector.ParseDuration(scalar(v)) // checkObject reports a bad one
 		case "state":
 			p.State = scalar(v)
 		case "errors":
@@ -253,6 +253,18 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 	}
 	p.Settings.Limits.BatchRows = max(p.Settings.Limits.BatchRows, 1)
 	return p, nil
+}
+
+// withoutShape returns a copy of fields where the named ones have no type,
+// so checkObject checks only that they are known and present.
+func withoutShape(fields []connector.FieldSpec, names ...string) []connector.FieldSpec {
+	out := append([]connector.FieldSpec(nil), fields...)
+	for i := range out {
+		if slices.Contains(names, out[i].Name) {
+			out[i].Type = ""
+		}
+	}
+	return out
 }
 
 func yamlError(err error) error {

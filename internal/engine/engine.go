@@ -40,6 +40,10 @@ type Options struct {
 	ProgressEvery time.Duration
 	// Clock returns the wall time for run history; time.Now when nil.
 	Clock func() time.Time
+	// MemoryBudget, when positive, tunes the garbage collector of the whole
+	// process for this run: a soft limit of this many bytes beyond what the
+	// loaded lookups hold. For `backbone run`, which owns its process.
+	MemoryBudget int64
 
 	noCheckpoints bool                     // replay: read no checkpoint, move none
 	onRejects     func([]state.DeadLetter) // replay: takes the dead letters instead of the store
@@ -219,6 +223,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		return res, err
 	}
 	defer r.closeLookups()
+	if r.opts.MemoryBudget > 0 {
+		tuneMemory(r.opts.MemoryBudget)
+	}
 
 	tasks, cps, err := r.plan(ctx)
 	if err != nil {

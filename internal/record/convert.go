@@ -167,7 +167,8 @@ func ParseText(s string, t Type, loc *time.Location) (any, error) {
 		if err := d.Decode(&v); err != nil {
 			return nil, convErr(t, s, "not JSON: "+err.Error())
 		}
-		if d.More() {
+		// d.More is false before a stray ']' or '}': look at the rest.
+		if strings.TrimLeft(s[d.InputOffset():], " \t\r\n") != "" {
 			return nil, convErr(t, s, "not JSON: trailing data")
 		}
 		return v, nil
@@ -230,7 +231,8 @@ func Convert(v any, t Type, loc *time.Location) (any, error) {
 			}
 			return int64(x), nil
 		case float64:
-			if x != math.Trunc(x) || x > math.MaxInt64 || x < math.MinInt64 {
+			// float64(math.MaxInt64) is 2^63, one past the largest int64.
+			if x != math.Trunc(x) || x >= math.MaxInt64 || x < math.MinInt64 {
 				return nil, convErr(t, FormatText(v), "not an integer")
 			}
 			return int64(x), nil
@@ -358,7 +360,7 @@ func FormatText(v any) string {
 	case bool:
 		return strconv.FormatBool(x)
 	case time.Time:
-		return x.Format(time.RFC3339Nano)
+		return rfc3339(x).Format(time.RFC3339Nano)
 	case LocalDate:
 		return x.String()
 	case []byte:
@@ -373,6 +375,22 @@ func FormatText(v any) string {
 		return fmt.Sprint(v)
 	}
 	return string(b)
+}
+
+// rfc3339 moves t to a whole-minute offset when its offset has seconds
+// (local mean time of old dates), which RFC 3339 cannot write: the text
+// would be off by them. The offset is rounded up, so the clock moves
+// forward by less than a minute and 0000-01-01 stays in year 0.
+func rfc3339(t time.Time) time.Time {
+	_, off := t.Zone()
+	if off%60 == 0 {
+		return t
+	}
+	m := off / 60 * 60
+	if off > 0 {
+		m += 60
+	}
+	return t.In(time.FixedZone("", m))
 }
 
 // AppendJSON appends v as a JSON value: decimals as exact numbers,
@@ -396,7 +414,7 @@ func AppendJSON(dst []byte, v any) []byte {
 		return strconv.AppendBool(dst, x)
 	case time.Time:
 		dst = append(dst, '"')
-		dst = x.AppendFormat(dst, time.RFC3339Nano)
+		dst = rfc3339(x).AppendFormat(dst, time.RFC3339Nano)
 		return append(dst, '"')
 	case LocalDate:
 		return append(append(append(dst, '"'), x.String()...), '"')

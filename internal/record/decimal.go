@@ -21,6 +21,10 @@ type Dec struct {
 // MaxDecimalScale bounds the digits after the point that division produces.
 const MaxDecimalScale = 18
 
+// maxParseScale bounds the scale ParseDec gives, either way: without it a
+// dozen bytes ("1e999999999") would make a number of a billion digits.
+const maxParseScale = 1 << 14
+
 var errDecSyntax = errors.New("not a decimal number")
 
 // ParseDec parses "-12.340", "1e3", "+.5". It never rounds.
@@ -77,7 +81,7 @@ func ParseDec(s string) (Dec, error) {
 		return Dec{}, errDecSyntax
 	}
 	scale -= exp
-	if scale > math.MaxInt32/2 || scale < -math.MaxInt32/2 {
+	if scale > maxParseScale || scale < -maxParseScale {
 		return Dec{}, errors.New("decimal exponent out of range")
 	}
 	var d Dec
@@ -89,7 +93,7 @@ func ParseDec(s string) (Dec, error) {
 		if neg {
 			b.Neg(b)
 		}
-		d = Dec{big: b, scale: int32(scale)}
+		d = norm(b, int32(scale)) // 19 digits may still fit an int64
 	} else {
 		v := int64(small)
 		if neg {
@@ -342,6 +346,9 @@ func (d Dec) String() string {
 		}
 		digits = strconv.FormatUint(u, 10)
 	}
+	if d.scale < 0 && digits != "0" { // Round(-1) rounds to tens
+		digits += strings.Repeat("0", int(-d.scale))
+	}
 	if d.scale > 0 {
 		if pad := int(d.scale) - len(digits) + 1; pad > 0 {
 			digits = strings.Repeat("0", pad) + digits
@@ -358,8 +365,12 @@ func (d Dec) String() string {
 // MarshalJSON writes the decimal as a JSON number, exactly.
 func (d Dec) MarshalJSON() ([]byte, error) { return []byte(d.String()), nil }
 
-// UnmarshalJSON reads a JSON number or a string holding one.
+// UnmarshalJSON reads a JSON number or a string holding one; null leaves d
+// as it is, like encoding/json does for its own types.
 func (d *Dec) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	s := strings.Trim(string(b), `"`)
 	v, err := ParseDec(s)
 	if err != nil {

@@ -183,6 +183,8 @@ type csvReader struct {
 	bufCap int // size of the previous batch's text, to size the next
 
 	deferDecode bool // leave convert to Batch.Decode (the engine's workers)
+	recsCap     int  // capacity the staging slices needed so far
+	spansCap    int
 	recs        []staged
 	spans       []span
 }
@@ -306,8 +308,15 @@ func (r *csvReader) Next(ctx context.Context) (*record.Batch, error) {
 		bufCap = 64 << 10
 	}
 	buf := make([]byte, 0, bufCap)
+	if r.recs == nil { // the previous batch took its slices along: size new ones like them
+		r.recs = make([]staged, 0, r.recsCap)
+		r.spans = make([]span, 0, r.spansCap)
+	}
 	recs, spans := r.recs[:0], r.spans[:0]
-	defer func() { r.recs, r.spans = recs[:0], spans[:0] }()
+	defer func() {
+		r.recs, r.spans = recs[:0], spans[:0]
+		r.recsCap, r.spansCap = max(r.recsCap, cap(recs)), max(r.spansCap, cap(spans))
+	}()
 	var end rawRecord
 	for len(recs) < r.lim.BatchRows && len(buf) < r.lim.BatchBytes {
 		rec, err := r.p.next()
@@ -361,6 +370,7 @@ func (r *csvReader) Next(ctx context.Context) (*record.Batch, error) {
 			d := r.convert(buf, bRecs, bSpans)
 			b.Rows, b.Lines, b.Raw, b.Rejects = d.Rows, d.Lines, d.Raw, d.Rejects
 		}
+		r.recsCap, r.spansCap = max(r.recsCap, cap(recs)), max(r.spansCap, cap(spans))
 		recs, spans = nil, nil
 		return b, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
@@ -212,12 +213,34 @@ func appendText(dst []byte, v any) []byte {
 }
 
 // jsonlRowFormat renders one JSON object per line, fields in order.
-type jsonlRowFormat struct{ schema *record.Schema }
+type jsonlRowFormat struct {
+	keys [][]byte // `{"name":` then `,"name":` ...: each field's key, encoded once
+}
+
+func newJSONLRowFormat(schema *record.Schema) *jsonlRowFormat {
+	j := &jsonlRowFormat{}
+	for i, name := range schema.Names() {
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		key := record.AppendJSON([]byte{sep}, name)
+		j.keys = append(j.keys, append(key, ':'))
+	}
+	return j
+}
 
 func (j *jsonlRowFormat) header(dst []byte) []byte { return dst }
 
 func (j *jsonlRowFormat) row(dst []byte, r record.Row) []byte {
-	return append(record.AppendRowJSON(dst, j.schema, r), '\n')
+	if len(r) == 0 {
+		return append(dst, "{}\n"...)
+	}
+	for i, v := range r {
+		dst = append(dst, j.keys[i]...)
+		dst = record.AppendJSON(dst, v)
+	}
+	return append(dst, '}', '\n')
 }
 
 // textWriter writes formatted rows to an output: the file sinks' and the
@@ -231,6 +254,8 @@ type textWriter struct {
 	stdout *bufio.Writer // stdout sink
 	buf    []byte
 	info   connector.WriterInfo
+
+	rowSize atomic.Int64 // bytes per encoded row, the largest seen
 }
 
 // Write implements connector.Writer.
@@ -276,13 +301,16 @@ func (w *textWriter) Prepare(b *record.Batch) error {
 	if b.Schema != nil && b.Schema.Len() != w.schema.Len() {
 		return nil // Write reports it
 	}
-	size := 64
-	if n := len(b.Rows); n > 0 {
-		size = n * 96
+	perRow := w.rowSize.Load() // learnt from earlier batches: one allocation, no regrowth
+	if perRow == 0 {
+		perRow = 128
 	}
-	buf := make([]byte, 0, size)
+	buf := make([]byte, 0, int64(len(b.Rows))*perRow*9/8+64)
 	for _, r := range b.Rows {
 		buf = w.format.row(buf, r)
+	}
+	if n := int64(len(b.Rows)); n > 0 {
+		w.rowSize.Store(max(perRow, (int64(len(buf))+n-1)/n))
 	}
 	b.Prepared = preparedText{w: w, text: buf}
 	return nil
@@ -443,7 +471,7 @@ func newJSONLSink(p connector.Params) (connector.Sink, error) {
 
 // Open implements connector.Sink.
 func (s *jsonlSink) Open(_ context.Context, env *connector.Env, schema *record.Schema) (connector.Writer, error) {
-	return openTextFile(env, "jsonl", s.cfg.Path, compressed(s.cfg.Compression, s.cfg.Path), schema, &jsonlRowFormat{schema: schema})
+	return openTextFile(env, "jsonl", s.cfg.Path, compressed(s.cfg.Compression, s.cfg.Path), schema, newJSONLRowFormat(schema))
 }
 
 var stdoutSinkSpec = connector.Spec{
@@ -482,7 +510,7 @@ func newStdoutSink(p connector.Params) (connector.Sink, error) {
 
 // Open implements connector.Sink.
 func (s *stdoutSink) Open(_ context.Context, env *connector.Env, schema *record.Schema) (connector.Writer, error) {
-	var format rowFormat = &jsonlRowFormat{schema: schema}
+	var format rowFormat = newJSONLRowFormat(schema)
 	if s.format == "csv" {
 		format = &csvRowFormat{schema: schema, delim: ',', hasHeader: true}
 	}
