@@ -409,7 +409,7 @@ func AppendJSON(dst []byte, v any) []byte {
 		}
 		return strconv.AppendFloat(dst, x, 'g', -1, 64)
 	case Dec:
-		return append(dst, x.String()...)
+		return x.AppendText(dst)
 	case bool:
 		return strconv.AppendBool(dst, x)
 	case time.Time:
