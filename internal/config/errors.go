@@ -87,55 +87,10 @@ func (c *collector) add(p connector.Pos, err error) {
 	c.at(p, "%s", err.Error())
 }
 
-// suggest returns the candidate closest to name when it is close enough to
-// be a likely typo.
-func suggest(name string, candidates []string) string {
-	best, bestD := "", 1<<30
-	for _, c := range candidates {
-		if len(c) >= 3 && len(name) >= 3 && (strings.HasPrefix(strings.ToLower(name), strings.ToLower(c)) || strings.HasPrefix(strings.ToLower(c), strings.ToLower(name))) {
-			return c // "jsonlines" → "jsonl"
-		}
-		d := distance(strings.ToLower(name), strings.ToLower(c))
-		if d < bestD {
-			best, bestD = c, d
-		}
-	}
-	limit := len(name) / 3
-	if limit < 2 {
-		limit = 2
-	}
-	if bestD <= limit {
-		return best
-	}
-	return ""
-}
-
 // DidYouMean renders " (did you mean "x"?)" or "" when nothing is close.
 func DidYouMean(name string, candidates []string) string {
-	if s := suggest(name, candidates); s != "" {
+	if s, ok := connector.Closest(name, candidates); ok {
 		return ` (did you mean "` + s + `"?)`
 	}
 	return ""
-}
-
-// distance is the Levenshtein distance.
-func distance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }

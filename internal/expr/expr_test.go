@@ -693,25 +693,6 @@ func TestEvaluatorsInParallel(t *testing.T) {
 	}
 }
 
-func TestClosest(t *testing.T) {
-	tests := []struct {
-		name  string
-		cands []string
-		want  string
-	}{
-		{"qyt", []string{"qty", "name"}, "qty"},
-		{"custmer_id", []string{"customer_id", "order_id"}, "customer_id"},
-		{"x", []string{"qty"}, ""},
-		{"Status", []string{"status"}, "status"},
-	}
-	for _, tc := range tests {
-		got, _ := Closest(tc.name, tc.cands)
-		if got != tc.want {
-			t.Errorf("Closest(%q) = %q, want %q", tc.name, got, tc.want)
-		}
-	}
-}
-
 func TestFieldsNamedLikeFunctions(t *testing.T) {
 	s := record.MustSchema(
 		record.Field{Name: "floor", Type: record.Float},

@@ -228,7 +228,7 @@ func (c *staticChecker) Visit(node *ast.Node) {
 		}
 		if _, ok := t.Schema().Index(prop); !ok {
 			names := t.Schema().Names()
-			if s, ok := Closest(prop, names); ok {
+			if s, ok := connector.Closest(prop, names); ok {
 				c.fail(n.Property, "lookup %q has no field %q (did you mean %q?)", c.lookupName(call), prop, s)
 			} else {
 				c.fail(n.Property, "lookup %q has no field %q (fields: %s)", c.lookupName(call), prop, listNames(names, 12))
@@ -321,7 +321,7 @@ func (c *staticChecker) checkLookup(call *ast.CallNode) {
 		for k := range c.env.Lookups {
 			declared = append(declared, k)
 		}
-		switch s, near := Closest(name, declared); {
+		switch s, near := connector.Closest(name, declared); {
 		case near:
 			c.fail(at, "lookup %q is not declared (did you mean %q?)", name, s)
 		case len(declared) == 0:

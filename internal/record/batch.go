@@ -211,19 +211,7 @@ func (b *Batch) Compact() {
 func (b *Batch) Len() int { return len(b.Rows) }
 
 // RowJSON renders a row as a JSON object in field order.
-func RowJSON(s *Schema, r Row) []byte {
-	dst := make([]byte, 0, 64)
-	dst = append(dst, '{')
-	for i, v := range r {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendJSONString(dst, s.fields[i].Name)
-		dst = append(dst, ':')
-		dst = AppendJSON(dst, v)
-	}
-	return append(dst, '}')
-}
+func RowJSON(s *Schema, r Row) []byte { return AppendRowJSON(make([]byte, 0, 64), s, r) }
 
 // AppendRowJSON appends the JSON object of a row to dst.
 func AppendRowJSON(dst []byte, s *Schema, r Row) []byte {

@@ -80,7 +80,7 @@ func (w where) fieldIndex(s *record.Schema, n name) (int, error) {
 }
 
 func unknownField(field string, names []string) string {
-	if s, ok := expr.Closest(field, names); ok {
+	if s, ok := connector.Closest(field, names); ok {
 		return fmt.Sprintf("unknown field %q (did you mean %q?)", field, s)
 	}
 	if len(names) == 0 {

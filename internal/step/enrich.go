@@ -146,7 +146,7 @@ func (s *enrichStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Sc
 	for _, n := range chosen {
 		i, ok := ts.Index(n.Name)
 		if !ok {
-			if near, ok := expr.Closest(n.Name, ts.Names()); ok {
+			if near, ok := connector.Closest(n.Name, ts.Names()); ok {
 				return nil, s.errorf(n.Pos, "lookup %q has no field %q (did you mean %q?)", s.cfg.Lookup, n.Name, near)
 			}
 			return nil, s.errorf(n.Pos, "lookup %q has no field %q (fields: %s)", s.cfg.Lookup, n.Name, listNames(ts.Names()))
@@ -175,7 +175,7 @@ func undeclared(n string, lookups map[string]connector.Table) string {
 		declared = append(declared, k)
 	}
 	sort.Strings(declared)
-	switch near, ok := expr.Closest(n, declared); {
+	switch near, ok := connector.Closest(n, declared); {
 	case ok:
 		return fmt.Sprintf("lookup %q is not declared (did you mean %q? declared: %s)", n, near, strings.Join(declared, ", "))
 	case len(declared) == 0:
