@@ -7,15 +7,19 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/backbone-etl/backbone/internal/config"
+	"github.com/backbone-etl/backbone/internal/engine"
 )
 
 func (a *app) validateCmd() *cobra.Command {
-	return &cobra.Command{
+	var connect bool
+	cmd := &cobra.Command{
 		Use:   "validate PIPELINE.yaml...",
 		Short: "Check pipeline files and report every error at once, as file:line:col: message",
 		Long: `Validate checks each file against the component specs (unknown fields, types, required
 fields), compiles every expression against the schema flowing into its step, and checks that the
-sink's key reaches the sink. Nothing is written. Exit 0 when every file is valid, 2 otherwise.`,
+sink's key reaches the sink. With --connect it also asks every source, lookup and sink whether its
+service is reachable and the tables and columns it names exist. Nothing is written.
+Exit 0 when every file is valid, 2 when one is not, 3 when a service is unreachable.`,
 		Args: cobraArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -33,7 +37,21 @@ sink's key reaches the sink. Nothing is written. Exit 0 when every file is valid
 					code = max(code, ExitEnviron)
 					continue
 				}
-				if err := a.check(ctx, p); err != nil {
+				err = a.check(ctx, p)
+				if err == nil && connect {
+					if cerr := engine.CheckConnect(ctx, p); cerr != nil {
+						var errs config.Errors
+						if errors.As(cerr, &errs) {
+							for _, e := range errs {
+								fmt.Fprintln(a.io.Err, e.Error())
+							}
+							code = max(code, ExitEnviron)
+							continue
+						}
+						err = cerr
+					}
+				}
+				if err != nil {
 					var errs config.Errors
 					if errors.As(err, &errs) {
 						for _, e := range errs {
@@ -59,4 +77,6 @@ sink's key reaches the sink. Nothing is written. Exit 0 when every file is valid
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&connect, "connect", false, "also check that services are reachable and the tables and columns named exist")
+	return cmd
 }

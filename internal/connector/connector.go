@@ -255,3 +255,10 @@ func (e *markedError) Unwrap() []error { return []error{e.err, e.mark} }
 type Replayer interface {
 	Replay(ctx context.Context, env *Env, task string, raw [][]byte) (*record.Batch, error)
 }
+
+// Checker is implemented by components that can verify, without reading or
+// writing data, that their service is reachable and that the tables and
+// columns they name exist (`backbone validate --connect`).
+type Checker interface {
+	Check(ctx context.Context, env *Env) error
+}

@@ -39,6 +39,41 @@ func Check(ctx context.Context, p *config.Pipeline) error {
 	return checkSinkKeys(p, r.out)
 }
 
+// CheckConnect asks every source, lookup and sink that can (a
+// connector.Checker) whether its service is reachable and what it names
+// exists. Every problem is reported, each at its component's place.
+func CheckConnect(ctx context.Context, p *config.Pipeline) error {
+	r, err := newRunner(p, Options{DryRun: true})
+	if err != nil {
+		return err
+	}
+	comps := append([]*config.Component{p.Source}, p.Lookups...)
+	comps = append(comps, p.Sink)
+	var errs config.Errors
+	for _, c := range comps {
+		var v any
+		switch c.Kind {
+		case connector.KindSource:
+			v = c.Source
+		case connector.KindLookup:
+			v = c.Lookup
+		case connector.KindSink:
+			v = c.Sink
+		}
+		ch, ok := v.(connector.Checker)
+		if !ok {
+			continue
+		}
+		if err := ch.Check(ctx, r.env); err != nil {
+			errs = append(errs, connector.Errorf(c.Pos, "%s: %s", c.Label, p.Redactor.Redact(err.Error())))
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	return nil
+}
+
 // sourceSchema is the declared schema, or the first task's.
 func (r *runner) sourceSchema(ctx context.Context) (*record.Schema, error) {
 	if sc, ok := r.p.Source.Source.(connector.Schemer); ok && sc.Schema() != nil {
