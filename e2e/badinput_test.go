@@ -56,7 +56,7 @@ func TestBadInput(t *testing.T) {
 			code: 2, output: []string{`pipeline.yaml:4:3: source: unknown field "paht" (did you mean "path"?)`}, written: -1},
 		{name: "expression type error", pipeline: strings.Replace(badInputPipeline, "amount * 2", "name * 2", 1),
 			files: map[string]string{"in/a.csv": "id,name,amount\n1,ok,1\n"},
-			code: 2, output: []string{"pipeline.yaml:7:24: expression `name * 2`: invalid operation: string * int"}, written: -1},
+			code:  2, output: []string{"pipeline.yaml:7:24: expression `name * 2`: invalid operation: string * int"}, written: -1},
 		{name: "unknown command flag", args: []string{"run", "--frobnicate", "pipeline.yaml"}, code: 2, output: []string{"unknown flag: --frobnicate"}, written: -1},
 	}
 	for _, c := range cases {
