@@ -192,3 +192,41 @@ func contains(out, want string) bool {
 	squash := func(s string) string { return strings.Join(strings.Fields(s), " ") }
 	return strings.Contains(squash(out), squash(want))
 }
+
+// TestSecretsAreNeverPrinted puts a secret into a path that errors echo:
+// neither the output, nor the run history, nor the dead letters show it.
+func TestSecretsAreNeverPrinted(t *testing.T) {
+	const secret = "s3cr3t-Value-42"
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "pipeline.yaml"), `name: secrets
+secret_env: [SHARED_KEY]
+source:
+  type: csv
+  path: in/${SHARED_KEY}.csv
+  schema: {id: int, note: string}
+steps:
+  - validate:
+      - {check: "id > 0", message: "bad id"}
+sink: {type: jsonl, path: out/rows.jsonl}
+`)
+	env := []string{"SHARED_KEY=" + secret}
+	res := backbone(t, dir, env, "run", "pipeline.yaml")
+	if res.code != 3 || strings.Contains(res.out, secret) || !strings.Contains(res.out, "[redacted]") {
+		t.Fatalf("exit %d, output must name the missing file with the secret redacted:\n%s", res.code, res.out)
+	}
+	// A record holding the secret is dead-lettered: redacted there too.
+	write(t, filepath.Join(dir, "in", secret+".csv"), "id,note\n-1,"+secret+"\n2,fine\n")
+	res = backbone(t, dir, env, "run", "pipeline.yaml")
+	if res.code != 0 || strings.Contains(res.out, secret) {
+		t.Fatalf("exit %d:\n%s", res.code, res.out)
+	}
+	for _, args := range [][]string{{"runs"}, {"dlq", "list"}, {"dlq", "show", "1"}, {"validate", "pipeline.yaml"}} {
+		res := backbone(t, dir, env, args...)
+		if strings.Contains(res.out, secret) {
+			t.Fatalf("backbone %v prints the secret:\n%s", args, res.out)
+		}
+	}
+	if res := backbone(t, dir, env, "dlq", "show", "1"); !strings.Contains(res.out, "[redacted]") {
+		t.Fatalf("the dead letter should show the record with the secret redacted:\n%s", res.out)
+	}
+}

@@ -233,7 +233,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	}
 	res.Skipped = len(cps.skipped)
 	res.Tasks = len(tasks)
-	res.Run.CursorBefore = cursorJSON(cps.prior)
+	res.Run.CursorBefore = r.p.Redactor.Redact(cursorJSON(cps.prior))
 	r.tasks = len(tasks)
 	for _, t := range tasks {
 		r.bytesTotal.Add(t.Size)
@@ -269,7 +269,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		defer w.Close()
 	}
 	final, err := r.pump(ctx, tasks, first, cps.prior, w)
-	res.Run.CursorAfter = cursorJSON(final)
+	res.Run.CursorAfter = r.p.Redactor.Redact(cursorJSON(final))
 	return res, err
 }
 
@@ -838,10 +838,11 @@ func (r *runner) deadLetters(ctx context.Context, task string, b *record.Batch) 
 	if len(b.Rejects) == 0 || r.opts.DryRun {
 		return nil
 	}
+	red := r.p.Redactor
 	dls := make([]state.DeadLetter, len(b.Rejects))
 	for i, rj := range b.Rejects {
 		dls[i] = state.DeadLetter{
-			Pipeline: r.p.Name, RunID: r.opts.RunID, Task: task, Loc: b.Loc(rj.Line),
+			Pipeline: r.p.Name, RunID: r.opts.RunID, Task: red.Redact(task), Loc: red.Redact(b.Loc(rj.Line)),
 			Step: rj.Step, Field: rj.Field, Error: r.p.Redactor.Redact(rj.Err),
 			Record: []byte(r.p.Redactor.Redact(string(rj.Raw))),
 		}
