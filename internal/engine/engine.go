@@ -694,6 +694,9 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			}
 		}
 	}
+	if cause := context.Cause(ctx); cause != nil {
+		return cps, cause // a reader or worker failed: commit nothing more
+	}
 	if err := r.checkBudget(true); err != nil {
 		return cps, err
 	}

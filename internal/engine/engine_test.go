@@ -7,6 +7,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -439,5 +440,41 @@ func TestDryRunWritesNothing(t *testing.T) {
 	}
 	if res.Run.Read != 1000 || res.Run.Rejected != 1 || res.Run.Filtered != 499 || res.Run.Written != 500 || !res.Conserved() {
 		t.Fatalf("counts %+v", res.Run)
+	}
+}
+
+// failingSource fails its task after a few batches.
+type failingSource struct{ numSource }
+
+func (s *failingSource) Open(ctx context.Context, env *connector.Env, t connector.Task, pos record.Position) (connector.Reader, error) {
+	r, err := s.numSource.Open(ctx, env, t, pos)
+	if err != nil {
+		return nil, err
+	}
+	return &failingReader{Reader: r}, nil
+}
+
+type failingReader struct {
+	connector.Reader
+	n int
+}
+
+func (r *failingReader) Next(ctx context.Context) (*record.Batch, error) {
+	r.n++
+	if r.n == 4 {
+		return nil, errors.New("disk read error")
+	}
+	return r.Reader.Next(ctx)
+}
+
+func TestSourceFailureReportsItsCauseAndCommitsNothingMore(t *testing.T) {
+	src := &failingSource{numSource{tasks: map[string]int{"a": 1000}, batch: 10}}
+	sink := newMemSink(connector.WriterInfo{Once: true})
+	res, err := engine.Run(context.Background(), pipeline(t, src, sink), engine.Options{Store: openStore(t)})
+	if err == nil || !strings.Contains(err.Error(), "disk read error") {
+		t.Fatalf("err %v, want the source's error", err)
+	}
+	if sink.commits != 0 || res.Run.Status != state.StatusFailed {
+		t.Fatalf("a failed run of a once sink committed %d times (status %s)", sink.commits, res.Run.Status)
 	}
 }
