@@ -101,7 +101,8 @@ func (in *interpolator) walk(n ast.Node) ast.Node {
 		v.Value = in.walk(v.Value)
 	case *ast.LiteralNode:
 		if v.Value != nil && strings.Contains(v.Value.Value, "$") {
-			v.Value.Value = in.expand(v.Value.Value, posOf(v.Value))
+			// The block's text has no column of its own: point at its | or >.
+			v.Value.Value = in.expand(v.Value.Value, posOf(v))
 		}
 	case *ast.StringNode:
 		if !strings.Contains(v.Value, "$") {
@@ -120,7 +121,8 @@ func (in *interpolator) walk(n ast.Node) ast.Node {
 }
 
 // retype parses an expanded plain scalar as YAML, so that "42" becomes an
-// int node at the original position. Anything but a scalar stays a string.
+// int node at the original position. Anything but a number, a bool or a
+// null stays the string it was.
 func retype(text string, orig *token.Token) ast.Node {
 	if strings.ContainsAny(text, "\n#:{}[],&*!|>'\"%@`") {
 		return nil
@@ -131,9 +133,9 @@ func retype(text string, orig *token.Token) ast.Node {
 	}
 	body := f.Docs[0].Body
 	switch body.(type) {
-	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NullNode, *ast.StringNode:
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.NullNode:
 	default:
-		return nil
+		return nil // a string keeps the expanded text whole, spaces included
 	}
 	if tk := body.GetToken(); tk != nil {
 		tk.Position = orig.Position

@@ -169,6 +169,7 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 			top = &ast.MappingNode{Values: []*ast.MappingValueNode{mv}}
 		} else {
 			c.at(posOf(f.Docs[0].Body), "a pipeline is a mapping (source:, steps:, sink:), not %s", kindName(f.Docs[0].Body))
+			c.errs.Sort() // after the error about a second document
 			return nil, c.errs
 		}
 	}
@@ -682,6 +683,15 @@ func posOf(n ast.Node) connector.Pos {
 	}
 	if m, ok := n.(*ast.MappingNode); ok && len(m.Values) > 0 && !m.IsFlowStyle {
 		return posOf(m.Values[0].Key)
+	}
+	if d, ok := n.(*ast.DocumentNode); ok { // its GetToken is its Body's, even a nil one
+		if d.Start != nil && d.Start.Position != nil {
+			return connector.Pos{Line: d.Start.Position.Line, Col: d.Start.Position.Column}
+		}
+		if d.Body == nil {
+			return connector.Pos{}
+		}
+		return posOf(d.Body)
 	}
 	tk := n.GetToken()
 	if tk == nil || tk.Position == nil {

@@ -164,24 +164,24 @@ func TestLoadValid(t *testing.T) {
 	comps = append(comps, summarize(p.Sink))
 	const f = "pipelines/orders.yaml"
 	wantComps := []summary{
-		{Kind: connector.KindSource, Type: "csv", Label: "source", Pos: f + ":10:3", Built: true},
-		{Kind: connector.KindLookup, Type: "csv", Name: "customers", Label: "lookup customers", Pos: f + ":14:14", Built: true},
-		{Kind: connector.KindLookup, Type: "jsonl", Name: "regions", Label: "lookup regions", Pos: f + ":16:5", Built: true},
-		{Kind: connector.KindStep, Type: "filter", Label: "filter[1]", Pos: f + ":20:5", Built: true},
-		{Kind: connector.KindStep, Type: "map", Label: "map[2]", Pos: f + ":21:5", Built: true},
-		{Kind: connector.KindStep, Type: "enrich", Label: "enrich[3]", Pos: f + ":22:5", Built: true},
-		{Kind: connector.KindStep, Type: "filter", Label: "filter[4]", Pos: f + ":23:5", Built: true},
-		{Kind: connector.KindStep, Type: "select", Label: "select[5]", Pos: f + ":24:5", Built: true},
-		{Kind: connector.KindStep, Type: "validate", Label: "validate[6]", Pos: f + ":25:5", Built: true},
-		{Kind: connector.KindStep, Type: "dedupe", Label: "dedupe[7]", Pos: f + ":28:5", Built: true},
-		{Kind: connector.KindSink, Type: "jsonl", Label: "sink", Pos: f + ":30:3", Built: true},
+		{Kind: connector.KindSource, Type: "csv", Label: "source", Pos: f + ":9:3", Built: true},
+		{Kind: connector.KindLookup, Type: "csv", Name: "customers", Label: "lookup customers", Pos: f + ":13:14", Built: true},
+		{Kind: connector.KindLookup, Type: "jsonl", Name: "regions", Label: "lookup regions", Pos: f + ":15:5", Built: true},
+		{Kind: connector.KindStep, Type: "filter", Label: "filter[1]", Pos: f + ":19:5", Built: true},
+		{Kind: connector.KindStep, Type: "map", Label: "map[2]", Pos: f + ":20:5", Built: true},
+		{Kind: connector.KindStep, Type: "enrich", Label: "enrich[3]", Pos: f + ":21:5", Built: true},
+		{Kind: connector.KindStep, Type: "filter", Label: "filter[4]", Pos: f + ":22:5", Built: true},
+		{Kind: connector.KindStep, Type: "select", Label: "select[5]", Pos: f + ":23:5", Built: true},
+		{Kind: connector.KindStep, Type: "validate", Label: "validate[6]", Pos: f + ":24:5", Built: true},
+		{Kind: connector.KindStep, Type: "dedupe", Label: "dedupe[7]", Pos: f + ":27:5", Built: true},
+		{Kind: connector.KindSink, Type: "jsonl", Label: "sink", Pos: f + ":29:3", Built: true},
 	}
 	if diff := cmp.Diff(wantComps, comps); diff != "" {
 		t.Errorf("components (-want +got):\n%s", diff)
 	}
 	// A component's params see its fields without `type:`.
-	if pos := p.Source.Params.FieldPos("path"); pos.String() != f+":11:9" {
-		t.Errorf("source FieldPos(path) = %s, want %s:11:9", pos, f)
+	if pos := p.Source.Params.FieldPos("path"); pos.String() != f+":10:9" {
+		t.Errorf("source FieldPos(path) = %s, want %s:10:9", pos, f)
 	}
 }
 
@@ -329,7 +329,15 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "two documents",
 			src:  "source: {type: csv, path: a}\nsink: {type: stdout}\n---\nname: x\n",
-			want: []string{`p.yaml:4:5: a pipeline file holds one document; found 2`},
+			want: []string{`p.yaml:3:1: a pipeline file holds one document; found 2`},
+		},
+		{
+			name: "scalar then a second document",
+			src:  "0\n---",
+			want: []string{
+				`p.yaml:1:1: a pipeline is a mapping (source:, steps:, sink:), not a single value`,
+				`p.yaml:2:1: a pipeline file holds one document; found 2`,
+			},
 		},
 		{
 			name: "unknown top-level field",
@@ -504,7 +512,7 @@ func TestLoadErrors(t *testing.T) {
 		},
 		{
 			name: "empty source and sink",
-			src:  "source:\nsink:\n",
+			src:  "source:\nsink:\nname: x\n",
 			want: []string{
 				`p.yaml:1:8: source: want a mapping with a type, got nothing`,
 				`p.yaml:2:6: sink: want a mapping with a type, got nothing`,
@@ -569,7 +577,7 @@ errors:
 func TestLoadFactoryErrors(t *testing.T) {
 	src := "source: {type: csv, path: a}\nsink: {type: stdout}\nsteps:\n  - filter: x\n  - probe: {n: 7, s: fail}\n"
 	_, err := config.Load("p.yaml", []byte(src), config.Options{Registry: probeRegistry(), Env: envOf(nil)})
-	want := []string{`p.yaml:5:23: probe refuses s "fail"`}
+	want := []string{`p.yaml:5:22: probe refuses s "fail"`}
 	if diff := cmp.Diff(want, errorLines(t, err)); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
@@ -578,12 +586,12 @@ func TestLoadFactoryErrors(t *testing.T) {
 func TestLoadWithoutRegistry(t *testing.T) {
 	// Without a registry only the pipeline's own fields are checked.
 	src := "source: [a]\nsink: {type: whatever}\nsettings:\n  batch_rows: 7\n"
-	p, err := config.Load("p.yaml", []byte(src), config.Options{Env: envOf(nil)})
+	_, err := config.Load("p.yaml", []byte(src), config.Options{Env: envOf(nil)})
 	want := []string{`p.yaml:1:9: pipeline.source: want a mapping, got a list`}
 	if diff := cmp.Diff(want, errorLines(t, err)); diff != "" {
 		t.Errorf("errors (-want +got):\n%s", diff)
 	}
-	p, err = config.Load("p.yaml", []byte("source: {type: x}\nsink: {type: y}\nsettings:\n  batch_rows: 7\n"), config.Options{Env: envOf(nil)})
+	p, err := config.Load("p.yaml", []byte("source: {type: x}\nsink: {type: y}\nsettings:\n  batch_rows: 7\n"), config.Options{Env: envOf(nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -697,26 +705,29 @@ func probeRegistry() *connector.Registry {
 		{Name: "password", Type: connector.TString, Secret: true},
 	}
 	r.AddSource(connector.Spec{Name: "probe", Summary: "test source", Fields: fields}, func(p connector.Params) (connector.Source, error) {
-		var cfg probeConfig
-		if err := p.Decode(&cfg); err != nil {
-			return nil, err
-		}
-		if cfg.S == "fail" {
-			return nil, connector.Errorf(p.FieldPos("s"), "probe refuses s %q", cfg.S)
-		}
-		return &probe{cfg: cfg}, nil
+		return newProbe(p)
 	})
 	r.AddStep(connector.Spec{Name: "probe", Summary: "test step", Fields: fields}, func(p connector.Params) (connector.Step, error) {
-		var cfg probeConfig
-		if err := p.Decode(&cfg); err != nil {
-			return nil, err
-		}
-		if cfg.S == "fail" {
-			return nil, connector.Errorf(p.FieldPos("s"), "probe refuses s %q", cfg.S)
-		}
-		return &probe{cfg: cfg}, nil
+		return newProbe(p)
 	})
 	return r
+}
+
+// newProbe decodes its params; s: fail makes it refuse them with a message
+// that echoes s and v.
+func newProbe(p connector.Params) (*probe, error) {
+	var cfg probeConfig
+	if err := p.Decode(&cfg); err != nil {
+		return nil, err
+	}
+	if cfg.S == "fail" {
+		msg := fmt.Sprintf("probe refuses s %q", cfg.S)
+		if cfg.V != nil {
+			msg += fmt.Sprintf(" with v %v", cfg.V)
+		}
+		return nil, connector.Errorf(p.FieldPos("s"), "%s", msg)
+	}
+	return &probe{cfg: cfg}, nil
 }
 
 type probeConfig struct {
@@ -733,7 +744,7 @@ func (*probe) Open(context.Context, *connector.Env, connector.Task, record.Posit
 	return nil, errors.New("probe: no data")
 }
 func (*probe) Bind(in *record.Schema, _ *connector.StepEnv) (*record.Schema, error) { return in, nil }
-func (*probe) Process(context.Context, *record.Batch) error                        { return nil }
+func (*probe) Process(context.Context, *record.Batch) error                         { return nil }
 
 func loadProbe(t *testing.T, body string, vars map[string]string) (*config.Pipeline, error) {
 	t.Helper()
@@ -898,6 +909,7 @@ func TestInterpolationErrorsAll(t *testing.T) {
 		`p.yaml:1:7: environment variable A is not set (write ${A:-default} for a default)`,
 		`p.yaml:1:7: name "": use letters, digits, '_', '-' and '.' only`,
 		`p.yaml:4:9: environment variable B is not set (write ${B:-default} for a default)`,
+		`p.yaml:4:9: path is required`,
 		`p.yaml:7:14: environment variable D is not set (write ${D:-default} for a default)`,
 	}
 	_, err := load(t, src, nil)
@@ -912,84 +924,80 @@ func TestSecrets(t *testing.T) {
 		name    string
 		src     string
 		vars    map[string]string
-		secrets int  // Redactor.Len() at least
-		wantErr bool // Load fails (with the secret nowhere in its messages)
+		secret  string // must appear in no message; secret when empty
+		wantErr bool   // Load fails, with the secret nowhere in its messages
 	}{
 		{
 			name:    "secret_env value echoed as an unknown type",
 			src:     "secret_env: [MY_VALUE]\nsource:\n  type: ${MY_VALUE}\n  path: a\nsink: {type: stdout}\n",
 			vars:    map[string]string{"MY_VALUE": secret},
-			secrets: 1, wantErr: true,
+			wantErr: true,
 		},
 		{
 			name:    "secret_env as one name",
 			src:     "secret_env: MY_VALUE\nsource:\n  type: csv\n  path: a\n  header: ${MY_VALUE}\nsink: {type: stdout}\n",
 			vars:    map[string]string{"MY_VALUE": secret},
-			secrets: 1, wantErr: true,
+			wantErr: true,
 		},
 		{
 			name:    "PASSWORD in the name",
 			src:     "source:\n  type: csv\n  path: a\n  compression: ${DB_PASSWORD}\nsink: {type: stdout}\n",
 			vars:    map[string]string{"DB_PASSWORD": secret},
-			secrets: 1, wantErr: true,
+			wantErr: true,
 		},
 		{
 			name:    "TOKEN in the name, lower case",
 			src:     "source:\n  type: csv\n  path: a\nsink: {type: stdout}\nsettings:\n  batch_rows: ${api_token}\n",
 			vars:    map[string]string{"api_token": secret},
-			secrets: 1, wantErr: true,
+			wantErr: true,
 		},
 		{
 			name:    "SECRET in the name",
 			src:     "source:\n  type: csv\n  path: a\nsink: {type: stdout}\ntimezone: ${APP_SECRET}\n",
 			vars:    map[string]string{"APP_SECRET": secret},
-			secrets: 1, wantErr: true,
+			wantErr: true,
 		},
 		{
 			name:    "DSN in the name",
 			src:     "source:\n  type: csv\n  path: a\nsink: {type: stdout}\nname: ${WAREHOUSE_DSN}\n",
 			vars:    map[string]string{"WAREHOUSE_DSN": "postgres://u:" + secret + "@db/x"},
-			secrets: 1, wantErr: true,
+			wantErr: true,
 		},
 		{
 			name:    "secret in a default",
 			src:     "source:\n  type: csv\n  path: a\nsink: {type: stdout}\nerrors:\n  max_reject_rate: ${MY_TOKEN:-" + secret + "}\n",
-			secrets: 1, wantErr: true,
+			wantErr: true,
 		},
 		{
 			name:    "secret with quotes and backslashes",
 			src:     "secret_env: [K]\nsource:\n  type: \"${K}\"\n  path: a\nsink: {type: stdout}\n",
 			vars:    map[string]string{"K": `a"b\c` + secret},
-			secrets: 1, wantErr: true,
+			secret:  `a\"b\\c`,
+			wantErr: true,
 		},
 		{
 			name:    "secret with a newline",
 			src:     "secret_env: [K]\nsource:\n  type: csv\n  path: a\n  compression: ${K}\nsink: {type: stdout}\n",
 			vars:    map[string]string{"K": "line1\n" + secret},
-			secrets: 1, wantErr: true,
+			secret:  `line1\n`,
+			wantErr: true,
 		},
 		{
-			name:    "secret field of a component",
+			name:    "secret field of a component echoed by its factory",
 			src:     "source:\n  type: probe\n  password: " + secret + "\n  s: fail\n  v: " + secret + "\nsink: {type: stdout}\n",
-			secrets: 1, wantErr: true,
+			wantErr: true,
 		},
 		{
-			name:    "secret echoed by a factory",
-			src:     "secret_env: [K]\nsource:\n  type: probe\n  s: \"${K}\"\nsink: {type: stdout}\nsteps:\n  - probe: {s: fail}\n",
-			vars:    map[string]string{"K": "fail"},
-			secrets: 1, wantErr: true,
+			name:    "secret echoed by another component",
+			src:     "secret_env: [K]\nsource:\n  type: probe\n  s: \"${K}\"\nsink: {type: stdout}\nsteps:\n  - probe: {s: fail, v: the-secret-value}\n",
+			vars:    map[string]string{"K": "the-secret-value"},
+			secret:  "the-secret-value",
+			wantErr: true,
 		},
 		{
-			name:    "valid pipeline keeps its secrets known",
-			src:     "source:\n  type: probe\n  s: ${MY_PASSWORD}\nsink: {type: stdout}\n",
-			vars:    map[string]string{"MY_PASSWORD": secret},
-			secrets: 1,
-		},
-		{
-			name:    "plain variables are not secrets",
-			src:     "source:\n  type: probe\n  s: ${DIR}\nsink: {type: stdout}\n",
-			vars:    map[string]string{"DIR": secret},
-			secrets: 0,
+			name: "valid pipeline keeps its secrets known",
+			src:  "source:\n  type: probe\n  s: ${MY_PASSWORD}\nsink: {type: stdout}\n",
+			vars: map[string]string{"MY_PASSWORD": secret},
 		},
 	}
 	for _, tt := range tests {
@@ -999,29 +1007,38 @@ func TestSecrets(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if p.Redactor.Len() < tt.secrets || (tt.secrets == 0 && p.Redactor.Len() != 0) {
-					t.Errorf("Redactor knows %d secrets, want %d", p.Redactor.Len(), tt.secrets)
-				}
-				if tt.secrets > 0 {
-					if got := p.Redactor.Redact("dsn=" + secret); got != "dsn=[redacted]" {
-						t.Errorf("Redact = %q", got)
-					}
+				if got := p.Redactor.Redact("dsn=" + secret); got != "dsn=[redacted]" {
+					t.Errorf("Redact = %q, want the secret replaced", got)
 				}
 				return
 			}
-			lines := errorLines(t, err)
-			for _, l := range lines {
-				for _, bit := range []string{secret, "fail\""} {
-					if strings.Contains(l, bit) && !(bit == "fail\"" && !strings.Contains(tt.name, "factory")) {
-						t.Errorf("error %q shows the secret", l)
-					}
-				}
-				if !strings.Contains(l, "[redacted]") && len(lines) == 1 {
-					t.Errorf("error %q does not say a secret was there", l)
-				}
+			hidden := tt.secret
+			if hidden == "" {
+				hidden = secret
 			}
-			t.Logf("%s", strings.Join(lines, "\n"))
+			lines := errorLines(t, err)
+			redacted := false
+			for _, l := range lines {
+				if strings.Contains(l, hidden) {
+					t.Errorf("error %q shows the secret", l)
+				}
+				redacted = redacted || strings.Contains(l, "[redacted]")
+			}
+			if !redacted {
+				t.Errorf("errors %q: want one showing [redacted] where the secret was", lines)
+			}
 		})
+	}
+}
+
+func TestPlainVariablesAreNotSecrets(t *testing.T) {
+	src := "source:\n  type: probe\n  s: ${DIR}\nsink: {type: stdout}\nsettings:\n  batch_rows: ${N}\n"
+	p, err := config.Load("p.yaml", []byte(src), config.Options{Registry: probeRegistry(), Env: envOf(map[string]string{"DIR": "/data/orders", "N": "100"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Redactor.Len() != 0 {
+		t.Errorf("Redactor knows %d secrets, want none", p.Redactor.Len())
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"runtime"
 	"sort"
 	"strings"
@@ -555,11 +556,13 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 			return
 		}
 	}
-	defer rd.Close()
+	defer func() { rd.Close() }()
 	if !rd.Schema().Equal(r.firstSchema()) {
 		fail(fmt.Errorf("source %s: its fields (%s) differ from the first task's (%s)", t.Key, rd.Schema(), r.firstSchema()))
 		return
 	}
+	last := pos // position after the last batch handed on
+	retries := 0
 	for {
 		if soft.Err() != nil {
 			return // soft stop: what was read is still drained and committed
@@ -569,10 +572,26 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 			send(&job{task: t.Key, end: true, final: t.Final, fp: t.Fingerprint, done: make(chan struct{})})
 			return
 		}
+		if err != nil && errors.Is(err, connector.ErrTransient) && retries < maxReadRetries && hard.Err() == nil {
+			// The service went away: read again from the last position
+			// handed on, after a backoff. Batches in flight stay valid.
+			retries++
+			r.log.Warn("source: retrying after a transient error", "task", t.Key, "attempt", retries, "error", r.p.Redactor.Redact(err.Error()))
+			rd.Close()
+			if !sleep(hard, backoff(retries)) {
+				return
+			}
+			if rd, err = r.p.Source.Source.Open(hard, r.env, t, last); err == nil {
+				continue
+			}
+			rd = nopReader{}
+		}
 		if err != nil {
 			fail(fmt.Errorf("source %s: %w", t.Key, err))
 			return
 		}
+		retries = 0
+		last = b.Pos
 		r.bytesRead.Add(b.Bytes)
 		if !send(&job{task: t.Key, batch: b, done: make(chan struct{})}) {
 			return
@@ -624,7 +643,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			list = nil
 		}
 		failpoint.Hit("before-commit") // rows staged, nothing committed
-		if err := r.retry(ctx, "sink commit", func() error { return w.Commit(ctx, list) }); err != nil {
+		if err := w.Commit(ctx, list); err != nil {
 			return fmt.Errorf("sink commit: %w", err)
 		}
 		if !info.Transactional && list != nil {
@@ -663,7 +682,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			cps[j.task] = cp
 			pending[j.task] = cp
 			if !info.Once {
-				if err := commit(); err != nil {
+				if err := r.retry(ctx, "sink commit", commit); err != nil {
 					return cps, err
 				}
 			}
@@ -673,34 +692,46 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		if err := r.runSteps(ctx, r.ordered, b); err != nil {
 			return cps, err
 		}
-		written, sinkRejects, err := r.write(ctx, w, b)
+		cp.Pos = b.Pos
+		srcRejects := len(b.Rejects)
+		written := 0
+		// Write, dead letters and commit are one unit: a transient failure
+		// anywhere in it loses what was staged since the last commit, so all
+		// of it is done again. Dead letters are stored before the commit that
+		// moves the checkpoint past them; storing them again replaces them.
+		err := r.retry(ctx, "sink", func() error {
+			b.Rejects = b.Rejects[:srcRejects]
+			n, sinkRejects, err := r.write(ctx, w, b)
+			if err != nil {
+				return err
+			}
+			written = n
+			b.Rejects = append(b.Rejects, sinkRejects...)
+			if err := r.checkBudget(r.read.Load()+int64(b.Read), r.rejected.Load()+int64(len(b.Rejects)), false); err != nil {
+				return err
+			}
+			if err := r.deadLetters(ctx, j.task, b); err != nil {
+				return err
+			}
+			pending[j.task] = cp
+			if info.Once {
+				return nil
+			}
+			return commit()
+		})
+		r.count(b, written)
 		if err != nil {
 			return cps, err
 		}
-		b.Rejects = append(b.Rejects, sinkRejects...)
-		r.count(b, written)
-		if err := r.checkBudget(false); err != nil {
-			return cps, err
-		}
-		if err := r.deadLetters(ctx, j.task, b); err != nil {
-			return cps, err
-		}
-		cp.Pos = b.Pos
 		cps[j.task] = cp
-		pending[j.task] = cp
-		if !info.Once {
-			if err := commit(); err != nil {
-				return cps, err
-			}
-		}
 	}
 	if cause := context.Cause(ctx); cause != nil {
 		return cps, cause // a reader or worker failed: commit nothing more
 	}
-	if err := r.checkBudget(true); err != nil {
+	if err := r.checkBudget(r.read.Load(), r.rejected.Load(), true); err != nil {
 		return cps, err
 	}
-	if err := commit(); err != nil {
+	if err := r.retry(ctx, "sink commit", commit); err != nil {
 		return cps, err
 	}
 	if info.Transactional && len(cps) > 0 && !r.opts.DryRun && !r.opts.noCheckpoints {
@@ -714,61 +745,85 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	return cps, nil
 }
 
-// write hands a batch to the sink, retrying transient failures. Rows the
-// sink refuses for their own sake come back as rejects.
+// write hands a batch to the sink once. Rows the sink refuses for their
+// own sake come back as rejects.
 func (r *runner) write(ctx context.Context, w connector.Writer, b *record.Batch) (int, []record.Reject, error) {
-	if w == nil || b.Len() == 0 {
-		if w == nil {
-			return b.Len(), nil, nil // dry run: counted as written, nothing written
-		}
+	if w == nil {
+		return b.Len(), nil, nil // dry run: counted as written, nothing written
+	}
+	if b.Len() == 0 {
 		return 0, nil, nil
 	}
-	var n int
-	var rejects []record.Reject
-	err := r.retry(ctx, "sink write", func() error {
-		var err error
-		n, err = w.Write(ctx, b)
-		var be *connector.BatchError
-		if errors.As(err, &be) {
-			rejects = rejects[:0]
-			for _, re := range be.Rows {
-				raw := record.RowJSON(b.Schema, b.Rows[re.Index])
-				if b.Raw != nil && b.Raw[re.Index] != nil {
-					raw = b.Raw[re.Index]
-				}
-				var line int64
-				if b.Lines != nil {
-					line = b.Lines[re.Index]
-				}
-				rejects = append(rejects, record.Reject{Line: line, Step: "sink", Err: r.p.Redactor.Redact(re.Err.Error()), Raw: raw})
-			}
-			return nil
+	n, err := w.Write(ctx, b)
+	var be *connector.BatchError
+	if !errors.As(err, &be) {
+		if err != nil {
+			return 0, nil, fmt.Errorf("sink: %w", err)
 		}
-		return err
-	})
-	if err != nil {
-		return 0, nil, fmt.Errorf("sink: %w", err)
+		return n, nil, nil
+	}
+	rejects := make([]record.Reject, 0, len(be.Rows))
+	for _, re := range be.Rows {
+		raw := record.RowJSON(b.Schema, b.Rows[re.Index])
+		if b.Raw != nil && b.Raw[re.Index] != nil {
+			raw = b.Raw[re.Index]
+		}
+		var line int64
+		if b.Lines != nil {
+			line = b.Lines[re.Index]
+		}
+		rejects = append(rejects, record.Reject{Line: line, Step: "sink", Err: r.p.Redactor.Redact(re.Err.Error()), Raw: raw})
 	}
 	return n, rejects, nil
 }
 
-// retry runs f until it succeeds, fails for good, or 5 transient failures.
+// maxReadRetries and maxWriteRetries bound the retries of transient
+// failures; with backoff they span about a minute, long enough for a
+// database to restart.
+const (
+	maxReadRetries  = 8
+	maxWriteRetries = 8
+)
+
+// backoff is the wait before retry n (from 1): exponential from 100ms, at
+// most 15s, with jitter so that many runs do not retry in step.
+func backoff(n int) time.Duration {
+	d := 100 * time.Millisecond << min(n-1, 8)
+	d = min(d, 15*time.Second)
+	return d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
+}
+
+// sleep waits d or until ctx is done; it reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// nopReader stands in for a reader that could not be reopened.
+type nopReader struct{}
+
+func (nopReader) Schema() *record.Schema                      { return nil }
+func (nopReader) Next(context.Context) (*record.Batch, error) { return nil, io.EOF }
+func (nopReader) Close() error                                { return nil }
+
+// retry runs f until it succeeds, fails for good, or keeps failing
+// transiently maxWriteRetries times.
 func (r *runner) retry(ctx context.Context, what string, f func() error) error {
-	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		err := f()
-		if err == nil || !errors.Is(err, connector.ErrTransient) || attempt == 5 {
+		if err == nil || !errors.Is(err, connector.ErrTransient) || attempt == maxWriteRetries {
 			return err
 		}
 		r.log.Warn("retrying after a transient error", "what", what, "attempt", attempt, "error", r.p.Redactor.Redact(err.Error()))
-		t := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, backoff(attempt)) {
 			return err
-		case <-t.C:
 		}
-		backoff *= 2
 	}
 }
 
@@ -821,11 +876,11 @@ func (r *runner) topReasons(n int) []Reason {
 	return out
 }
 
-// checkBudget fails the run when rejects exceed the error budget. Mid-run
-// the rate is judged once MinSample records were read; at the end always.
-func (r *runner) checkBudget(end bool) error {
+// checkBudget fails the run when rejects exceed the error budget, given the
+// totals so far. Mid-run the rate is judged once MinSample records were
+// read; at the end always.
+func (r *runner) checkBudget(read, rej int64, end bool) error {
 	e := r.p.Errors
-	rej, read := r.rejected.Load(), r.read.Load()
 	if e.MaxRejects >= 0 && rej > e.MaxRejects {
 		return &BudgetError{Rejected: rej, Read: read, Limit: fmt.Sprintf("max_rejects %d", e.MaxRejects)}
 	}

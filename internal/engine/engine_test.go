@@ -151,8 +151,9 @@ func (w *memWriter) Commit(ctx context.Context, cps []connector.Checkpoint) erro
 	w.s.mu.Lock()
 	defer w.s.mu.Unlock()
 	w.s.commits++
-	if w.s.transientOnce {
+	if w.s.transientOnce { // like a database: the transaction is lost
 		w.s.transientOnce = false
+		w.staged = nil
 		return connector.Transient(errors.New("connection reset"))
 	}
 	if w.s.failAtCommit > 0 && w.s.commits == w.s.failAtCommit {

@@ -14,7 +14,11 @@ func (d Dec) AppendText(dst []byte) []byte {
 		u = uint64(-(d.small + 1)) + 1
 	}
 	if d.scale <= 0 {
-		return strconv.AppendUint(dst, u, 10)
+		dst = strconv.AppendUint(dst, u, 10)
+		for i := d.scale; i < 0 && u != 0; i++ { // Round(-1) rounds to tens
+			dst = append(dst, '0')
+		}
+		return dst
 	}
 	var digits [20]byte
 	n := strconv.AppendUint(digits[:0], u, 10)

@@ -157,6 +157,12 @@ func TestDecStringNegativeScale(t *testing.T) {
 			if !got.Equal(MustDec(tt.want)) {
 				t.Errorf("Round(%s, %d) = %s, not equal to %s", tt.in, tt.scale, got, tt.want)
 			}
+			if s := string(got.AppendText(nil)); s != tt.want {
+				t.Errorf("Round(%s, %d).AppendText = %q, want %q", tt.in, tt.scale, s, tt.want)
+			}
+			if s := string(AppendJSON(nil, got)); s != tt.want {
+				t.Errorf("AppendJSON(Round(%s, %d)) = %s, want %s", tt.in, tt.scale, s, tt.want)
+			}
 		})
 	}
 }

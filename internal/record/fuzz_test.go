@@ -128,6 +128,15 @@ func FuzzParseDec(f *testing.F) {
 			if back.Cmp(c.d) != 0 || back.Scale() != c.d.Scale() || back.String() != s {
 				t.Fatalf("ParseDec(%q) = %s (scale %d); reparsed %s (scale %d)", c.text, s, c.d.Scale(), back, back.Scale())
 			}
+			if got := string(c.d.AppendText(nil)); got != s {
+				t.Fatalf("AppendText(%s) = %q", s, got)
+			}
+			for _, scale := range []int32{-2, 0, 2} {
+				r := c.d.Round(scale)
+				if got := string(r.AppendText(nil)); got != r.String() {
+					t.Fatalf("Round(%s, %d): AppendText %q, String %q", s, scale, got, r.String())
+				}
+			}
 			if c.d.Neg().Neg().String() != s || c.d.Add(c.d.Neg()).Sign() != 0 || c.d.Sub(c.d).Sign() != 0 {
 				t.Fatalf("negation of %s is not exact", s)
 			}
