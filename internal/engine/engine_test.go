@@ -479,3 +479,53 @@ func TestSourceFailureReportsItsCauseAndCommitsNothingMore(t *testing.T) {
 		t.Fatalf("a failed run of a once sink committed %d times (status %s)", sink.commits, res.Run.Status)
 	}
 }
+
+// flakySource loses its connection once in the middle of a task.
+type flakySource struct {
+	numSource
+	mu     sync.Mutex
+	failed bool
+	opens  int
+}
+
+func (s *flakySource) Open(ctx context.Context, env *connector.Env, t connector.Task, pos record.Position) (connector.Reader, error) {
+	s.mu.Lock()
+	s.opens++
+	s.mu.Unlock()
+	r, err := s.numSource.Open(ctx, env, t, pos)
+	if err != nil {
+		return nil, err
+	}
+	return &flakyReader{Reader: r, s: s}, nil
+}
+
+type flakyReader struct {
+	connector.Reader
+	s *flakySource
+	n int
+}
+
+func (r *flakyReader) Next(ctx context.Context) (*record.Batch, error) {
+	r.n++
+	r.s.mu.Lock()
+	defer r.s.mu.Unlock()
+	if r.n == 5 && !r.s.failed {
+		r.s.failed = true
+		return nil, connector.Transient(errors.New("connection reset by peer"))
+	}
+	return r.Reader.Next(ctx)
+}
+
+func TestTransientSourceErrorReopensFromTheLastPosition(t *testing.T) {
+	tasks := map[string]int{"a": 3000}
+	src := &flakySource{numSource: numSource{tasks: tasks, batch: 100}}
+	sink := newMemSink(connector.WriterInfo{Transactional: true})
+	res, err := engine.Run(context.Background(), pipeline(t, src, sink), engine.Options{Store: openStore(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.opens != 2 || res.Run.Read != 3000 {
+		t.Fatalf("opened %d times, read %d; want a reopen and every row once", src.opens, res.Run.Read)
+	}
+	checkExactlyOnce(t, sink, tasks, func(int64) bool { return false })
+}
