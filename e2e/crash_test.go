@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"github.com/backbone-etl/backbone/internal/state"
@@ -333,4 +334,47 @@ func committedRows(db string) int64 {
 		return 0
 	}
 	return n
+}
+
+// TestPostgresStateStore runs the quickstart with its state in PostgreSQL:
+// history and dead letters are there, and a rerun loads nothing twice.
+func TestPostgresStateStore(t *testing.T) {
+	const base = "postgres://postgres@127.0.0.1:5432/test"
+	conn, err := sql.Open("pgx", base)
+	if err == nil {
+		err = conn.Ping()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL at 127.0.0.1:5432 is unreachable: %v", err)
+		}
+		t.Skipf("PostgreSQL at 127.0.0.1:5432 is unreachable: %v", err)
+	}
+	defer conn.Close()
+	schema := fmt.Sprintf("bb_e2e_%d", rand.Uint32())
+	t.Cleanup(func() { conn.Exec("DROP SCHEMA IF EXISTS " + schema + " CASCADE") })
+	dir := t.TempDir()
+	if err := os.CopyFS(filepath.Join(dir, "qs"), os.DirFS("../examples/quickstart")); err != nil {
+		t.Fatal(err)
+	}
+	stateDSN := base + "?schema=" + schema
+	first := backbone(t, dir, nil, "run", "--state", stateDSN, "qs/pipeline.yaml")
+	if first.code != 0 || !contains(first.out, "read 1200") {
+		t.Fatalf("first run: exit %d\n%s", first.code, first.out)
+	}
+	second := backbone(t, dir, nil, "run", "--state", stateDSN, "qs/pipeline.yaml")
+	if second.code != 0 || !contains(second.out, "read 0") {
+		t.Fatalf("second run: exit %d\n%s", second.code, second.out)
+	}
+	runs := backbone(t, dir, nil, "runs", "--state", stateDSN, "orders_enriched")
+	if strings.Count(runs.out, "succeeded") != 2 {
+		t.Fatalf("runs:\n%s", runs.out)
+	}
+	dlq := backbone(t, dir, nil, "dlq", "list", "--state", stateDSN, "orders_enriched")
+	if !contains(dlq.out, "15 dead letter(s)") {
+		t.Fatalf("dlq list:\n%s", dlq.out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, ".backbone")); err == nil {
+		t.Fatal("a SQLite state store was created although the state is in PostgreSQL")
+	}
 }

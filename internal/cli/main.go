@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ import (
 	"github.com/backbone-etl/backbone/internal/connector/builtin"
 	"github.com/backbone-etl/backbone/internal/engine"
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/pgstate"
 	"github.com/backbone-etl/backbone/internal/state/sqlitestate"
 )
 
@@ -181,13 +183,14 @@ func (a *app) statePath(p *config.Pipeline) string {
 	return filepath.Join(".backbone", "state.db")
 }
 
+// openState opens the state store: PostgreSQL for a postgres:// DSN (a
+// team, several processes), otherwise a SQLite file.
 func (a *app) openState(ctx context.Context, p *config.Pipeline) (state.Store, error) {
-	path := a.statePath(p)
-	st, err := sqlitestate.Open(ctx, path)
-	if err != nil {
-		return nil, err
+	loc := a.statePath(p)
+	if strings.HasPrefix(loc, "postgres://") || strings.HasPrefix(loc, "postgresql://") {
+		return pgstate.Open(ctx, loc)
 	}
-	return st, nil
+	return sqlitestate.Open(ctx, loc)
 }
 
 // check binds a pipeline as a run would, without writing anything.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -91,7 +92,7 @@ var TopFields = []connector.FieldSpec{
 	{Name: "schedule", Type: connector.TString, Doc: `When ` + "`serve`" + ` runs the pipeline: a cron expression ("*/5 * * * *") or "every 30s".`},
 	{Name: "timezone", Type: connector.TString, Default: "UTC", Doc: "Zone of the schedule and of timestamps written without a zone."},
 	{Name: "freshness", Type: connector.TDuration, Doc: "Alert when no run has succeeded for this long."},
-	{Name: "state", Type: connector.TString, Default: ".backbone/state.db", Doc: "State store: a SQLite file path (relative to the working directory)."},
+	{Name: "state", Type: connector.TString, Default: ".backbone/state.db", Doc: "State store: a SQLite file path (relative to the working directory), or a PostgreSQL DSN (postgres://user:password@host/db?schema=backbone) that several processes share. Its password is a secret."},
 	{Name: "secret_env", Type: connector.TList, Doc: "Environment variables whose values are secrets, beyond those whose names contain PASSWORD, SECRET, TOKEN, API_KEY, CREDENTIAL or DSN. Secrets are never printed."},
 	{Name: "source", Type: connector.TObject, Required: true, Doc: "Where records come from: `type:` names a source component."},
 	{Name: "lookups", Type: connector.TMap, Doc: "Named reference data used by `enrich` and `lookup()`: each value has a `type:` naming a lookup component."},
@@ -215,6 +216,11 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 			p.Freshness, _ = connector.ParseDuration(scalar(v)) // checkObject reports a bad one
 		case "state":
 			p.State = scalar(v)
+			if u, err := url.Parse(p.State); err == nil && u.User != nil {
+				if pw, ok := u.User.Password(); ok {
+					p.Redactor.Add(pw)
+				}
+			}
 		case "errors":
 			loadErrors(c, v, &p.Errors)
 		case "settings":
