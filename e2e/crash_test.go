@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"context"
-	"crypto/sha256"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -18,10 +15,6 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
-
-	"github.com/backbone-etl/backbone/internal/state"
-	"github.com/backbone-etl/backbone/internal/state/sqlitestate"
-	"github.com/backbone-etl/backbone/internal/testdata"
 )
 
 // crashRows is the size of the crash test; the issue asks for 1M rows.
@@ -40,20 +33,7 @@ func crashRows(t *testing.T) int {
 // malformed fraction so that dead letters exist.
 func writeOrders(t *testing.T, dir string, files, rows int) {
 	t.Helper()
-	per := rows / files
-	for i := 0; i < files; i++ {
-		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("orders-%d.csv", i)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		o := testdata.Orders{Rows: per, Bad: 0.002, Seed: uint64(i + 1), FirstID: 1 + i*per, Customers: 5000}
-		if err := testdata.WriteOrders(f, o); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	runTool(t, "orders", dir, strconv.Itoa(files), strconv.Itoa(rows))
 }
 
 const crashPipeline = `name: crash
@@ -94,68 +74,24 @@ type tableDigest struct {
 
 func digest(t *testing.T, db string) tableDigest {
 	t.Helper()
-	conn, err := sql.Open("sqlite", "file:"+db+"?mode=ro")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
 	var d tableDigest
-	if err := conn.QueryRow(`SELECT count(*), count(DISTINCT order_id) FROM orders`).Scan(&d.count, &d.distinct); err != nil {
+	if _, err := fmt.Sscan(runTool(t, "digest", db), &d.count, &d.distinct, &d.checksum); err != nil {
 		t.Fatal(err)
 	}
-	rows, err := conn.Query(`SELECT * FROM orders ORDER BY order_id, rowid`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	cols, _ := rows.Columns()
-	vals := make([]sql.RawBytes, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
-	h := sha256.New()
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range vals {
-			h.Write(v)
-			h.Write([]byte{0})
-		}
-		h.Write([]byte{'\n'})
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	d.checksum = hex.EncodeToString(h.Sum(nil))
 	return d
 }
 
-// deadLetters returns how many dead letters the pipeline has, failing the
-// test when one (task, place, step) appears twice.
+// deadLetters returns how many dead letters the pipeline has; the tool
+// fails when one (task, place, step) appears twice.
 func deadLetters(t *testing.T, stateDB string) int { return deadLettersOf(t, stateDB, "crash") }
 
 func deadLettersOf(t *testing.T, stateDB, pipeline string) int {
 	t.Helper()
-	st, err := sqlitestate.Open(context.Background(), stateDB)
+	n, err := strconv.Atoi(runTool(t, "deadletters", stateDB, pipeline))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	dls, err := st.DeadLetters(context.Background(), state.DLQFilter{Pipeline: pipeline})
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[string]bool{}
-	for _, d := range dls {
-		k := d.Task + "|" + d.Loc + "|" + d.Step
-		if seen[k] {
-			t.Fatalf("dead letter %s stored twice", k)
-		}
-		seen[k] = true
-	}
-	return len(dls)
+	return n
 }
 
 // TestCrashCSVToSQLite kills `backbone run` with SIGKILL at random instants

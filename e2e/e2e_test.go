@@ -20,8 +20,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the expected output of transcripts")
 
-// binary is the backbone binary built once for all tests.
-var binary string
+// binary is the backbone binary built once for all tests; tool does their
+// heavy lifting (data, digests) outside the race-instrumented test process.
+var binary, tool string
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -31,11 +32,14 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "backbone")
-	build := exec.Command("go", "build", "-o", binary, "../cmd/backbone")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building backbone:", err)
-		os.Exit(1)
+	tool = filepath.Join(dir, "tool")
+	for out, pkg := range map[string]string{binary: "../cmd/backbone", tool: "./tool"} {
+		build := exec.Command("go", "build", "-o", out, pkg)
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "building", pkg+":", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -72,6 +76,20 @@ func backbone(t *testing.T, dir string, env []string, args ...string) result {
 		rss = ru.Maxrss * 1024
 	}
 	return result{out: stdout.String() + stderr.String(), code: code, rss: rss}
+}
+
+// runTool runs the e2e tool and returns its standard output.
+func runTool(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(tool, args...).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			t.Fatalf("tool %v: %v\n%s", args, err, ee.Stderr)
+		}
+		t.Fatalf("tool %v: %v", args, err)
+	}
+	return strings.TrimSpace(string(out))
 }
 
 var normalizers = []struct {
