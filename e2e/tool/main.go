@@ -34,7 +34,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: tool orders|digest|deadletters ...")
+		return errors.New("usage: tool orders|digest|deadletters ARGS")
 	}
 	switch args[0] {
 	case "orders":
