@@ -699,7 +699,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		// anywhere in it loses what was staged since the last commit, so all
 		// of it is done again. Dead letters are stored before the commit that
 		// moves the checkpoint past them; storing them again replaces them.
-		err := r.retry(ctx, "sink", func() error {
+		attempt := func() error {
 			b.Rejects = b.Rejects[:srcRejects]
 			n, sinkRejects, err := r.write(ctx, w, b)
 			if err != nil {
@@ -718,7 +718,16 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 				return nil
 			}
 			return commit()
-		})
+		}
+		var err error
+		if info.Once {
+			// A once writer holds every batch of the run uncommitted: a
+			// failure loses them all, so one batch cannot be done again.
+			// The run fails and the next one starts from the checkpoints.
+			err = attempt()
+		} else {
+			err = r.retry(ctx, "sink", attempt)
+		}
 		r.count(b, written)
 		if err != nil {
 			return cps, err
@@ -731,8 +740,14 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	if err := r.checkBudget(r.read.Load(), r.rejected.Load(), true); err != nil {
 		return cps, err
 	}
-	if err := r.retry(ctx, "sink commit", commit); err != nil {
-		return cps, err
+	if info.Once {
+		// Never retried: a failed commit of a once writer may have lost its
+		// rows, and committing its checkpoints alone would skip them.
+		if err := commit(); err != nil {
+			return cps, err
+		}
+	} else if err := r.retry(ctx, "sink commit", commit); err != nil {
+		return cps, err // only checkpoints are pending here: no rows to lose
 	}
 	if info.Transactional && len(cps) > 0 && !r.opts.DryRun && !r.opts.noCheckpoints {
 		// Keep the state store's copy current for history and tools; the

@@ -8,6 +8,7 @@ package builtin
 import (
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/connector/file"
+	"github.com/backbone-etl/backbone/internal/connector/mysql"
 	"github.com/backbone-etl/backbone/internal/connector/sqlite"
 	"github.com/backbone-etl/backbone/internal/step"
 )
@@ -15,6 +16,7 @@ import (
 // Register adds the built-in sources, steps, lookups and sinks to r.
 func Register(r *connector.Registry) {
 	file.Register(r)
+	mysql.Register(r)
 	sqlite.Register(r)
 	step.Register(r)
 }
