@@ -182,7 +182,8 @@ type Table interface {
 	// Keys are the key fields, in the order Get takes their values.
 	Keys() []string
 	// Get returns the row for a key. ok is false when there is none; err is
-	// for a lookup that could not be answered (a service down).
+	// for a lookup that could not be answered (a service down). Get must not
+	// keep key after it returns, and callers must not change the row.
 	Get(ctx context.Context, key []any) (row record.Row, ok bool, err error)
 	// Close releases the table.
 	Close() error

@@ -3,6 +3,7 @@ package connector
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/backbone-etl/backbone/internal/record"
@@ -13,30 +14,37 @@ import (
 // separated by a byte that text does not contain.
 func KeyString(vals []any) string {
 	if len(vals) == 1 {
-		return keyPart(vals[0])
-	}
-	var b strings.Builder
-	for i, v := range vals {
-		if i > 0 {
-			b.WriteByte(0x1f)
+		if s, ok := vals[0].(string); ok {
+			return s
 		}
-		b.WriteString(keyPart(v))
 	}
-	return b.String()
+	return string(AppendKey(nil, vals))
 }
 
-func keyPart(v any) string {
-	switch x := v.(type) {
-	case string:
-		return x
-	case record.Dec:
-		return x.Trim().String()
-	case float64:
-		if x == float64(int64(x)) {
-			return record.FormatText(int64(x))
+// AppendKey appends the canonical form of KeyString to dst.
+func AppendKey(dst []byte, vals []any) []byte {
+	for i, v := range vals {
+		if i > 0 {
+			dst = append(dst, 0x1f)
+		}
+		switch x := v.(type) {
+		case string:
+			dst = append(dst, x...)
+		case int64:
+			dst = strconv.AppendInt(dst, x, 10)
+		case record.Dec:
+			dst = x.Trim().AppendText(dst)
+		case float64:
+			if x == float64(int64(x)) {
+				dst = strconv.AppendInt(dst, int64(x), 10)
+			} else {
+				dst = append(dst, record.FormatText(x)...)
+			}
+		default:
+			dst = append(dst, record.FormatText(v)...)
 		}
 	}
-	return record.FormatText(v)
+	return dst
 }
 
 // Index is an in-memory table keyed by one or more fields: the preloaded
@@ -87,7 +95,8 @@ func (ix *Index) Get(_ context.Context, key []any) (record.Row, bool, error) {
 	if len(key) != len(ix.keyIdx) {
 		return nil, false, fmt.Errorf("lookup takes %d key values (%s), got %d", len(ix.keyIdx), strings.Join(ix.keys, ", "), len(key))
 	}
-	r, ok := ix.rows[KeyString(key)]
+	var buf [64]byte
+	r, ok := ix.rows[string(AppendKey(buf[:0], key))] // no allocation for the lookup
 	return r, ok, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -69,6 +70,9 @@ var exprBuiltins = []string{
 type funcEnv struct {
 	loc     *time.Location
 	lookups map[string]connector.Table
+
+	rowMaps     sync.Map     // *any (a looked-up row's first value) → its map, for lookup()
+	rowMapCount atomic.Int64 // entries stored in rowMaps, bounded by maxRowMaps
 }
 
 // argClass is what a parameter accepts at compile time. A value whose type
@@ -422,12 +426,17 @@ func callLookup(env *funcEnv, args []any) (any, error) {
 			return nil, nil
 		}
 	}
-	row, found, err := t.Get(ctx, append([]any(nil), keys...))
+	row, found, err := t.Get(ctx, keys) // Get does not keep keys
 	if err != nil {
 		return nil, &LookupError{Name: name, Err: err}
 	}
 	if !found {
 		return nil, nil
+	}
+	if len(row) > 0 {
+		if m, ok := env.rowMaps.Load(&row[0]); ok {
+			return m, nil // a preloaded row seen before: its map is reused
+		}
 	}
 	s := t.Schema()
 	m := make(map[string]any, s.Len())
@@ -439,8 +448,15 @@ func callLookup(env *funcEnv, args []any) (any, error) {
 		}
 		m[f.Name] = v
 	}
+	if len(row) > 0 && env.rowMapCount.Add(1) <= maxRowMaps {
+		env.rowMaps.Store(&row[0], m)
+	}
 	return m, nil
 }
+
+// maxRowMaps bounds the maps lookup() keeps for rows it has seen (rows of a
+// table are immutable; a preloaded table returns the same row every time).
+const maxRowMaps = 1 << 16
 
 // commonType is the type shared by every argument that is not the literal
 // nil; unknown when they differ or one is only known at run time.
