@@ -54,6 +54,32 @@ type Index struct {
 	keys   []string
 	keyIdx []int
 	rows   map[string]record.Row
+	ints   map[int64]record.Row // single keys whose canonical text is an integer
+}
+
+// asInt returns the integer a single key stands for when its canonical text
+// (KeyString) is an integer's: 42, 42.0, the decimal 42.00 and the text "42"
+// all are; "042" is not.
+func asInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case float64:
+		if x == float64(int64(x)) {
+			return int64(x), true
+		}
+	case record.Dec:
+		t := x.Trim()
+		if t.Scale() == 0 {
+			return t.Int64()
+		}
+	case string:
+		n, err := strconv.ParseInt(x, 10, 64)
+		if err == nil && strconv.FormatInt(n, 10) == x {
+			return n, true
+		}
+	}
+	return 0, false
 }
 
 // NewIndex returns an empty index over rows of schema, keyed by keys.
@@ -61,7 +87,7 @@ func NewIndex(schema *record.Schema, keys []string) (*Index, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("a lookup needs at least one key field")
 	}
-	ix := &Index{schema: schema, keys: keys, rows: map[string]record.Row{}}
+	ix := &Index{schema: schema, keys: keys, rows: map[string]record.Row{}, ints: map[int64]record.Row{}}
 	for _, k := range keys {
 		i, ok := schema.Index(k)
 		if !ok {
@@ -74,6 +100,12 @@ func NewIndex(schema *record.Schema, keys []string) (*Index, error) {
 
 // Add indexes a row. A later row with the same key replaces the earlier one.
 func (ix *Index) Add(r record.Row) {
+	if len(ix.keyIdx) == 1 {
+		if n, ok := asInt(r[ix.keyIdx[0]]); ok {
+			ix.ints[n] = r
+			return
+		}
+	}
 	vals := make([]any, len(ix.keyIdx))
 	for i, k := range ix.keyIdx {
 		vals[i] = r[k]
@@ -82,7 +114,7 @@ func (ix *Index) Add(r record.Row) {
 }
 
 // Len is the number of distinct keys.
-func (ix *Index) Len() int { return len(ix.rows) }
+func (ix *Index) Len() int { return len(ix.rows) + len(ix.ints) }
 
 // Schema implements Table.
 func (ix *Index) Schema() *record.Schema { return ix.schema }
@@ -94,6 +126,12 @@ func (ix *Index) Keys() []string { return ix.keys }
 func (ix *Index) Get(_ context.Context, key []any) (record.Row, bool, error) {
 	if len(key) != len(ix.keyIdx) {
 		return nil, false, fmt.Errorf("lookup takes %d key values (%s), got %d", len(ix.keyIdx), strings.Join(ix.keys, ", "), len(key))
+	}
+	if len(key) == 1 {
+		if n, ok := asInt(key[0]); ok {
+			r, ok := ix.ints[n]
+			return r, ok, nil
+		}
 	}
 	var buf [64]byte
 	r, ok := ix.rows[string(AppendKey(buf[:0], key))] // no allocation for the lookup
