@@ -74,6 +74,9 @@ func asInt(v any) (int64, bool) {
 			return t.Int64()
 		}
 	case string:
+		if x == "" || (x[0] != '-' && (x[0] < '0' || x[0] > '9')) {
+			return 0, false // not a number: spare ParseInt's error
+		}
 		n, err := strconv.ParseInt(x, 10, 64)
 		if err == nil && strconv.FormatInt(n, 10) == x {
 			return n, true
