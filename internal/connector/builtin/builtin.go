@@ -9,6 +9,7 @@ import (
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/connector/file"
 	"github.com/backbone-etl/backbone/internal/connector/mysql"
+	"github.com/backbone-etl/backbone/internal/connector/postgres"
 	"github.com/backbone-etl/backbone/internal/connector/sqlite"
 	"github.com/backbone-etl/backbone/internal/step"
 )
@@ -17,6 +18,7 @@ import (
 func Register(r *connector.Registry) {
 	file.Register(r)
 	mysql.Register(r)
+	postgres.Register(r)
 	sqlite.Register(r)
 	step.Register(r)
 }

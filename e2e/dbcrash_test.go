@@ -1,0 +1,219 @@
+package e2e
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "github.com/go-sql-driver/mysql"
+)
+
+// dbTarget is a database a crash test loads into, in a schema or database
+// of its own.
+type dbTarget struct {
+	name   string
+	sink   func(schema string) string // the sink's YAML
+	create func(t *testing.T) string  // a fresh schema/database, dropped at cleanup
+	digest func(t *testing.T, schema string) tableDigest
+}
+
+// reachable opens a service or skips the test (fails it under CI=true).
+func reachable(t *testing.T, driver, dsn, what string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open(driver, dsn)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is unreachable: %v", what, err)
+		}
+		t.Skipf("%s is unreachable: %v", what, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func postgresTarget(t *testing.T) dbTarget {
+	const dsn = "postgres://postgres@127.0.0.1:5432/test"
+	db := reachable(t, "pgx", dsn, "PostgreSQL at 127.0.0.1:5432")
+	return dbTarget{
+		name: "postgres",
+		sink: func(schema string) string {
+			return fmt.Sprintf("sink: {type: postgres, dsn: %q, db_schema: %s, table: orders, mode: upsert, key: [order_id], create: true}\n", dsn, schema)
+		},
+		create: func(t *testing.T) string {
+			s := fmt.Sprintf("bb_crash_%d", rand.Uint32())
+			if _, err := db.Exec("CREATE SCHEMA " + s); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Exec("DROP SCHEMA IF EXISTS " + s + " CASCADE") })
+			return s
+		},
+		digest: func(t *testing.T, schema string) tableDigest {
+			var d tableDigest
+			err := db.QueryRow(`SELECT count(*), count(DISTINCT order_id), coalesce(md5(string_agg(t::text, '|' ORDER BY order_id)), '') FROM `+schema+`.orders t`).
+				Scan(&d.count, &d.distinct, &d.checksum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return d
+		},
+	}
+}
+
+func mysqlTarget(t *testing.T) dbTarget {
+	db := reachable(t, "mysql", "root:@tcp(127.0.0.1:3306)/test", "MariaDB at 127.0.0.1:3306")
+	return dbTarget{
+		name: "mysql",
+		sink: func(schema string) string {
+			return fmt.Sprintf("sink: {type: mysql, dsn: \"root:@tcp(127.0.0.1:3306)/%s\", table: orders, mode: upsert, key: [order_id], create: true}\n", schema)
+		},
+		create: func(t *testing.T) string {
+			s := fmt.Sprintf("bb_crash_%d", rand.Uint32())
+			if _, err := db.Exec("CREATE DATABASE " + s); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Exec("DROP DATABASE IF EXISTS " + s) })
+			return s
+		},
+		digest: func(t *testing.T, schema string) tableDigest {
+			ctx := context.Background()
+			conn, err := db.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			if _, err := conn.ExecContext(ctx, "SET SESSION group_concat_max_len = 1073741824"); err != nil {
+				t.Fatal(err)
+			}
+			var d tableDigest
+			var sum sql.NullString
+			err = conn.QueryRowContext(ctx, `SELECT COUNT(*), COUNT(DISTINCT order_id),
+				MD5(GROUP_CONCAT(CONCAT_WS(',', order_id, customer_id, qty, unit_price, currency, status, ordered_at, total) ORDER BY order_id SEPARATOR '|'))
+				FROM `+schema+`.orders`).Scan(&d.count, &d.distinct, &sum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.checksum = sum.String
+			return d
+		},
+	}
+}
+
+// dbCrashRows is the size of the database crash tests.
+func dbCrashRows(t *testing.T) int {
+	if v := os.Getenv("BACKBONE_DB_CRASH_ROWS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("BACKBONE_DB_CRASH_ROWS=%q", v)
+		}
+		return n
+	}
+	return 200_000
+}
+
+// TestCrashCSVToDatabases kills `backbone run` loading CSV into PostgreSQL
+// and MariaDB (upsert, checkpoints in the target's transaction) at random
+// instants and at named points, reruns it, and checks the table equals an
+// uninterrupted run's (count, distinct keys, a hash over all columns) and no
+// dead letter is stored twice.
+func TestCrashCSVToDatabases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("crash test: not in -short")
+	}
+	data := t.TempDir()
+	writeOrders(t, data, 2, dbCrashRows(t))
+	for _, target := range []func(*testing.T) dbTarget{postgresTarget, mysqlTarget} {
+		tg := target(t)
+		t.Run(tg.name, func(t *testing.T) {
+			pipelineIn := func(dir, schema string) {
+				src := fmt.Sprintf(`name: crash
+source:
+  type: csv
+  path: %s/orders-*.csv
+  schema: {order_id: int, customer_id: int, qty: int, unit_price: decimal, currency: string, status: string, ordered_at: timestamp}
+steps:
+  - map: {total: qty * unit_price}
+  - validate:
+      - {check: "qty > 0", message: "qty must be positive"}
+settings: {batch_rows: 2000}
+`, data) + tg.sink(schema)
+				write(t, filepath.Join(dir, "pipeline.yaml"), src)
+			}
+			ref, refSchema := t.TempDir(), tg.create(t)
+			pipelineIn(ref, refSchema)
+			start := time.Now()
+			if res := backbone(t, ref, nil, "run", "pipeline.yaml"); res.code != 0 {
+				t.Fatalf("reference run: exit %d\n%s", res.code, res.out)
+			}
+			full := time.Since(start)
+			want := tg.digest(t, refSchema)
+			wantDL := deadLettersOf(t, filepath.Join(ref, ".backbone", "state.db"), "crash")
+			if want.count == 0 || wantDL == 0 || want.count != want.distinct {
+				t.Fatalf("reference run: %+v, %d dead letters", want, wantDL)
+			}
+			for i, c := range []struct{ name, failpoint string }{
+				{name: "seed-1"}, {name: "seed-2"}, {name: "seed-3"},
+				{name: "before-commit", failpoint: "before-commit:9"},
+				{name: "after-dead-letters", failpoint: "after-dead-letters:2"},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					dir, schema := t.TempDir(), tg.create(t)
+					pipelineIn(dir, schema)
+					rng := rand.New(rand.NewPCG(uint64(i+1), 7))
+					kills := 0
+					for attempt := 0; attempt < 2; attempt++ {
+						cmd := exec.Command(binary, "run", "-q", "pipeline.yaml")
+						cmd.Dir = dir
+						cmd.Env = os.Environ()
+						if c.failpoint != "" {
+							cmd.Env = append(cmd.Env, "BACKBONE_FAILPOINT="+c.failpoint)
+						}
+						if err := cmd.Start(); err != nil {
+							t.Fatal(err)
+						}
+						var timer *time.Timer
+						if c.failpoint == "" {
+							delay := time.Duration(rng.Int64N(int64(full)*8/10)) + 50*time.Millisecond
+							timer = time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+						}
+						err := cmd.Wait()
+						if timer != nil {
+							timer.Stop()
+						}
+						if err == nil {
+							break
+						}
+						kills++
+						if c.failpoint != "" {
+							break
+						}
+					}
+					if kills == 0 {
+						t.Fatal("the process was never killed: the test proves nothing")
+					}
+					if res := backbone(t, dir, nil, "run", "pipeline.yaml"); res.code != 0 {
+						t.Fatalf("run after %d kill(s): exit %d\n%s", kills, res.code, res.out)
+					}
+					if got := tg.digest(t, schema); got != want {
+						t.Fatalf("after %d kill(s): table %+v, want %+v", kills, got, want)
+					}
+					if n := deadLettersOf(t, filepath.Join(dir, ".backbone", "state.db"), "crash"); n != wantDL {
+						t.Fatalf("after %d kill(s): %d dead letters, want %d", kills, n, wantDL)
+					}
+				})
+			}
+		})
+	}
+}

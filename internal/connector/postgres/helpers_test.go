@@ -1,0 +1,304 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+// The tests run against a real server: BACKBONE_TEST_POSTGRES_DSN, or the
+// local one. They skip when it cannot be reached, unless CI=true.
+const defaultTestDSN = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+
+func baseDSN() string {
+	if d := os.Getenv("BACKBONE_TEST_POSTGRES_DSN"); d != "" {
+		return d
+	}
+	return defaultTestDSN
+}
+
+// pg is one test's own schema on the server, dropped at the end.
+type pg struct {
+	t      testing.TB
+	conn   *pgconn.PgConn // the test's own connection, for setup and checks
+	schema string
+	app    string // application_name of the components' connections
+	dsn    string // with that application_name
+}
+
+func newPG(t testing.TB) *pg {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := pgconn.Connect(ctx, baseDSN())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL is not reachable and CI=true: %v", err)
+		}
+		t.Skipf("PostgreSQL is not reachable (%v): skipping; set BACKBONE_TEST_POSTGRES_DSN", err)
+	}
+	var b [6]byte
+	rand.Read(b[:])
+	suffix := hex.EncodeToString(b[:])
+	p := &pg{t: t, conn: c, schema: "bbt_" + suffix, app: "bbt_" + suffix}
+	sep := "?"
+	if strings.Contains(baseDSN(), "?") {
+		sep = "&"
+	}
+	p.dsn = baseDSN() + sep + "application_name=" + p.app
+	p.exec("CREATE SCHEMA " + quoteIdent(p.schema))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		exec(ctx, c, "DROP SCHEMA "+quoteIdent(p.schema)+" CASCADE") //nolint:errcheck // best effort
+		c.Close(ctx)
+	})
+	return p
+}
+
+func (p *pg) exec(sql string) {
+	p.t.Helper()
+	if err := exec(context.Background(), p.conn, "SET search_path TO "+quoteIdent(p.schema)+"; "+sql); err != nil {
+		p.t.Fatalf("%s: %v", sql, err)
+	}
+}
+
+// rows runs a query in the test's schema and returns its rows as text
+// (nil for NULL).
+func (p *pg) rows(sql string) [][]any {
+	p.t.Helper()
+	if err := exec(context.Background(), p.conn, "SET search_path TO "+quoteIdent(p.schema)); err != nil {
+		p.t.Fatal(err)
+	}
+	res, err := query(context.Background(), p.conn, sql)
+	if err != nil {
+		p.t.Fatalf("%s: %v", sql, err)
+	}
+	var out [][]any
+	for _, r := range res {
+		row := make([]any, len(r))
+		for i, v := range r {
+			if v != nil {
+				row[i] = string(v)
+			}
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// one returns the single value of a query.
+func (p *pg) one(sql string) any {
+	p.t.Helper()
+	r := p.rows(sql)
+	if len(r) != 1 || len(r[0]) != 1 {
+		p.t.Fatalf("%s: %d rows, want one value", sql, len(r))
+	}
+	return r[0][0]
+}
+
+// yaml starts a component's configuration with the DSN and the schema.
+func (p *pg) yaml(rest string) string {
+	return fmt.Sprintf("dsn: %q\ndb_schema: %s\n%s", p.dsn, p.schema, rest)
+}
+
+// backends counts the server connections of the components of this test.
+func (p *pg) backends() int {
+	p.t.Helper()
+	res, err := query(context.Background(), p.conn, "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", p.app)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var n int
+	fmt.Sscan(string(res[0][0]), &n)
+	return n
+}
+
+// terminate ends the server sessions of this test's components.
+func (p *pg) terminate() int {
+	p.t.Helper()
+	res, err := query(context.Background(), p.conn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1", p.app)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	var n int
+	fmt.Sscan(string(res[0][0]), &n)
+	return n
+}
+
+// noLeaks checks, when the test ends, that the goroutines and connections
+// it started are gone.
+func (p *pg) noLeaks() {
+	p.t.Helper()
+	goroutines := runtime.NumGoroutine()
+	conns := openConns.Load()
+	p.t.Cleanup(func() {
+		// Closing is asynchronous on the server's side: wait for it to be
+		// observed, bounded.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			g, c, b := runtime.NumGoroutine(), openConns.Load(), p.backends()
+			if g <= goroutines && c == conns && b == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<16)
+				buf = buf[:runtime.Stack(buf, true)]
+				p.t.Errorf("leak: goroutines %d (before %d), connections %d (before %d), server sessions %d\n%s", g, goroutines, c, conns, b, buf)
+				return
+			}
+			runtime.Gosched()
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func testEnv(t testing.TB) *connector.Env {
+	t.Helper()
+	return &connector.Env{
+		Pipeline: "orders",
+		RunID:    "run1",
+		RunTime:  time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),
+		Dir:      t.TempDir(),
+		Limits:   record.DefaultLimits,
+		Location: time.UTC,
+	}
+}
+
+func testRegistry() *connector.Registry {
+	r := connector.NewRegistry()
+	Register(r)
+	return r
+}
+
+func params(t testing.TB, src string) connector.Params {
+	t.Helper()
+	p, err := connector.ParamsFromYAML(src)
+	if err != nil {
+		t.Fatalf("ParamsFromYAML: %v", err)
+	}
+	return p
+}
+
+func buildSource(t testing.TB, src string) connector.pgSource {
+	t.Helper()
+	e, _ := testRegistry().Get(connector.KindSource, "postgres")
+	s, err := e.pgSource(params(t, src))
+	if err != nil {
+		t.Fatalf("source factory: %v", err)
+	}
+	return s
+}
+
+func buildSink(t testing.TB, src string) connector.pgSink {
+	t.Helper()
+	e, _ := testRegistry().Get(connector.KindSink, "postgres")
+	s, err := e.pgSink(params(t, src))
+	if err != nil {
+		t.Fatalf("sink factory: %v", err)
+	}
+	return s
+}
+
+func buildLookup(t testing.TB, src string) connector.pgLookup {
+	t.Helper()
+	e, _ := testRegistry().Get(connector.KindLookup, "postgres")
+	l, err := e.pgLookup(params(t, src))
+	if err != nil {
+		t.Fatalf("lookup factory: %v", err)
+	}
+	return l
+}
+
+// readResult is everything a reader returned.
+type readResult struct {
+	rows    []record.Row
+	lines   []int64
+	rejects []record.Reject
+	batches int
+	pos     record.Position // of the last batch
+}
+
+// readAll opens task at pos and reads it to its end.
+func readAll(t testing.TB, s connector.pgSource, env *connector.Env, task connector.Task, pos record.Position) readResult {
+	t.Helper()
+	r, err := s.Open(context.Background(), env, task, pos)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer r.Close()
+	return drain(t, r, -1)
+}
+
+// drain reads up to max batches (all when max < 0), checking the
+// accounting of every batch.
+func drain(t testing.TB, r connector.Reader, max int) readResult {
+	t.Helper()
+	var res readResult
+	for max < 0 || res.batches < max {
+		b, err := r.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if b.Decode != nil {
+			b.Decode(b)
+			b.Decode = nil
+		}
+		if got := b.Len() + len(b.Rejects) + b.Filtered; got != b.Read {
+			t.Fatalf("batch accounting: rows+rejects+filtered = %d, read = %d", got, b.Read)
+		}
+		if len(b.Lines) != b.Len() {
+			t.Fatalf("batch has %d lines for %d rows", len(b.Lines), b.Len())
+		}
+		if b.Pos == nil {
+			t.Fatal("batch without a position")
+		}
+		res.batches++
+		res.rows = append(res.rows, b.Rows...)
+		res.lines = append(res.lines, b.Lines...)
+		res.rejects = append(res.rejects, b.Rejects...)
+		res.pos = b.Pos
+	}
+	return res
+}
+
+func openWriter(t testing.TB, env *connector.Env, s connector.pgSink, schema *record.Schema) connector.Writer {
+	t.Helper()
+	w, err := s.Open(context.Background(), env, schema)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+func write(t testing.TB, w connector.Writer, schema *record.Schema, rows []record.Row) {
+	t.Helper()
+	n, err := w.Write(context.Background(), &record.Batch{Schema: schema, Rows: rows})
+	if err != nil || n != len(rows) {
+		t.Fatalf("Write: n=%d err=%v, want %d", n, err, len(rows))
+	}
+}
+
+func commit(t testing.TB, w connector.Writer, cps ...connector.Checkpoint) {
+	t.Helper()
+	if err := w.Commit(context.Background(), cps); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}

@@ -1,0 +1,693 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/failpoint"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+var timeUTC = time.UTC
+
+// writer stages rows with COPY in one transaction per Commit, on one
+// connection.
+//
+// Loss and retry: in modes append and upsert the writer keeps the encoded
+// rows accepted since the last successful Commit (spans). Whenever a new
+// transaction begins while spans are kept, it stages them again first; so
+// after a lost connection, a retried Write or Commit loses nothing. A
+// COMMIT whose answer the lost connection swallowed is settled on the next
+// connection with txid_status. In mode replace the run's rows live only in
+// the transaction: once rows are lost the writer is broken for good (the
+// run must start again) and never swaps in an incomplete table.
+type writer struct {
+	s        *pgSink
+	conn     *pgconn.PgConn
+	schema   *record.Schema
+	pipeline string
+	loc      *time.Location
+	nc       int
+
+	cols      []copyColumn // per field: its column and how to write it
+	binary    bool         // COPY in binary format: every field has a binary writing
+	table     string       // the table, qualified and quoted
+	copySQL   string       // COPY into the table, the new table or the stage
+	upsertSQL string       // upsert: INSERT … SELECT from the stage, the last row of a repeated key
+	plainSQL  string       // upsert: the same for a batch without repeated keys
+	stageSQL  string       // upsert: CREATE TEMP TABLE of the stage
+	existed   bool         // replace: the table existed when the writer opened
+	user      string       // current_user
+
+	inTx       bool
+	xid        string // of the open transaction
+	unknownXid string // a COMMIT was sent and its answer lost
+	staged     int    // rows staged in the open transaction
+	spans      []span // append/upsert: rows accepted since the last Commit
+	stageDirty bool   // upsert: the stage holds rows of an earlier statement
+	swapSQL    []string
+	renames    []string // replace: new names and the names they take at the swap, for messages
+	swapped    bool     // replace: the new table was committed in place
+	broken     error    // rows were lost for good
+
+	rowBytes atomic.Int64 // average encoded row size, to size buffers
+}
+
+// span is a run of encoded rows that the table accepted.
+type span struct {
+	enc    *encoded
+	lo, hi int
+}
+
+// encoded is a batch in COPY text format: the rows that could be rendered,
+// their batch indexes, and the rows that could not.
+type encoded struct {
+	w     *writer
+	batch *record.Batch
+	n     int    // rows of the batch
+	data  []byte // the rendered rows, one line each
+	offs  []int  // offs[i]: start of rendered row i; one more for the end
+	idx   []int  // batch index of rendered row i
+	bad   []connector.RowError
+	dups  bool // upsert: a key appears more than once
+
+	refused []connector.RowError // after Write: every row refused, sorted
+}
+
+func (w *writer) mode() string { return w.s.cfg.Mode }
+
+func (w *writer) tableName() string { return w.s.cfg.Table }
+
+// setup checks or creates the table and the checkpoint tables and builds
+// the statements.
+func (w *writer) setup(ctx context.Context) error {
+	cfg := &w.s.cfg
+	if err := ensureCheckpointTables(ctx, w.conn, cfg.DBSchema); err != nil {
+		return err
+	}
+	rows, err := query(ctx, w.conn, "SELECT current_user")
+	if err != nil {
+		return err
+	}
+	w.user = text(rows[0][0])
+	w.table = qualified(cfg.DBSchema, cfg.Table)
+	t, err := w.s.inspect(ctx, w.conn)
+	if err != nil {
+		return err
+	}
+	w.existed = t.exists
+	if !t.exists {
+		if !cfg.Create {
+			return errNoTable
+		}
+		if w.mode() != modeReplace {
+			key := []string(cfg.Key)
+			if err := exec(ctx, w.conn, strings.Replace(createSQL(w.table, w.schema, key), "CREATE TABLE", "CREATE TABLE IF NOT EXISTS", 1)); err != nil {
+				return fmt.Errorf("create table: %w", err)
+			}
+			if t, err = w.s.inspect(ctx, w.conn); err != nil {
+				return err
+			}
+		}
+	}
+	w.cols = make([]copyColumn, w.nc)
+	var missing []string
+	for j, f := range w.schema.Fields() {
+		w.cols[j] = copyColumn{name: f.Name, ftype: f.Type}
+		oid := createdOID(f.Type)
+		if t.exists {
+			i, ok := findColumn(t.cols, f.Name)
+			if !ok {
+				missing = append(missing, f.Name)
+				continue
+			}
+			w.cols[j].name, oid = t.cols[i].name, t.cols[i].oid
+		}
+		w.cols[j].target, w.cols[j].bin = targetOf(oid), binaryKind(f.Type, oid)
+	}
+	w.binary = !slices.ContainsFunc(w.cols, func(c copyColumn) bool { return c.bin == bNone })
+	if len(missing) > 0 {
+		return fmt.Errorf("the table has no column for field(s) %s (its columns: %s)", strings.Join(missing, ", "), columnNames(t.cols))
+	}
+	names := make([]string, w.nc)
+	for j, c := range w.cols {
+		names[j] = c.name
+	}
+	list := quoteIdents("", names)
+	format := ""
+	if w.binary {
+		format = " (FORMAT binary)"
+	}
+	switch w.mode() {
+	case modeAppend:
+		w.copySQL = "COPY " + w.table + " (" + list + ") FROM STDIN" + format
+	case modeReplace:
+		w.copySQL = "COPY " + qualified(cfg.DBSchema, cfg.Table+newSuffix) + " (" + list + ") FROM STDIN" + format
+	case modeUpsert:
+		stage := "pg_temp." + quoteIdent(stageName)
+		w.stageSQL = "CREATE TEMP TABLE IF NOT EXISTS " + quoteIdent(stageName) + " ON COMMIT DELETE ROWS AS SELECT " +
+			quoteIdents("s.", names) + ", NULL::int4 AS " + quoteIdent(ordColumn) + " FROM " + w.table + " AS s WITH NO DATA"
+		w.copySQL = "COPY " + stage + " (" + list + ", " + quoteIdent(ordColumn) + ") FROM STDIN" + format
+		var keys, set []string
+		for _, k := range cfg.Key {
+			j, _ := w.schema.Index(k)
+			keys = append(keys, w.cols[j].name)
+		}
+		for _, n := range names {
+			if !slices.Contains(keys, n) {
+				set = append(set, quoteIdent(n)+" = EXCLUDED."+quoteIdent(n))
+			}
+		}
+		klist := quoteIdents("", keys)
+		// DISTINCT ON keeps the last row of a key repeated within the batch:
+		// ON CONFLICT cannot update one row twice in a statement.
+		conflict := " ON CONFLICT (" + klist + ") DO NOTHING"
+		if len(set) > 0 {
+			conflict = " ON CONFLICT (" + klist + ") DO UPDATE SET " + strings.Join(set, ", ")
+		}
+		w.upsertSQL = "INSERT INTO " + w.table + " (" + list + ") SELECT DISTINCT ON (" + klist + ") " + list +
+			" FROM " + stage + " ORDER BY " + klist + ", " + quoteIdent(ordColumn) + " DESC" + conflict
+		w.plainSQL = "INSERT INTO " + w.table + " (" + list + ") SELECT " + list + " FROM " + stage + conflict
+		if err := exec(ctx, w.conn, w.stageSQL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createdOID is the type of the column create: true makes for t.
+func createdOID(t record.Type) uint32 {
+	switch t {
+	case record.Int:
+		return oidInt8
+	case record.Float:
+		return oidFloat8
+	case record.Decimal:
+		return oidNumeric
+	case record.Bool:
+		return oidBool
+	case record.Timestamp:
+		return oidTimestamptz
+	case record.Date:
+		return oidDate
+	case record.Bytes:
+		return oidBytea
+	case record.JSON:
+		return oidJSONB
+	}
+	return oidText
+}
+
+// Info implements connector.Writer.
+func (w *writer) Info() connector.WriterInfo {
+	return connector.WriterInfo{Transactional: true, Once: w.mode() == modeReplace}
+}
+
+// Prepare implements connector.Preparer: it renders the batch in COPY text
+// format on the engine's worker.
+func (w *writer) Prepare(b *record.Batch) error {
+	if b.Len() > 0 && (b.Schema == nil || b.Schema.Equal(w.schema)) {
+		b.Prepared = w.encode(b)
+	}
+	return nil
+}
+
+func (w *writer) encodedFor(b *record.Batch) *encoded {
+	if e, ok := b.Prepared.(*encoded); ok && e.w == w && e.n == len(b.Rows) {
+		return e
+	}
+	return w.encode(b)
+}
+
+// encode renders the rows of b; a row with a value that cannot be written,
+// or a NULL key in mode upsert, is refused here.
+func (w *writer) encode(b *record.Batch) *encoded {
+	e := &encoded{w: w, batch: b, n: len(b.Rows), offs: make([]int, 0, len(b.Rows)+1), idx: make([]int, 0, len(b.Rows))}
+	per := w.rowBytes.Load()
+	if per <= 0 {
+		per = 64
+	}
+	e.data = make([]byte, 0, int(per+per/8)*len(b.Rows)+64)
+	var scratch []byte
+	upsert := w.mode() == modeUpsert
+	var keyIdx []int
+	if upsert {
+		for _, k := range w.s.cfg.Key {
+			j, _ := w.schema.Index(k)
+			keyIdx = append(keyIdx, j)
+		}
+	}
+rows:
+	for i, row := range b.Rows {
+		if len(row) != w.nc {
+			e.bad = append(e.bad, connector.RowError{Index: i, Err: fmt.Errorf("postgres: table %q: row has %d values, the schema %d fields", w.tableName(), len(row), w.nc)})
+			continue
+		}
+		for _, k := range keyIdx {
+			if row[k] == nil {
+				e.bad = append(e.bad, connector.RowError{Index: i, Err: fmt.Errorf("postgres: table %q: key field %q is null", w.tableName(), w.schema.Field(k).Name)})
+				continue rows
+			}
+		}
+		ord := -1
+		if upsert {
+			ord = i
+		}
+		start := len(e.data)
+		var j int
+		var err error
+		if w.binary {
+			e.data, j, err = appendBinaryRow(e.data, w.cols, row, w.loc, ord, &scratch)
+		} else {
+			e.data, j, err = appendCopyRow(e.data, w.cols, row, w.loc, ord, &scratch)
+		}
+		if err != nil {
+			e.bad = append(e.bad, connector.RowError{Index: i, Err: fmt.Errorf("postgres: table %q: field %q: %w", w.tableName(), w.schema.Field(j).Name, err)})
+			continue
+		}
+		e.offs = append(e.offs, start)
+		e.idx = append(e.idx, i)
+	}
+	e.offs = append(e.offs, len(e.data))
+	if upsert && len(e.idx) > 0 {
+		e.dups = repeatedKeys(b.Rows, e.idx, keyIdx)
+	}
+	if len(e.idx) > 0 {
+		w.rowBytes.Store(int64(len(e.data) / len(e.idx)))
+	}
+	return e
+}
+
+// repeatedKeys reports whether two of the rows idx of rows share a key.
+// Without repeats, the upsert needs no DISTINCT ON (and its sort).
+func repeatedKeys(rows []record.Row, idx, keyIdx []int) bool {
+	if len(keyIdx) == 1 {
+		k := keyIdx[0]
+		switch rows[idx[0]][k].(type) {
+		case int64:
+			seen := make(map[int64]struct{}, len(idx))
+			for _, i := range idx {
+				v, ok := rows[i][k].(int64)
+				if !ok {
+					return true // mixed representations: let the database decide
+				}
+				if _, dup := seen[v]; dup {
+					return true
+				}
+				seen[v] = struct{}{}
+			}
+			return false
+		case string:
+			seen := make(map[string]struct{}, len(idx))
+			for _, i := range idx {
+				v, ok := rows[i][k].(string)
+				if !ok {
+					return true
+				}
+				if _, dup := seen[v]; dup {
+					return true
+				}
+				seen[v] = struct{}{}
+			}
+			return false
+		}
+	}
+	seen := make(map[string]struct{}, len(idx))
+	key := make([]any, len(keyIdx))
+	for _, i := range idx {
+		for j, k := range keyIdx {
+			key[j] = rows[i][k]
+		}
+		ks := connector.KeyString(key)
+		if _, dup := seen[ks]; dup {
+			return true
+		}
+		seen[ks] = struct{}{}
+	}
+	return false
+}
+
+// Write implements connector.Writer.
+func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
+	if w.broken != nil {
+		return 0, w.broken
+	}
+	if b.Len() == 0 {
+		return 0, nil
+	}
+	if b.Schema != nil && !b.Schema.Equal(w.schema) {
+		return 0, fmt.Errorf("%s: batch schema (%s) differs from the schema the sink was opened with (%s)", w.s.where(), b.Schema, w.schema)
+	}
+	for _, sp := range w.spans {
+		if sp.enc.batch == b {
+			// Written since the last Commit and still staged (a caller
+			// retrying Write after a failed Commit): already there.
+			return w.result(b, sp.enc.refused)
+		}
+	}
+	e := w.encodedFor(b)
+	bad := slices.Clone(e.bad)
+	if len(e.idx) > 0 {
+		spansBefore, stagedBefore := len(w.spans), w.staged
+		if err := w.begin(ctx); err != nil {
+			return 0, w.fail(ctx, err, spansBefore, stagedBefore)
+		}
+		if err := w.stage(ctx, e, 0, len(e.idx), &bad); err != nil {
+			return 0, w.fail(ctx, err, spansBefore, stagedBefore)
+		}
+	}
+	slices.SortFunc(bad, func(a, b connector.RowError) int { return a.Index - b.Index })
+	e.refused = bad
+	return w.result(b, bad)
+}
+
+func (w *writer) result(b *record.Batch, refused []connector.RowError) (int, error) {
+	if len(refused) == 0 {
+		return b.Len(), nil
+	}
+	return b.Len() - len(refused), &connector.BatchError{Rows: slices.Clone(refused)}
+}
+
+// begin makes sure a connection and a transaction are open. A new
+// transaction first settles a lost COMMIT, makes the new table of mode
+// replace, and stages again the rows kept since the last Commit.
+func (w *writer) begin(ctx context.Context) error {
+	if w.conn == nil {
+		c, err := w.s.srv.connect(ctx)
+		if err != nil {
+			return err
+		}
+		w.conn = c
+		if w.stageSQL != "" {
+			if err := exec(ctx, c, w.stageSQL); err != nil {
+				return err
+			}
+		}
+	}
+	if w.unknownXid != "" {
+		if err := w.settle(ctx); err != nil {
+			return err
+		}
+	}
+	if w.inTx {
+		return nil
+	}
+	res, err := w.conn.Exec(ctx, "BEGIN; SELECT txid_current()").ReadAll()
+	if err != nil {
+		return err
+	}
+	w.inTx, w.staged, w.stageDirty = true, 0, false
+	if len(res) == 2 && len(res[1].Rows) == 1 {
+		w.xid = string(res[1].Rows[0][0])
+	}
+	if w.mode() == modeReplace && !w.swapped {
+		if err := w.prepareReplace(ctx); err != nil {
+			return err
+		}
+	}
+	if len(w.spans) > 0 {
+		for _, sp := range w.spans {
+			if err := w.copyRows(ctx, sp.enc, sp.lo, sp.hi); err != nil {
+				if rowError(err) {
+					w.broken = fmt.Errorf("%s: rows accepted before the connection was lost are refused when staged again (%s): the run must start again",
+						w.s.where(), serverMessage(err))
+					return w.broken
+				}
+				return err
+			}
+			w.staged += sp.hi - sp.lo
+		}
+	}
+	return nil
+}
+
+// settle finds out whether the transaction whose COMMIT went unanswered
+// committed.
+func (w *writer) settle(ctx context.Context) error {
+	rows, err := query(ctx, w.conn, "SELECT txid_status($1::int8)", w.unknownXid)
+	if err != nil {
+		return err
+	}
+	status := ""
+	if len(rows) == 1 && rows[0][0] != nil {
+		status = text(rows[0][0])
+	}
+	switch status {
+	case "committed":
+		w.spans, w.unknownXid = nil, ""
+		if w.mode() == modeReplace {
+			w.swapped = true
+		}
+		return nil
+	case "aborted":
+		w.unknownXid = ""
+		if w.mode() == modeReplace {
+			w.broken = fmt.Errorf("%s: the connection was lost while the run's rows were committed, and the server rolled them back: the run must start again", w.s.where())
+			return w.broken
+		}
+		return nil // the kept rows are staged again
+	case "in progress":
+		return connector.Transient(fmt.Errorf("the transaction %s of a lost connection is still in progress", w.unknownXid))
+	}
+	w.broken = fmt.Errorf("%s: the connection was lost during a commit and the server no longer knows transaction %s: check the table and the checkpoints before running again", w.s.where(), w.unknownXid)
+	return w.broken
+}
+
+// stage copies the rendered rows [lo, hi) of e. When the table refuses one
+// of them, the statement is undone (to a savepoint, or the whole
+// transaction when it held nothing else) and the rows are split, around the
+// line PostgreSQL named or in halves, until the refused rows stand alone;
+// they go to bad, the others are staged.
+func (w *writer) stage(ctx context.Context, e *encoded, lo, hi int, bad *[]connector.RowError) error {
+	useSP := w.staged > 0 || w.mode() == modeReplace
+	dirty := w.stageDirty
+	if useSP {
+		if err := exec(ctx, w.conn, "SAVEPOINT backbone_rows"); err != nil {
+			return err
+		}
+	}
+	err := w.copyRows(ctx, e, lo, hi)
+	if err == nil {
+		if useSP {
+			if err := exec(ctx, w.conn, "RELEASE SAVEPOINT backbone_rows"); err != nil {
+				return err
+			}
+		}
+		w.staged += hi - lo
+		if w.mode() != modeReplace {
+			w.spans = append(w.spans, span{enc: e, lo: lo, hi: hi})
+		}
+		return nil
+	}
+	if !rowError(err) || connLost(err, w.conn) || ctx.Err() != nil {
+		return err
+	}
+	if useSP {
+		if uerr := exec(ctx, w.conn, "ROLLBACK TO SAVEPOINT backbone_rows; RELEASE SAVEPOINT backbone_rows"); uerr != nil {
+			return uerr
+		}
+		w.stageDirty = dirty
+	} else {
+		if uerr := exec(ctx, w.conn, "ROLLBACK"); uerr != nil {
+			return uerr
+		}
+		w.inTx = false
+		if uerr := w.begin(ctx); uerr != nil {
+			return uerr
+		}
+	}
+	if hi-lo == 1 {
+		*bad = append(*bad, connector.RowError{Index: e.idx[lo], Err: fmt.Errorf("postgres: table %q: %s", w.tableName(), w.message(err))})
+		return nil
+	}
+	for _, part := range splitAround(lo, hi, err) {
+		if err := w.stage(ctx, e, part[0], part[1], bad); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// message renders a server error about a row, with the names of mode
+// replace's new table and indexes given as they will be after the swap.
+func (w *writer) message(err error) string {
+	msg := serverMessage(err)
+	if len(w.renames) > 0 {
+		pairs := slices.Clone(w.renames)
+		// Longer names first: an index name starts with the table's.
+		for i := 0; i < len(pairs); i += 2 {
+			for j := i + 2; j < len(pairs); j += 2 {
+				if len(pairs[j]) > len(pairs[i]) {
+					pairs[i], pairs[i+1], pairs[j], pairs[j+1] = pairs[j], pairs[j+1], pairs[i], pairs[i+1]
+				}
+			}
+		}
+		msg = strings.NewReplacer(pairs...).Replace(msg)
+	}
+	return msg
+}
+
+// splitAround splits [lo, hi) around the row a COPY error names (its line
+// counts from lo), or in halves when it names none.
+func splitAround(lo, hi int, err error) [][2]int {
+	if line, _ := copyErrorPlace(err); line >= 1 && line <= hi-lo {
+		at := lo + line - 1
+		var parts [][2]int
+		for _, p := range [][2]int{{lo, at}, {at, at + 1}, {at + 1, hi}} {
+			if p[0] < p[1] {
+				parts = append(parts, p)
+			}
+		}
+		return parts
+	}
+	mid := lo + (hi-lo)/2
+	return [][2]int{{lo, mid}, {mid, hi}}
+}
+
+// copyRows sends the rendered rows [lo, hi) of e: into the table, or for
+// an upsert into the stage and from there into the table.
+func (w *writer) copyRows(ctx context.Context, e *encoded, lo, hi int) error {
+	var data io.Reader = bytes.NewReader(e.data[e.offs[lo]:e.offs[hi]])
+	if w.binary {
+		data = io.MultiReader(bytes.NewReader(binaryHeader), data, bytes.NewReader(binaryTrailer))
+	}
+	if w.mode() != modeUpsert {
+		_, err := w.conn.CopyFrom(ctx, data, w.copySQL)
+		return err
+	}
+	if w.stageDirty {
+		if err := exec(ctx, w.conn, "TRUNCATE pg_temp."+quoteIdent(stageName)); err != nil {
+			return err
+		}
+		w.stageDirty = false
+	}
+	if _, err := w.conn.CopyFrom(ctx, data, w.copySQL); err != nil {
+		return err
+	}
+	w.stageDirty = true
+	if e.dups {
+		return exec(ctx, w.conn, w.upsertSQL)
+	}
+	return exec(ctx, w.conn, w.plainSQL)
+}
+
+// Commit implements connector.Writer: the checkpoints are stored in the
+// transaction of the staged rows (in mode replace, with the swap of the
+// tables), then both are committed.
+func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
+	if w.broken != nil {
+		return w.broken
+	}
+	replacePending := w.mode() == modeReplace && !w.swapped
+	if !w.inTx && len(cps) == 0 && w.unknownXid == "" && len(w.spans) == 0 && !replacePending {
+		return nil
+	}
+	spansBefore, stagedBefore := len(w.spans), w.staged
+	if err := w.begin(ctx); err != nil {
+		return w.fail(ctx, err, spansBefore, stagedBefore)
+	}
+	replacePending = w.mode() == modeReplace && !w.swapped // settled by begin
+	var batch pgconn.Batch
+	sql := upsertCheckpointSQL(w.s.cfg.DBSchema)
+	for _, cp := range cps {
+		params, formats := checkpointParams(w.pipeline, cp)
+		batch.ExecParams(sql, params, checkpointOIDs, formats, nil)
+	}
+	if replacePending {
+		for _, q := range w.swapSQL {
+			batch.ExecParams(q, nil, nil, nil, nil)
+		}
+	}
+	failpoint.Hit("sink-commit") // rows and checkpoints written, not committed
+	batch.ExecParams("COMMIT", nil, nil, nil, nil)
+	_, err := w.conn.ExecBatch(ctx, &batch).ReadAll()
+	if err == nil && w.conn.TxStatus() != 'I' {
+		err = fmt.Errorf("the transaction is still open after COMMIT (status %c)", w.conn.TxStatus())
+	}
+	if err != nil {
+		if connLost(err, w.conn) {
+			// The COMMIT may or may not have reached the server: the next
+			// Write or Commit asks it.
+			w.unknownXid = w.xid
+			w.dropConn()
+			if ctx.Err() != nil {
+				return fmt.Errorf("%s: %w (%w)", w.s.where(), ctx.Err(), w.s.srv.redact(err))
+			}
+			return fmt.Errorf("%s: commit: %w", w.s.where(), connector.Transient(w.s.srv.redact(err)))
+		}
+		return w.fail(ctx, fmt.Errorf("commit: %w", err), spansBefore, stagedBefore)
+	}
+	w.inTx, w.staged, w.spans, w.stageDirty = false, 0, nil, false
+	if replacePending {
+		w.swapped = true
+	}
+	return nil
+}
+
+// fail abandons the transaction (and the connection, when it is lost or
+// the error left it unusable), forgets the spans of the failed call, and
+// wraps err. When rows of mode replace are lost with the transaction the
+// writer is broken.
+func (w *writer) fail(ctx context.Context, err error, spansBefore, stagedBefore int) error {
+	if w.broken != nil && errors.Is(err, w.broken) {
+		w.rollback(ctx)
+		return w.broken
+	}
+	retry := transient(err, w.conn) && ctx.Err() == nil
+	lost := connLost(err, w.conn) || ctx.Err() != nil
+	if !lost {
+		w.rollback(ctx)
+	} else {
+		w.dropConn()
+	}
+	w.spans = w.spans[:min(spansBefore, len(w.spans))]
+	if w.mode() == modeReplace && stagedBefore > 0 {
+		w.broken = fmt.Errorf("%s: the rows loaded since the run started were lost with the transaction (%w): the run must start again", w.s.where(), w.s.srv.redact(err))
+		return w.broken
+	}
+	err = w.s.srv.redact(err)
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+	}
+	if retry && !errors.Is(err, connector.ErrTransient) {
+		err = connector.Transient(err)
+	}
+	return fmt.Errorf("%s: %w", w.s.where(), err)
+}
+
+// rollback ends the open transaction; when that fails the connection goes.
+func (w *writer) rollback(ctx context.Context) {
+	if w.conn != nil && (w.inTx || w.conn.TxStatus() != 'I') {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := exec(rctx, w.conn, "ROLLBACK"); err != nil {
+			w.dropConn()
+		}
+	}
+	w.inTx, w.staged, w.stageDirty = false, 0, false
+}
+
+func (w *writer) dropConn() {
+	closeConn(w.conn)
+	w.conn = nil
+	w.inTx, w.staged, w.stageDirty = false, 0, false
+}
+
+// Close implements connector.Writer: it rolls back whatever was staged and
+// not committed.
+func (w *writer) Close() error {
+	w.rollback(context.Background())
+	w.dropConn()
+	w.spans = nil
+	return nil
+}
