@@ -193,30 +193,30 @@ func params(t testing.TB, src string) connector.Params {
 	return p
 }
 
-func buildSource(t testing.TB, src string) connector.pgSource {
+func buildSource(t testing.TB, src string) connector.Source {
 	t.Helper()
 	e, _ := testRegistry().Get(connector.KindSource, "postgres")
-	s, err := e.pgSource(params(t, src))
+	s, err := e.Source(params(t, src))
 	if err != nil {
 		t.Fatalf("source factory: %v", err)
 	}
 	return s
 }
 
-func buildSink(t testing.TB, src string) connector.pgSink {
+func buildSink(t testing.TB, src string) connector.Sink {
 	t.Helper()
 	e, _ := testRegistry().Get(connector.KindSink, "postgres")
-	s, err := e.pgSink(params(t, src))
+	s, err := e.Sink(params(t, src))
 	if err != nil {
 		t.Fatalf("sink factory: %v", err)
 	}
 	return s
 }
 
-func buildLookup(t testing.TB, src string) connector.pgLookup {
+func buildLookup(t testing.TB, src string) connector.Lookup {
 	t.Helper()
 	e, _ := testRegistry().Get(connector.KindLookup, "postgres")
-	l, err := e.pgLookup(params(t, src))
+	l, err := e.Lookup(params(t, src))
 	if err != nil {
 		t.Fatalf("lookup factory: %v", err)
 	}
@@ -233,7 +233,7 @@ type readResult struct {
 }
 
 // readAll opens task at pos and reads it to its end.
-func readAll(t testing.TB, s connector.pgSource, env *connector.Env, task connector.Task, pos record.Position) readResult {
+func readAll(t testing.TB, s connector.Source, env *connector.Env, task connector.Task, pos record.Position) readResult {
 	t.Helper()
 	r, err := s.Open(context.Background(), env, task, pos)
 	if err != nil {
@@ -278,7 +278,7 @@ func drain(t testing.TB, r connector.Reader, max int) readResult {
 	return res
 }
 
-func openWriter(t testing.TB, env *connector.Env, s connector.pgSink, schema *record.Schema) connector.Writer {
+func openWriter(t testing.TB, env *connector.Env, s connector.Sink, schema *record.Schema) connector.Writer {
 	t.Helper()
 	w, err := s.Open(context.Background(), env, schema)
 	if err != nil {

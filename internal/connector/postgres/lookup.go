@@ -102,7 +102,7 @@ Without a schema the fields are the columns, typed as for the postgres source.`,
     cache: { mode: preload, refresh: 10m }`,
 }
 
-func newLookup(p connector.Params) (connector.pgLookup, error) {
+func newLookup(p connector.Params) (connector.Lookup, error) {
 	cfg := lookupConfig{
 		DBSchema: defaultDBSchema,
 		Cache:    cacheConfig{Mode: cachePreload, Size: 10000, TTL: connector.Duration(10 * time.Minute), MissTTL: connector.Duration(time.Minute)},
@@ -153,7 +153,7 @@ func newLookup(p connector.Params) (connector.pgLookup, error) {
 	return l, nil
 }
 
-// Lookup is the postgres lookup.
+// pgLookup is the postgres lookup.
 type pgLookup struct {
 	cfg      lookupConfig
 	srv      *server

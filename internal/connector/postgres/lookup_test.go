@@ -32,7 +32,7 @@ func TestLookupConfigErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params(t, tc.yaml)
-			_, err := e.pgLookup(p)
+			_, err := e.Lookup(p)
 			var pe *connector.PosError
 			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
 				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
@@ -345,13 +345,7 @@ func TestLookupCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var err error
-			switch l := buildLookup(t, p.yaml(tc.yaml)).(type) {
-			case *pgLookup:
-				err = l.Check(context.Background(), testEnv(t))
-			case *schemedLookup:
-				err = l.Check(context.Background(), testEnv(t))
-			}
+			err := buildLookup(t, p.yaml(tc.yaml)).(checker).Check(context.Background(), testEnv(t))
 			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 				t.Errorf("Check: %v, want %q", err, tc.want)
 			}

@@ -83,7 +83,7 @@ clock of the pipeline's zone (UTC by default).`,
   key: order_id`,
 }
 
-func newSink(p connector.Params) (connector.pgSink, error) {
+func newSink(p connector.Params) (connector.Sink, error) {
 	cfg := sinkConfig{DBSchema: defaultDBSchema, Mode: modeAppend}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
@@ -123,7 +123,7 @@ func newSink(p connector.Params) (connector.pgSink, error) {
 	return &pgSink{cfg: cfg, srv: srv}, nil
 }
 
-// Sink is the postgres sink.
+// pgSink is the postgres sink.
 type pgSink struct {
 	cfg sinkConfig
 	srv *server

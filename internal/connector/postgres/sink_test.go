@@ -36,7 +36,7 @@ func TestSinkConfigErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params(t, tc.yaml)
-			_, err := e.pgSink(p)
+			_, err := e.Sink(p)
 			var pe *connector.PosError
 			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
 				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)

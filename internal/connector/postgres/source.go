@@ -112,7 +112,7 @@ disappears or changes type always stops the run: reset the checkpoint or declare
   lookback: 10m`,
 }
 
-func newSource(p connector.Params) (connector.pgSource, error) {
+func newSource(p connector.Params) (connector.Source, error) {
 	cfg := sourceConfig{DBSchema: defaultDBSchema, Mode: modeFull, SchemaDrift: driftFail, Parallel: 2}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
@@ -198,7 +198,7 @@ func checkNames(p connector.Params, field string, names []string) error {
 	return nil
 }
 
-// Source is the postgres source.
+// pgSource is the postgres source.
 type pgSource struct {
 	cfg      sourceConfig
 	srv      *server

@@ -41,7 +41,7 @@ func TestSourceConfigErrors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			p := params(t, tc.yaml)
-			_, err := e.pgSource(p)
+			_, err := e.Source(p)
 			var pe *connector.PosError
 			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
 				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
@@ -530,14 +530,7 @@ func TestSourceCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := buildSource(t, p.yaml(tc.yaml))
-			var err error
-			switch c := s.(type) {
-			case *pgSource:
-				err = c.Check(context.Background(), testEnv(t))
-			case *schemedSource:
-				err = c.Check(context.Background(), testEnv(t))
-			}
+			err := buildSource(t, p.yaml(tc.yaml)).(checker).Check(context.Background(), testEnv(t))
 			if (tc.want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.want)) {
 				t.Errorf("Check: %v, want %q", err, tc.want)
 			}
@@ -616,5 +609,34 @@ func TestSourceRefusesAForeignPosition(t *testing.T) {
 				t.Errorf("Open: %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// checker is what `backbone validate --connect` will ask components for.
+type checker interface {
+	Check(ctx context.Context, env *connector.Env) error
+}
+
+func TestEveryComponentChecks(t *testing.T) {
+	conn := "dsn: " + testDSN + "\ntable: t\n"
+	components := map[string]any{
+		"source":                  buildSource(t, conn),
+		"source with a schema":    buildSource(t, conn+"schema: {id: int}"),
+		"sink":                    buildSink(t, conn),
+		"lookup":                  buildLookup(t, conn+"key: id"),
+		"lookup with a schema":    buildLookup(t, conn+"key: id\nschema: {id: int}"),
+		"lookup in query mode":    buildLookup(t, conn+"key: id\ncache: {mode: query}"),
+		"source in a key range":   buildSource(t, conn+"key: id\nparallel: 4"),
+		"sink in mode replace":    buildSink(t, conn+"mode: replace"),
+		"sink in mode upsert":     buildSink(t, conn+"mode: upsert\nkey: id"),
+		"incremental source":      buildSource(t, conn+"mode: incremental\ncursor: at\nkey: id"),
+		"source of a query":       buildSource(t, "dsn: "+testDSN+"\nquery: SELECT 1 AS one"),
+		"lookup of a query":       buildLookup(t, "dsn: "+testDSN+"\nquery: SELECT 1 AS one\nkey: one"),
+		"sink creating its table": buildSink(t, conn+"create: true"),
+	}
+	for name, c := range components {
+		if _, ok := c.(checker); !ok {
+			t.Errorf("%s (%T) has no Check method", name, c)
+		}
 	}
 }
