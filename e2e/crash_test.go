@@ -142,40 +142,9 @@ func TestCrashCSVToSQLite(t *testing.T) {
 			}
 			for i, c := range crashes {
 				t.Run(c.name, func(t *testing.T) {
-					dir := setup()
-					rng := rand.New(rand.NewPCG(uint64(i+1), 42))
-					kills := 0
-					for attempt := 0; attempt < 3; attempt++ {
-						cmd := exec.Command(binary, "run", "-q", "pipeline.yaml")
-						cmd.Dir = dir
-						cmd.Env = os.Environ()
-						if c.failpoint != "" && attempt == 0 {
-							cmd.Env = append(cmd.Env, "BACKBONE_FAILPOINT="+c.failpoint)
-						}
-						if err := cmd.Start(); err != nil {
-							t.Fatal(err)
-						}
-						if c.failpoint == "" {
-							delay := time.Duration(rng.Int64N(int64(full)*8/10)) + 10*time.Millisecond
-							timer := time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-							err := cmd.Wait()
-							timer.Stop()
-							if err == nil {
-								break // finished before the kill
-							}
-						} else if err := cmd.Wait(); err == nil {
-							break
-						}
-						kills++
-						if c.failpoint != "" {
-							break
-						}
-					}
+					dir, kills := crashRuns(t, setup, c.failpoint, uint64(i+1), full, 3)
 					if res := backbone(t, dir, nil, "run", "pipeline.yaml"); res.code != 0 {
 						t.Fatalf("run after %d kill(s): exit %d\n%s", kills, res.code, res.out)
-					}
-					if kills == 0 {
-						t.Fatalf("the process was never killed: the test proves nothing")
 					}
 					got := digest(t, filepath.Join(dir, "warehouse.db"))
 					if got != want {
@@ -313,4 +282,52 @@ func TestPostgresStateStore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, ".backbone")); err == nil {
 		t.Fatal("a SQLite state store was created although the state is in PostgreSQL")
 	}
+}
+
+// crashRuns runs `backbone run` in a directory made by setup and kills it:
+// at a failpoint, or with SIGKILL at random instants within window, up to
+// attempts times. When a run outpaces its kill (the machine got faster than
+// the reference run), it starts over in a new directory with half the
+// window, so that every scenario is really killed. It returns the directory
+// and how many times the process died.
+func crashRuns(t *testing.T, setup func() string, failpoint string, seed uint64, window time.Duration, attempts int) (string, int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 42))
+	for try := 0; try < 6; try++ {
+		dir := setup()
+		kills := 0
+		for attempt := 0; attempt < attempts; attempt++ {
+			cmd := exec.Command(binary, "run", "-q", "pipeline.yaml")
+			cmd.Dir = dir
+			cmd.Env = os.Environ()
+			if failpoint != "" {
+				cmd.Env = append(cmd.Env, "BACKBONE_FAILPOINT="+failpoint)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var timer *time.Timer
+			if failpoint == "" {
+				delay := time.Duration(rng.Int64N(int64(window)*8/10+1)) + 10*time.Millisecond
+				timer = time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+			}
+			err := cmd.Wait()
+			if timer != nil {
+				timer.Stop()
+			}
+			if err == nil {
+				break // the run finished before its kill
+			}
+			kills++
+			if failpoint != "" {
+				break
+			}
+		}
+		if kills > 0 {
+			return dir, kills
+		}
+		window /= 2
+	}
+	t.Fatal("the process was never killed: the test proves nothing")
+	return "", 0
 }

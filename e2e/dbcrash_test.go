@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -169,40 +167,14 @@ settings: {batch_rows: 2000}
 				{name: "after-dead-letters", failpoint: "after-dead-letters:2"},
 			} {
 				t.Run(c.name, func(t *testing.T) {
-					dir, schema := t.TempDir(), tg.create(t)
-					pipelineIn(dir, schema)
-					rng := rand.New(rand.NewPCG(uint64(i+1), 7))
-					kills := 0
-					for attempt := 0; attempt < 2; attempt++ {
-						cmd := exec.Command(binary, "run", "-q", "pipeline.yaml")
-						cmd.Dir = dir
-						cmd.Env = os.Environ()
-						if c.failpoint != "" {
-							cmd.Env = append(cmd.Env, "BACKBONE_FAILPOINT="+c.failpoint)
-						}
-						if err := cmd.Start(); err != nil {
-							t.Fatal(err)
-						}
-						var timer *time.Timer
-						if c.failpoint == "" {
-							delay := time.Duration(rng.Int64N(int64(full)*8/10)) + 50*time.Millisecond
-							timer = time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-						}
-						err := cmd.Wait()
-						if timer != nil {
-							timer.Stop()
-						}
-						if err == nil {
-							break
-						}
-						kills++
-						if c.failpoint != "" {
-							break
-						}
+					var schema string
+					setup := func() string {
+						dir := t.TempDir()
+						schema = tg.create(t)
+						pipelineIn(dir, schema)
+						return dir
 					}
-					if kills == 0 {
-						t.Fatal("the process was never killed: the test proves nothing")
-					}
+					dir, kills := crashRuns(t, setup, c.failpoint, uint64(i+1), full, 2)
 					if res := backbone(t, dir, nil, "run", "pipeline.yaml"); res.code != 0 {
 						t.Fatalf("run after %d kill(s): exit %d\n%s", kills, res.code, res.out)
 					}
