@@ -64,6 +64,18 @@ type Store interface {
 	// CountDeadLetters counts the dead letters matching f; f.Limit is ignored.
 	CountDeadLetters(ctx context.Context, f DLQFilter) (int, error)
 
+	// SaveVersion records a pipeline version that is about to run: a new
+	// (pipeline, hash) is inserted with its content; a known one keeps its
+	// content and status and only has LastSeen moved.
+	SaveVersion(ctx context.Context, v Version) error
+	// MarkVersion sets the status ("good" or "bad") and its reason.
+	// ErrNotFound when the version was never saved.
+	MarkVersion(ctx context.Context, pipeline, hash, status, reason string) error
+	// Versions lists a pipeline's versions, most recently first seen first.
+	Versions(ctx context.Context, pipeline string) ([]Version, error)
+	// Version returns one version; ErrNotFound when unknown.
+	Version(ctx context.Context, pipeline, hash string) (Version, error)
+
 	// Close releases the store. Calls after Close fail.
 	Close() error
 }
@@ -93,6 +105,23 @@ type Run struct {
 	Read, Written, Rejected, Filtered int64
 	Error                             string
 	CursorBefore, CursorAfter         string // JSON of checkpoints, for history
+}
+
+// Version statuses. A version is good once one of its runs succeeded and
+// bad when the daemon judged it so (its first run breached the error budget
+// or failed where the previous version succeeded).
+const (
+	VersionUnknown = ""
+	VersionGood    = "good"
+	VersionBad     = "bad"
+)
+
+// Version is one content of a pipeline file that ran.
+type Version struct {
+	Pipeline, Hash      string
+	Content             []byte // the file with its secrets redacted
+	FirstSeen, LastSeen time.Time
+	Status, Reason      string
 }
 
 // RunFilter selects runs. Zero fields select everything; Limit <= 0 means

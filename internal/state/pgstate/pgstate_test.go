@@ -288,9 +288,9 @@ func TestOpenRefuses(t *testing.T) {
 			name: "newer schema version",
 			setup: func(t *testing.T, schema string) {
 				mustOpen(t, schema).Close()
-				exec(t, schema, `UPDATE meta SET value = '2' WHERE key = 'schema_version'`)
+				exec(t, schema, `UPDATE meta SET value = '9' WHERE key = 'schema_version'`)
 			},
-			want: state.ErrVersion, wantMsg: "has schema version 2, this backbone understands up to 1; upgrade backbone",
+			want: state.ErrVersion, wantMsg: "has schema version 9, this backbone understands up to " + strconv.Itoa(SchemaVersion) + "; upgrade backbone",
 		},
 	}
 	for _, c := range cases {
@@ -335,7 +335,7 @@ func TestVersionError(t *testing.T) {
 	if diff := cmp.Diff(want, ve); diff != "" {
 		t.Errorf("VersionError (-want +got):\n%s", diff)
 	}
-	wantMsg := "state store " + dsn + " has schema version 7, this backbone understands up to 1; upgrade backbone"
+	wantMsg := "state store " + dsn + " has schema version 7, this backbone understands up to " + strconv.Itoa(SchemaVersion) + "; upgrade backbone"
 	if err.Error() != wantMsg {
 		t.Errorf("message %q, want %q", err.Error(), wantMsg)
 	}
@@ -359,7 +359,7 @@ func TestUpgrade(t *testing.T) {
 	s.Close()
 
 	v2 := append(slices.Clone(migrations), migration{
-		to: 2,
+		to: SchemaVersion + 1,
 		stmts: []string{
 			`CREATE TABLE pipeline_versions (pipeline text NOT NULL, hash text NOT NULL)`,
 			`CREATE TABLE IF NOT EXISTS upgrade_runs (at timestamptz NOT NULL DEFAULT now())`,
@@ -385,8 +385,8 @@ func TestUpgrade(t *testing.T) {
 			t.Errorf("opener %d: %v", i, err)
 		}
 	}
-	if m := meta(t, schema); m["schema_version"] != "2" {
-		t.Errorf("schema_version %q after the upgrade, want 2", m["schema_version"])
+	if m := meta(t, schema); m["schema_version"] != strconv.Itoa(SchemaVersion+1) {
+		t.Errorf("schema_version %q after the upgrade, want %d", m["schema_version"], SchemaVersion+1)
 	}
 	var runs int
 	if err := admin(t).QueryRow(ctx, `SELECT count(*) FROM `+quoteIdent(schema)+`.upgrade_runs`).Scan(&runs); err != nil {

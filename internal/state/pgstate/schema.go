@@ -12,7 +12,7 @@ import (
 
 // SchemaVersion is the schema version this package writes and the highest
 // one it reads.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // A migration brings a store from version to-1 to version to. Open runs
 // the migrations a store lacks in one transaction that holds the store's
@@ -98,6 +98,21 @@ var migrations = []migration{{
 		`CREATE SEQUENCE lease_tokens`,
 	},
 	tables: []string{"meta", "checkpoints", "runs", "dead_letters", "leases"},
+}, {
+	to: 2,
+	stmts: []string{
+		`CREATE TABLE versions (
+			pipeline   text NOT NULL,
+			hash       text NOT NULL,
+			content    bytea NOT NULL,
+			first_seen timestamptz NOT NULL,
+			last_seen  timestamptz NOT NULL,
+			status     text NOT NULL DEFAULT '',
+			reason     text NOT NULL DEFAULT '',
+			PRIMARY KEY (pipeline, hash)
+		)`,
+	},
+	tables: []string{"versions"},
 }}
 
 // latest is the version a store has once ms all ran.

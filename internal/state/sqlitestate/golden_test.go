@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -126,7 +127,8 @@ func TestGoldenV1(t *testing.T) {
 	if more[0].ID != 3 {
 		t.Errorf("new dead letter ID %d, want 3", more[0].ID)
 	}
-	if m := meta(t, path); m["schema_version"] != "1" {
-		t.Errorf("schema_version %q, want 1", m["schema_version"])
+	// Opening migrated it to the current version.
+	if m := meta(t, path); m["schema_version"] != strconv.Itoa(SchemaVersion) {
+		t.Errorf("schema_version %q, want %d", m["schema_version"], SchemaVersion)
 	}
 }

@@ -11,7 +11,7 @@ import (
 
 // SchemaVersion is the schema version this package writes and the highest
 // one it reads.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
 // A migration brings a store from version to-1 to version to. Migrations
 // run in order inside one write transaction, which also records the new
@@ -77,6 +77,21 @@ var migrations = []migration{{
 		`CREATE INDEX dead_letters_by_run ON dead_letters (run_id)`,
 	},
 	tables: []string{"meta", "checkpoints", "runs", "dead_letters"},
+}, {
+	to: 2,
+	stmts: []string{
+		`CREATE TABLE versions (
+			pipeline   TEXT NOT NULL,
+			hash       TEXT NOT NULL,
+			content    BLOB NOT NULL,
+			first_seen TEXT NOT NULL,
+			last_seen  TEXT NOT NULL,
+			status     TEXT NOT NULL DEFAULT '',
+			reason     TEXT NOT NULL DEFAULT '',
+			PRIMARY KEY (pipeline, hash)
+		) WITHOUT ROWID`,
+	},
+	tables: []string{"versions"},
 }}
 
 // latest is the version a store has once ms all ran.

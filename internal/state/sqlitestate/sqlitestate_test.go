@@ -131,8 +131,8 @@ func TestOpenCreates(t *testing.T) {
 	}
 
 	m := meta(t, path)
-	if m["schema_version"] != "1" {
-		t.Errorf("schema_version %q, want 1", m["schema_version"])
+	if m["schema_version"] != strconv.Itoa(SchemaVersion) {
+		t.Errorf("schema_version %q, want %d", m["schema_version"], SchemaVersion)
 	}
 	if !strings.HasPrefix(m["created_by"], "backbone ") {
 		t.Errorf("created_by %q, want backbone <version>", m["created_by"])
@@ -357,9 +357,9 @@ func TestOpenRefuses(t *testing.T) {
 			name: "newer schema version",
 			setup: func(t *testing.T, path string) {
 				writeStore(t, path)
-				rawExec(t, path, `UPDATE meta SET value = '2' WHERE key = 'schema_version'`)
+				rawExec(t, path, `UPDATE meta SET value = '9' WHERE key = 'schema_version'`)
 			},
-			want: state.ErrVersion, wantMsg: "has schema version 2, this backbone understands up to 1; upgrade backbone",
+			want: state.ErrVersion, wantMsg: "has schema version 9, this backbone understands up to " + strconv.Itoa(SchemaVersion) + "; upgrade backbone",
 		},
 	}
 	for _, c := range cases {
@@ -399,17 +399,17 @@ func TestOpenRefuses(t *testing.T) {
 func TestVersionError(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	writeStore(t, path)
-	rawExec(t, path, `UPDATE meta SET value = '2' WHERE key = 'schema_version'`)
+	rawExec(t, path, `UPDATE meta SET value = '9' WHERE key = 'schema_version'`)
 	_, err := Open(t.Context(), path)
 	var ve *state.VersionError
 	if !errors.As(err, &ve) {
 		t.Fatalf("Open: %v, want a *state.VersionError", err)
 	}
-	want := &state.VersionError{Path: path, Found: 2, Supported: 1}
+	want := &state.VersionError{Path: path, Found: 9, Supported: SchemaVersion}
 	if diff := cmp.Diff(want, ve); diff != "" {
 		t.Errorf("VersionError (-want +got):\n%s", diff)
 	}
-	wantMsg := "state store " + path + " has schema version 2, this backbone understands up to 1; upgrade backbone"
+	wantMsg := "state store " + path + " has schema version 9, this backbone understands up to " + strconv.Itoa(SchemaVersion) + "; upgrade backbone"
 	if err.Error() != wantMsg {
 		t.Errorf("message %q, want %q", err.Error(), wantMsg)
 	}
@@ -430,7 +430,7 @@ func TestUpgrade(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "state.db")
 	writeStore(t, path)
 	v2 := append(slices.Clone(migrations), migration{
-		to:     2,
+		to:     SchemaVersion + 1,
 		stmts:  []string{`CREATE TABLE pipeline_versions (pipeline TEXT NOT NULL, hash TEXT NOT NULL)`},
 		tables: []string{"pipeline_versions"},
 	})
@@ -456,8 +456,8 @@ func TestUpgrade(t *testing.T) {
 	}
 
 	m := meta(t, path)
-	if m["schema_version"] != "2" {
-		t.Errorf("schema_version %q after the upgrade, want 2", m["schema_version"])
+	if m["schema_version"] != strconv.Itoa(SchemaVersion+1) {
+		t.Errorf("schema_version %q after the upgrade, want %d", m["schema_version"], SchemaVersion+1)
 	}
 	if _, err := rawDB(t, path).Exec(`INSERT INTO pipeline_versions VALUES ('p', 'h')`); err != nil {
 		t.Errorf("new table: %v", err)

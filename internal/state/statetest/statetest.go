@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"DeadLetterFilter", testDeadLetterFilter},
 		{"DeadLetterReAdd", testDeadLetterReAdd},
 		{"DeadLetterDelete", testDeadLetterDelete},
+		{"Versions", testVersions},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"CancelledContext", testCancelledContext},
 		{"Close", testClose},
