@@ -76,6 +76,8 @@
 //	  "source": "etl-1"
 //	}
 //
+// The fields:
+//
 //   - version: the body's format, BodyVersion.
 //   - id: random, unique per notification and the same on each retry and
 //     for every webhook: a receiver can discard repeats with it.
