@@ -40,6 +40,7 @@ type Pipeline struct {
 
 	Errors   ErrorPolicy
 	Settings Settings
+	Runs     Runs
 
 	// Redactor knows every secret of this pipeline: values of fields marked
 	// secret and of secret environment variables.
@@ -78,6 +79,23 @@ type ErrorPolicy struct {
 }
 
 // Settings tune the engine for one pipeline.
+// Runs is how `serve` schedules and retries a pipeline.
+type Runs struct {
+	CatchUp         string // "skip", "once" or "all"
+	OnBadVersion    string // "keep" or "rollback"
+	Timeout         time.Duration
+	Retries         int
+	Backoff         time.Duration
+	MaxBackoff      time.Duration
+	QuarantineAfter int
+	Concurrency     int
+	SchedulePos     connector.Pos // where `schedule` is written, for errors found later
+}
+
+// DefaultRuns are the values of Runs that a pipeline does not set.
+var DefaultRuns = Runs{CatchUp: "once", OnBadVersion: "keep", Timeout: time.Hour, Retries: 3,
+	Backoff: 10 * time.Second, MaxBackoff: 5 * time.Minute, QuarantineAfter: 5, Concurrency: 1}
+
 type Settings struct {
 	Limits  record.Limits
 	Workers int // step workers per task; 0: one per core
@@ -91,7 +109,10 @@ var TopFields = []connector.FieldSpec{
 	{Name: "description", Type: connector.TString, Doc: "Free text shown in listings."},
 	{Name: "schedule", Type: connector.TString, Doc: `When ` + "`serve`" + ` runs the pipeline: a cron expression ("*/5 * * * *") or "every 30s".`},
 	{Name: "timezone", Type: connector.TString, Default: "UTC", Doc: "Zone of the schedule and of timestamps written without a zone."},
-	{Name: "freshness", Type: connector.TDuration, Doc: "Alert when no run has succeeded for this long."},
+	{Name: "freshness", Type: connector.TDuration, Doc: "Alert when no run has succeeded for this long, or a run has made no progress for this long (`serve`)."},
+	{Name: "catch_up", Type: connector.TEnum, Enum: []string{"skip", "once", "all"}, Default: "once", Doc: "Schedules missed while `serve` was down: skip them, run the latest once, or run each in order."},
+	{Name: "on_bad_version", Type: connector.TEnum, Enum: []string{"keep", "rollback"}, Default: "keep", Doc: "A new version whose first run breaches the error budget, or fails where the previous version succeeded, is marked bad and alerted; `rollback` also restores the previous good version, which runs again from the same checkpoint."},
+	{Name: "runs", Type: connector.TObject, Doc: "How `serve` runs the pipeline.", Fields: runsFields},
 	{Name: "state", Type: connector.TString, Default: ".backbone/state.db", Doc: "State store: a SQLite file path (relative to the working directory), or a PostgreSQL DSN (postgres://user:password@host/db?schema=backbone) that several processes share. Its password is a secret."},
 	{Name: "secret_env", Type: connector.TList, Doc: "Environment variables whose values are secrets, beyond those whose names contain PASSWORD, SECRET, TOKEN, API_KEY, CREDENTIAL or DSN. Secrets are never printed."},
 	{Name: "source", Type: connector.TObject, Required: true, Doc: "Where records come from: `type:` names a source component."},
@@ -101,6 +122,15 @@ var TopFields = []connector.FieldSpec{
 	{Name: "errors", Type: connector.TObject, Doc: "The error budget.", Fields: errorFields},
 	{Name: "settings", Type: connector.TObject, Doc: "Engine tuning.", Fields: settingsFields},
 	{Name: "tests", Type: connector.TObjects, Doc: "Fixtures for `backbone test`."},
+}
+
+var runsFields = []connector.FieldSpec{
+	{Name: "timeout", Type: connector.TDuration, Default: "1h", Doc: "A run still going after this long is stopped and counted as failed."},
+	{Name: "retries", Type: connector.TInt, Default: "3", Doc: "A failed scheduled run is retried this many times, with exponential backoff and jitter."},
+	{Name: "backoff", Type: connector.TDuration, Default: "10s", Doc: "Wait before the first retry; doubled for each next one."},
+	{Name: "max_backoff", Type: connector.TDuration, Default: "5m", Doc: "Longest wait between retries."},
+	{Name: "quarantine_after", Type: connector.TInt, Default: "5", Doc: "Consecutive failed runs (after their retries) that pause the pipeline until an operator resumes it. 0: never."},
+	{Name: "concurrency", Type: connector.TInt, Default: "1", Doc: "Runs of this pipeline at once. 1 never overlaps runs, which incremental sources need."},
 }
 
 var errorFields = []connector.FieldSpec{
@@ -150,6 +180,7 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 		Timezone: time.UTC,
 		Errors:   ErrorPolicy{MaxRejectRate: -1, MaxRejects: -1, MinSample: 1000},
 		Settings: Settings{Limits: record.DefaultLimits},
+		Runs:     DefaultRuns,
 	}
 	c := &collector{file: path, red: p.Redactor}
 	f, err := parser.ParseBytes(raw, 0)
@@ -205,6 +236,13 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 			p.Description = scalar(v)
 		case "schedule":
 			p.Schedule = scalar(v)
+			p.Runs.SchedulePos = posOf(v)
+		case "catch_up":
+			p.Runs.CatchUp = scalar(v)
+		case "on_bad_version":
+			p.Runs.OnBadVersion = scalar(v)
+		case "runs":
+			loadRuns(c, v, &p.Runs)
 		case "timezone":
 			loc, err := time.LoadLocation(scalar(v))
 			if err != nil {
@@ -304,6 +342,33 @@ func loadErrors(c *collector, n ast.Node, e *ErrorPolicy) {
 			e.MaxRejects = intValue(c, v)
 		case "min_sample":
 			e.MinSample = intValue(c, v)
+		}
+	}
+}
+
+func loadRuns(c *collector, n ast.Node, r *Runs) {
+	m, ok := asMapping(n)
+	if !ok {
+		return
+	}
+	for _, mv := range m.Values {
+		v := mv.Value
+		switch keyOf(mv) {
+		case "timeout":
+			r.Timeout, _ = connector.ParseDuration(scalar(v))
+		case "retries":
+			r.Retries = int(intValue(c, v))
+		case "backoff":
+			r.Backoff, _ = connector.ParseDuration(scalar(v))
+		case "max_backoff":
+			r.MaxBackoff, _ = connector.ParseDuration(scalar(v))
+		case "quarantine_after":
+			r.QuarantineAfter = int(intValue(c, v))
+		case "concurrency":
+			r.Concurrency = int(intValue(c, v))
+			if r.Concurrency < 1 {
+				c.at(posOf(v), "runs.concurrency: want at least 1, got %q", scalar(v))
+			}
 		}
 	}
 }
