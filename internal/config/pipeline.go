@@ -41,6 +41,7 @@ type Pipeline struct {
 	Errors   ErrorPolicy
 	Settings Settings
 	Runs     Runs
+	Tests    []*Test // inline fixtures of `backbone test`
 
 	// Redactor knows every secret of this pipeline: values of fields marked
 	// secret and of secret environment variables.
@@ -121,7 +122,7 @@ var TopFields = []connector.FieldSpec{
 	{Name: "sink", Type: connector.TObject, Required: true, Doc: "Where records go: `type:` names a sink component."},
 	{Name: "errors", Type: connector.TObject, Doc: "The error budget.", Fields: errorFields},
 	{Name: "settings", Type: connector.TObject, Doc: "Engine tuning.", Fields: settingsFields},
-	{Name: "tests", Type: connector.TObjects, Doc: "Fixtures for `backbone test`."},
+	{Name: "tests", Type: connector.TObjects, Doc: "Fixtures for `backbone test`: records in, records and rejects expected out. They may also live in PIPELINE.test.yaml beside the file.", Fields: TestFields},
 }
 
 var runsFields = []connector.FieldSpec{
@@ -263,6 +264,8 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 			loadErrors(c, v, &p.Errors)
 		case "settings":
 			loadSettings(c, v, &p.Settings)
+		case "tests":
+			p.Tests = loadTests(c, v)
 		}
 	}
 	if reg := opts.Registry; reg != nil {
