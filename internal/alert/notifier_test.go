@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -729,5 +730,33 @@ func TestConfigErrors(t *testing.T) {
 				t.Errorf("error shows the value: %v", err)
 			}
 		})
+	}
+}
+
+func TestHungReceiverTimesOutAndIsRetried(t *testing.T) {
+	hits := make(chan hit, 10)
+	var count atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(r.Body)
+		hits <- hit{raw: b.Bytes()}
+		if count.Add(1) == 1 {
+			<-r.Context().Done() // hangs until the sender gives up
+			return
+		}
+	}))
+	defer srv.Close()
+	clk := newFakeClock()
+	n := start(t, Options{Webhooks: []Webhook{{URL: srv.URL, Timeout: 50 * time.Millisecond}}, Clock: clk})
+	n.Fire(Alert{Kind: KindRunFailed, Pipeline: "orders"})
+	first := recv(t, hits, "the hung request")
+	recv(t, clk.waits, "the backoff after the timeout").release()
+	second := recv(t, hits, "the retry")
+	if !bytes.Equal(first.raw, second.raw) {
+		t.Errorf("the retry differs from the first request:\n%s\n%s", first.raw, second.raw)
+	}
+	closeNow(t, n)
+	if s := n.Stats(); s.Sent != 1 || s.Retried != 1 {
+		t.Errorf("stats = %+v, want 1 sent after 1 retry", s)
 	}
 }
