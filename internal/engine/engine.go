@@ -45,6 +45,17 @@ type Options struct {
 	// process for this run: a soft limit of this many bytes beyond what the
 	// loaded lookups hold. For `backbone run`, which owns its process.
 	MemoryBudget int64
+	// Backfill reads the source from its start and moves no checkpoint, so
+	// a backfill of past logical times leaves the live cursor where it is.
+	// Rejects go to the dead letters as in any run.
+	Backfill bool
+	// Fence, when set, is asked before every commit whether this process
+	// may still commit (it holds the pipeline's lease); an error stops the
+	// run without committing. The daemon sets it when several processes
+	// share a state store.
+	Fence func(ctx context.Context) error
+	// Observe, when set, is told how long each sink write and commit took.
+	Observe func(op string, d time.Duration)
 
 	noCheckpoints bool                     // replay: read no checkpoint, move none
 	onRejects     func([]state.DeadLetter) // replay: takes the dead letters instead of the store
@@ -95,6 +106,13 @@ func (e *BudgetError) Error() string {
 	return fmt.Sprintf("error budget exceeded: %d of %d records rejected (%.2f%%), over %s; the checkpoint was not moved past the bad data",
 		e.Rejected, e.Read, rate, e.Limit)
 }
+
+// FenceError stops a run that may no longer commit: another process took
+// the pipeline's lease. Nothing was committed after the fence refused.
+type FenceError struct{ Err error }
+
+func (e *FenceError) Error() string { return "lease lost, commit refused: " + e.Err.Error() }
+func (e *FenceError) Unwrap() error { return e.Err }
 
 // Run executes one run of a pipeline: plan tasks, read, transform, write,
 // commit checkpoints, record rejects and history. The returned Result is
@@ -158,6 +176,9 @@ func newRunner(p *config.Pipeline, opts Options) (*runner, error) {
 	}
 	if opts.ProgressEvery <= 0 {
 		opts.ProgressEvery = 200 * time.Millisecond
+	}
+	if opts.Backfill {
+		opts.noCheckpoints = true
 	}
 	env := &connector.Env{
 		Pipeline: p.Name,
@@ -643,8 +664,17 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			list = nil
 		}
 		failpoint.Hit("before-commit") // rows staged, nothing committed
+		if r.opts.Fence != nil {
+			if err := r.opts.Fence(ctx); err != nil {
+				return &FenceError{Err: err}
+			}
+		}
+		start := time.Now()
 		if err := w.Commit(ctx, list); err != nil {
 			return fmt.Errorf("sink commit: %w", err)
+		}
+		if r.opts.Observe != nil {
+			r.opts.Observe("commit", time.Since(start))
 		}
 		if !info.Transactional && list != nil {
 			failpoint.Hit("between-commit-and-checkpoint") // rows durable, state store not told yet
@@ -769,7 +799,11 @@ func (r *runner) write(ctx context.Context, w connector.Writer, b *record.Batch)
 	if b.Len() == 0 {
 		return 0, nil, nil
 	}
+	start := time.Now()
 	n, err := w.Write(ctx, b)
+	if r.opts.Observe != nil {
+		r.opts.Observe("write", time.Since(start))
+	}
 	var be *connector.BatchError
 	if !errors.As(err, &be) {
 		if err != nil {
