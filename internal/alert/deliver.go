@@ -159,15 +159,16 @@ func (w *webhook) enqueue(m *message) {
 }
 
 // enqueueResolved queues a resolved notification if this webhook was to
-// receive the condition's firing one.
-func (w *webhook) enqueueResolved(m *message) {
+// receive the condition's firing one. After Close (closed) it is counted as
+// dropped instead: the delivery goroutine may be gone.
+func (w *webhook) enqueueResolved(m *message, closed bool) {
 	w.q.mu.Lock()
 	if !w.q.announced[m.key] {
 		w.q.mu.Unlock()
 		return
 	}
 	delete(w.q.announced, m.key)
-	ok := w.q.push(m)
+	ok := !closed && w.q.push(m)
 	w.q.mu.Unlock()
 	if !ok {
 		w.dropped(m)
@@ -176,7 +177,7 @@ func (w *webhook) enqueueResolved(m *message) {
 
 func (w *webhook) dropped(m *message) {
 	w.n.dropped.Add(1)
-	w.n.log.Warn("alert dropped: webhook queue full",
+	w.n.log.Warn("alert dropped: webhook queue full or closed",
 		"webhook", w.name, "kind", w.n.redact(string(m.kind)), "status", m.status,
 		"queue_size", w.q.limit)
 }
@@ -224,6 +225,8 @@ func (w *webhook) deliver(ctx context.Context, m *message) {
 				"attempts", attempt, "err", n.redact(err.Error()))
 			return
 		}
+		// A Retry-After of zero ("now") gets the backoff all the same: a
+		// receiver that keeps saying so must not be hammered.
 		wait := pe.after
 		if wait <= 0 {
 			wait = backoff(attempt, n.opts.BackoffBase, n.opts.BackoffMax)

@@ -330,14 +330,10 @@ func (n *Notifier) Resolve(key string) {
 		return
 	}
 	delete(n.active, key)
-	if n.closed {
-		n.dropped.Add(int64(len(n.hooks)))
-		return
-	}
 	c.alert.Status = StatusResolved
 	m := n.message(c.alert, StatusResolved, now)
 	for _, h := range n.hooks {
-		h.enqueueResolved(m)
+		h.enqueueResolved(m, n.closed)
 	}
 }
 
