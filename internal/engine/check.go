@@ -101,12 +101,8 @@ type KeyedSink interface {
 }
 
 func checkSinkKeys(p *config.Pipeline, out *record.Schema) error {
-	ks, ok := p.Sink.Sink.(KeyedSink)
-	if !ok {
-		return nil
-	}
 	var errs config.Errors
-	for _, k := range ks.KeyFields() {
+	for _, k := range SinkKeys(p) {
 		if _, ok := out.Index(k); !ok {
 			errs = append(errs, connector.Errorf(p.Sink.Params.FieldPos("key"),
 				"sink key field %q is not in the output (fields: %s)%s", k, out, config.DidYouMean(k, out.Names())))
