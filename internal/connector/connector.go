@@ -189,6 +189,13 @@ type Table interface {
 	Close() error
 }
 
+// CacheStats is implemented by a Table that caches answers: how many Gets
+// its cache answered and how many it did not, since the table was opened.
+// The daemon exports the ratio as a metric.
+type CacheStats interface {
+	CacheStats() (hits, misses int64)
+}
+
 // Step transforms batches. Bind is called once per run; Process is then
 // called for every batch, from several goroutines at once unless the step is
 // Ordered.

@@ -78,6 +78,8 @@ type Result struct {
 	Tasks         int      // tasks read this run
 	Skipped       int      // tasks already done in an earlier run
 	Schema        *record.Schema
+	// LookupCache has, per lookup with a cache, its hits and misses.
+	LookupCache map[string][2]int64
 }
 
 // Reason is a reject reason and how often it occurred.
@@ -145,6 +147,8 @@ type runner struct {
 	mu      sync.Mutex
 	byStep  map[string]int64
 	reasons map[[2]string]int64
+
+	cacheStats map[string][2]int64 // set when the lookups close
 }
 
 type boundStep struct {
@@ -225,6 +229,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		res.Run.End = r.now()
 		res.Duration = res.Run.End.Sub(start)
 		res.TopReasons = r.topReasons(5)
+		res.LookupCache = r.cacheStats
 		switch {
 		case err == nil:
 			res.Run.Status = state.StatusSucceeded
@@ -360,7 +365,14 @@ func (r *runner) openLookups(ctx context.Context) error {
 }
 
 func (r *runner) closeLookups() {
-	for _, t := range r.tables {
+	for name, t := range r.tables {
+		if cs, ok := t.(connector.CacheStats); ok {
+			hits, misses := cs.CacheStats()
+			if r.cacheStats == nil {
+				r.cacheStats = map[string][2]int64{}
+			}
+			r.cacheStats[name] = [2]int64{hits, misses}
+		}
 		t.Close()
 	}
 }
