@@ -62,6 +62,15 @@ func (r *Redactor) Redact(s string) string {
 	return s
 }
 
+// Values returns the secrets known, for a component that redacts the text
+// of many pipelines at once (the daemon). Never print them.
+func (r *Redactor) Values() []string {
+	if r == nil {
+		return nil
+	}
+	return append([]string(nil), r.secrets...)
+}
+
 // Len is the number of secrets known.
 func (r *Redactor) Len() int {
 	if r == nil {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -222,7 +223,7 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("internal error (please report): %v", p)
+			err = panicError("the run", p)
 		}
 		res.Run.Read, res.Run.Written = r.read.Load(), r.written.Load()
 		res.Run.Rejected, res.Run.Filtered = r.rejected.Load(), r.filtered.Load()
@@ -466,18 +467,7 @@ func (r *runner) pump(ctx context.Context, tasks []connector.Task, first connect
 	for i := 0; i < workers; i++ {
 		wg.Go(func() {
 			for j := range jobs {
-				b := j.batch
-				if b.Decode != nil {
-					b.Decode(b)
-					b.Decode = nil
-				}
-				if j.err == nil {
-					j.err = r.runSteps(hard, r.parallel, b)
-				}
-				if j.err == nil && prep != nil {
-					j.err = prep.Prepare(b)
-				}
-				close(j.done)
+				r.work(hard, j, prep)
 			}
 		})
 	}
@@ -515,12 +505,17 @@ func (r *runner) pump(ctx context.Context, tasks []connector.Task, first connect
 			go func(t connector.Task, rd connector.Reader) {
 				defer readers.Done()
 				defer func() { <-sem }()
+				defer func() {
+					if p := recover(); p != nil {
+						fail(panicError("reading "+t.Key, p))
+					}
+				}()
 				r.readTask(ctx, hard, t, rd, prior[t.Key].Pos, jobs, toSink, depth, fail)
 			}(t, rd)
 		}
 	}()
 
-	final, err := r.sinkLoop(hard, toSink, prior, w)
+	final, err := r.safeSinkLoop(hard, toSink, prior, w)
 	if err != nil {
 		fail(err)
 	}
@@ -538,6 +533,45 @@ func (r *runner) pump(ctx context.Context, tasks []connector.Task, first connect
 		err = fmt.Errorf("stopped before the end of the input: %w", ctx.Err())
 	}
 	return final, err
+}
+
+// work decodes a batch, runs the parallel steps and lets the sink encode
+// it. A panic in a step becomes the batch's error: the run fails cleanly,
+// and the process (a daemon running other pipelines) lives on.
+func (r *runner) work(ctx context.Context, j *job, prep connector.Preparer) {
+	defer close(j.done)
+	defer func() {
+		if p := recover(); p != nil {
+			j.err = panicError("a step", p)
+		}
+	}()
+	b := j.batch
+	if b.Decode != nil {
+		b.Decode(b)
+		b.Decode = nil
+	}
+	if j.err == nil {
+		j.err = r.runSteps(ctx, r.parallel, b)
+	}
+	if j.err == nil && prep != nil {
+		j.err = prep.Prepare(b)
+	}
+}
+
+// safeSinkLoop is sinkLoop with a panic turned into its error, so pump
+// still stops the readers and workers.
+func (r *runner) safeSinkLoop(ctx context.Context, in <-chan *job, prior map[string]connector.Checkpoint, w connector.Writer) (final map[string]connector.Checkpoint, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = panicError("the sink", p)
+		}
+	}()
+	return r.sinkLoop(ctx, in, prior, w)
+}
+
+// panicError is a recovered panic, with the stack for the report.
+func panicError(where string, p any) error {
+	return fmt.Errorf("internal error in %s (please report): %v\n%s", where, p, debug.Stack())
 }
 
 // readTask reads one task and hands its batches to the workers, then to the

@@ -3,12 +3,15 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/engine"
+	"github.com/backbone-etl/backbone/internal/record"
 )
 
 // A backfill reads everything again and leaves the live checkpoints where
@@ -77,5 +80,47 @@ func TestFenceRefusesCommit(t *testing.T) {
 	}
 	if observed.Load() == 0 {
 		t.Error("Observe was never called")
+	}
+}
+
+// panicStep panics on the batch holding row 120.
+type panicStep struct{}
+
+func (panicStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schema, error) { return in, nil }
+func (panicStep) Process(ctx context.Context, b *record.Batch) error {
+	for _, row := range b.Rows {
+		if row[1].(int64) == 120 {
+			panic("step bug")
+		}
+	}
+	return nil
+}
+
+// A panic in a step fails the run with the panic's value; the process
+// lives on, nothing past the bad batch is committed, and no goroutine is
+// left behind.
+func TestPanicInAStepFailsTheRunOnly(t *testing.T) {
+	st := openStore(t)
+	before := runtime.NumGoroutine()
+	src := &numSource{tasks: map[string]int{"a": 1000, "b": 1000}, batch: 50}
+	sink := newMemSink(connector.WriterInfo{Transactional: true})
+	_, err := engine.Run(t.Context(), pipeline(t, src, sink, panicStep{}), engine.Options{Store: st})
+	if err == nil || !strings.Contains(err.Error(), "internal error in a step") || !strings.Contains(err.Error(), "step bug") {
+		t.Fatalf("Run: %v, want the step's panic as the error", err)
+	}
+	for _, rows := range sink.rows {
+		for _, n := range rows {
+			if n >= 100 && n < 150 {
+				t.Fatalf("row %d of the panicking batch was committed", n)
+			}
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Errorf("%d goroutines after the run, %d before", n, before)
 	}
 }
