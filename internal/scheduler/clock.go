@@ -59,13 +59,19 @@ func (t sysTimer) Reset(d time.Duration) bool { return t.t.Reset(d) }
 // FakeClock is a Clock that moves only when told to, for tests: of the
 // scheduler, and of the code that drives one (it is exported for them).
 //
-// Its timers fire at a time of the fake clock: moving the clock with
-// Advance or Set fires, in order of their times, every timer whose time
-// has come, before Advance or Set returns; an AfterFunc callback runs in
-// the goroutine that moves the clock, and a timer it sets that is already
-// due fires in the same call. Moving the clock back leaves pending timers
-// waiting for their time to come again. Unlike the system clock, whose
-// timers follow the monotonic clock, its timers follow its wall time.
+// Its timers fire at a time of the fake clock. Advance lets time pass:
+// it fires, in order, each timer due before its end, with the clock
+// reading that timer's time, then moves the clock to its end. Set jumps,
+// as a wall clock set by hand or NTP does: it moves the clock first, then
+// fires every timer that is due, all reading the new time. Both return
+// after the callbacks they fire: an AfterFunc callback runs in the
+// goroutine that moves the clock, and a timer it sets that is due fires
+// in the same call. A NewTimer timer set for a time already come fires at
+// once; an AfterFunc one set outside a callback, at the next Advance or
+// Set (Advance(0) will do), so that its callback never runs under its
+// caller's locks. Moving the clock back leaves pending timers waiting for
+// their time to come again: unlike the system clock's, these timers
+// follow the wall time.
 type FakeClock struct {
 	fire sync.Mutex // one Advance or Set fires at a time, in order
 
@@ -106,15 +112,21 @@ func (c *FakeClock) AfterFunc(d time.Duration, f func()) Timer {
 	return t
 }
 
-// Advance moves the clock forward by d (back, when d is negative) and
-// fires the timers that are due.
+// Advance moves the clock forward by d, firing the timers due on the way
+// at their times. A negative d moves it back, firing nothing.
 func (c *FakeClock) Advance(d time.Duration) {
 	c.fire.Lock()
 	defer c.fire.Unlock()
 	c.mu.Lock()
-	c.now = c.now.Add(d)
+	end := c.now.Add(d)
 	c.mu.Unlock()
-	c.fireDue()
+	if d > 0 {
+		c.fireUntil(end, true)
+	}
+	c.mu.Lock()
+	c.now = end
+	c.mu.Unlock()
+	c.fireUntil(end, false)
 }
 
 // Set moves the clock to t, forward or back, and fires the timers that
@@ -125,7 +137,7 @@ func (c *FakeClock) Set(t time.Time) {
 	c.mu.Lock()
 	c.now = t
 	c.mu.Unlock()
-	c.fireDue()
+	c.fireUntil(t, false)
 }
 
 // Pending returns the number of timers waiting to fire.
@@ -163,12 +175,14 @@ func (c *FakeClock) BlockUntil(ctx context.Context, n int) error {
 	}
 }
 
-func (c *FakeClock) fireDue() {
+// fireUntil fires the timers due at end, in order of their times; when
+// step is set, the clock reads each timer's time as it fires.
+func (c *FakeClock) fireUntil(end time.Time, step bool) {
 	for {
 		c.mu.Lock()
 		var next *fakeTimer
 		for _, t := range c.pending {
-			if t.at.After(c.now) {
+			if t.at.After(end) {
 				continue
 			}
 			if next == nil || t.at.Before(next.at) || (t.at.Equal(next.at) && t.seq < next.seq) {
@@ -180,6 +194,9 @@ func (c *FakeClock) fireDue() {
 			return
 		}
 		c.removeLocked(next)
+		if step && next.at.After(c.now) {
+			c.now = next.at
+		}
 		now := c.now
 		c.mu.Unlock()
 		if next.f != nil {
@@ -229,6 +246,10 @@ func (t *fakeTimer) Reset(d time.Duration) bool {
 	defer c.mu.Unlock()
 	t.drain()
 	was := c.removeLocked(t)
+	if t.ch != nil && d <= 0 {
+		t.ch <- c.now // drained above: never blocks
+		return was
+	}
 	c.seq++
 	t.at, t.seq = c.now.Add(d), c.seq
 	c.pending = append(c.pending, t)
