@@ -288,6 +288,8 @@ func (s *Scheduler) onStage(r *run) {
 		s.mu.Unlock()
 		return
 	}
+	r.cbs.Add(1) // the run's end waits for this callback's hooks
+	defer r.cbs.Done()
 	now := s.clock.Now()
 	r.stageAt = time.Time{}
 	var fx effects

@@ -167,7 +167,11 @@ func (s *Scheduler) notifyLocked() {
 // cancelled (soft and hard); Drain still waits for them.
 func (s *Scheduler) Start(ctx context.Context) error {
 	s.mu.Lock()
-	if s.started || s.draining {
+	if s.draining {
+		s.mu.Unlock()
+		return fmt.Errorf("scheduler: start: %w", ErrDraining)
+	}
+	if s.started {
 		s.mu.Unlock()
 		return fmt.Errorf("scheduler: start: %w", ErrStarted)
 	}

@@ -46,7 +46,7 @@ func TestRunsOnScheduleAndSurvivesClockJumps(t *testing.T) {
 			// catch-up policy decides.
 			h.clock.Set(at(12, 0, 30))
 			h.settle()
-			h.step(time.Minute, 1) // 12:01:30
+			h.step(time.Minute, 1)                                   // 12:01:30
 			missed := fireTimesIn(every, at(10, 2, 0), at(12, 0, 0)) // 10:03 ... 12:00
 			var wantSkipped Skipped
 			switch policy {
@@ -205,7 +205,7 @@ func TestRetriesWithBackoffThenQuarantine(t *testing.T) {
 	if n := len(h.jobsOf("f")); n != 1 {
 		t.Fatalf("retried before its backoff: %d runs", n)
 	}
-	h.step(time.Millisecond, 1)     // 10:01:07.5, attempt 2
+	h.step(time.Millisecond, 1)       // 10:01:07.5, attempt 2
 	h.step(11250*time.Millisecond, 1) // 10:01:18.75, attempt 3: the run has failed
 	if st := h.status("f"); st.State != StateIdle || st.ConsecutiveFailures != 1 || !errors.Is(st.LastError, errBoom) {
 		t.Fatalf("after the last retry: %+v", st)
