@@ -16,12 +16,12 @@ import (
 
 // diffJSON is the part of `backbone diff --format json` these tests read.
 type diffJSON struct {
-	Sampled       int     `json:"sampled"`
-	MatchedBy     string  `json:"matched_by"`
-	Unchanged     int     `json:"unchanged"`
-	Changed       int     `json:"changed"`
-	OnlyOld       int     `json:"only_in_old"`
-	OnlyNew       int     `json:"only_in_new"`
+	Sampled       int    `json:"sampled"`
+	MatchedBy     string `json:"matched_by"`
+	Unchanged     int    `json:"unchanged"`
+	Changed       int    `json:"changed"`
+	OnlyOld       int    `json:"only_in_old"`
+	OnlyNew       int    `json:"only_in_new"`
 	ChangedFields []struct {
 		Field   string `json:"field"`
 		Records int    `json:"records"`
