@@ -132,7 +132,7 @@ func (a *app) diff(cmd *cobra.Command, oldPath, newPath string, f diffFlags) err
 		return redacted(old, err)
 	}
 	rep := &diffReport{OldFile: oldPath, NewFile: newPath, Sampled: sample.Records, Partial: sample.Truncated, Notes: []string{}, Failures: []string{}}
-	if sample.Schema == nil {
+	if sample.Records == 0 {
 		rep.Notes = append(rep.Notes, "the source has no input to sample")
 	}
 	if sample.TimeField != "" {

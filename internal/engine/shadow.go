@@ -85,7 +85,7 @@ type SampleOptions struct {
 
 // Sample is input read once, to be fed to shadow runs.
 type Sample struct {
-	Schema  *record.Schema
+	Schema  *record.Schema  // nil when there is nothing to read and no schema declared
 	Batches []*record.Batch // decoded; each row has a distinct (Origin, Line)
 	Records int             // rows and source rejects
 	Tasks   int             // tasks read, of the source's plan
@@ -136,6 +136,13 @@ func TakeSample(ctx context.Context, p *config.Pipeline, opts SampleOptions) (*S
 		if full {
 			s.Truncated = true
 			break
+		}
+	}
+	if s.Schema == nil {
+		// Nothing to read: the versions still run, on no record, against
+		// the schema the source declares.
+		if sc, ok := p.Source.Source.(connector.Schemer); ok {
+			s.Schema = sc.Schema()
 		}
 	}
 	return s, nil
