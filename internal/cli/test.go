@@ -83,13 +83,19 @@ func (r *testRun) file(cmd *cobra.Command, path string, explicit bool) {
 	a := r.a
 	opts := config.Options{Registry: a.registry, Env: a.io.Env}
 	suite := fixture.Suite{File: path}
+	seen := map[string]bool{} // a pipeline's own errors come back from each of its tests
 	invalid := func(err error) bool {
 		var errs config.Errors
 		if !errors.As(err, &errs) {
 			return false
 		}
-		fmt.Fprintln(a.io.Err, errs.Error())
-		suite.Error += errs.Error() + "\n"
+		for _, e := range errs {
+			if msg := e.Error(); !seen[msg] {
+				seen[msg] = true
+				fmt.Fprintln(a.io.Err, msg)
+				suite.Error += msg + "\n"
+			}
+		}
 		r.code = max(r.code, ExitConfig)
 		return true
 	}
