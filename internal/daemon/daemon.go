@@ -69,6 +69,9 @@ type Options struct {
 	// AlertBackoff is the first wait before an alert is sent again; 1s
 	// when zero.
 	AlertBackoff time.Duration
+	// OnRun, when set, is called after every run with its history record
+	// (tests and embedding programs).
+	OnRun func(state.Run)
 }
 
 // Daemon is a running `backbone serve`.

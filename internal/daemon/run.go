@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"sync"
 	"time"
@@ -95,6 +96,9 @@ func (d *Daemon) runJob(ctx context.Context, job scheduler.Job) error {
 		d.metrics.finished(cfg.Name, trigger, res)
 	}
 	d.finished(ctx, job, cfg, res, err, trial, prevOK)
+	if d.o.OnRun != nil && res != nil {
+		d.o.OnRun(res.Run)
+	}
 	return err
 }
 
@@ -125,7 +129,7 @@ func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pi
 	var rollback *config.Pipeline
 	judged := p != nil && p.cur.Hash == cfg.Hash && trial && !cancelled && job.Origin != scheduler.TriggerBackfill
 	bad := judged && err != nil && (isBudget || prevOK)
-	if judged && err == nil {
+	if p != nil && err == nil && p.cur.Hash == cfg.Hash && job.Origin != scheduler.TriggerBackfill {
 		p.trial, p.good = false, cfg
 	}
 	if bad {
@@ -147,8 +151,8 @@ func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pi
 
 	switch {
 	case err == nil:
-		if trial || judged {
-			_ = d.store.MarkVersion(ctx, cfg.Name, cfg.Hash, state.VersionGood, "")
+		if merr := d.store.MarkVersion(context.WithoutCancel(ctx), cfg.Name, cfg.Hash, state.VersionGood, ""); merr != nil {
+			d.log.Warn("marking a version good", "pipeline", cfg.Name, "error", merr)
 		}
 		d.notify.Resolve("run_failed/" + cfg.Name)
 		d.notify.Resolve("budget/" + cfg.Name)
@@ -171,6 +175,16 @@ func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pi
 	if rollback == nil {
 		d.log.Warn("new version is bad", "pipeline", cfg.Name, "version", short(cfg.Hash), "reason", reason)
 		return
+	}
+	if run != nil && run.CursorAfter == run.CursorBefore {
+		// The bad run committed nothing: the restored version reads the
+		// same records again, so the bad version's dead letters of them
+		// would only mislead.
+		if n, derr := d.purgeRun(context.WithoutCancel(ctx), run.ID); derr != nil {
+			d.log.Warn("removing the bad run's dead letters", "pipeline", cfg.Name, "error", derr)
+		} else if n > 0 {
+			d.log.Info("removed the bad run's dead letters; their records are read again", "pipeline", cfg.Name, "count", n)
+		}
 	}
 	d.log.Warn("new version is bad: rolled back", "pipeline", cfg.Name, "bad", short(cfg.Hash), "restored", short(rollback.Hash), "reason", reason)
 	d.notify.Fire(alert.Alert{Kind: alert.KindVersionRolledBack, Pipeline: cfg.Name, Key: "rollback/" + cfg.Name + "/" + cfg.Hash,
@@ -204,14 +218,22 @@ func runDetails(run *state.Run, err error) map[string]string {
 // hooks turn scheduler events into logs and alerts.
 func (d *Daemon) hooks() scheduler.Hooks {
 	return scheduler.Hooks{
+		RunFinished: func(job scheduler.Job, r scheduler.Result) {
+			level := slog.LevelInfo
+			if r.Outcome == scheduler.OutcomeFailed {
+				level = slog.LevelWarn
+			}
+			d.log.Log(context.Background(), level, "run finished", "pipeline", job.Pipeline, "trigger", string(job.Trigger),
+				"attempt", job.Attempt, "outcome", string(r.Outcome), "seconds", r.Finished.Sub(r.Started).Seconds(), "error", r.Err)
+		},
 		RetryScheduled: func(next scheduler.Job, at time.Time, cause error) {
 			d.log.Warn("run failed; retrying", "pipeline", next.Pipeline, "attempt", next.Attempt, "at", at, "error", cause)
 		},
 		Quarantined: func(pipeline string, failures int, cause error) {
 			d.log.Error("pipeline quarantined", "pipeline", pipeline, "failures", failures, "error", cause)
 			d.notify.Fire(alert.Alert{Kind: alert.KindPipelineQuarantined, Pipeline: pipeline, Key: "quarantine/" + pipeline,
-				Summary:  fmt.Sprintf("%s: quarantined after %d failed runs in a row; resume it when fixed", pipeline, failures),
-				Details:  map[string]string{"error": errString(cause), "failures": strconv.Itoa(failures)}})
+				Summary: fmt.Sprintf("%s: quarantined after %d failed runs in a row; resume it when fixed", pipeline, failures),
+				Details: map[string]string{"error": errString(cause), "failures": strconv.Itoa(failures)}})
 		},
 		PanicRecovered: func(job scheduler.Job, p *scheduler.PanicError) {
 			d.log.Error("run panicked", "pipeline", job.Pipeline, "panic", fmt.Sprint(p.Value))
@@ -299,4 +321,17 @@ func (d *Daemon) checkFreshness() {
 			d.notify.Resolve("freshness/" + v.name)
 		}
 	}
+}
+
+// purgeRun deletes the dead letters of one run.
+func (d *Daemon) purgeRun(ctx context.Context, runID string) (int, error) {
+	dls, err := d.store.DeadLetters(ctx, state.DLQFilter{RunID: runID, Limit: 10000000})
+	if err != nil || len(dls) == 0 {
+		return 0, err
+	}
+	ids := make([]int64, len(dls))
+	for i, dl := range dls {
+		ids[i] = dl.ID
+	}
+	return d.store.DeleteDeadLetters(ctx, ids)
 }

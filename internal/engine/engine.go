@@ -615,9 +615,10 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 			return false
 		}
 	}
+	retries := 0
 	if rd == nil {
 		var err error
-		rd, err = r.p.Source.Source.Open(hard, r.env, t, pos)
+		rd, err = r.openSource(hard, t, pos, &retries)
 		if err != nil {
 			fail(fmt.Errorf("source %s: %w", t.Key, err))
 			return
@@ -629,7 +630,6 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 		return
 	}
 	last := pos // position after the last batch handed on
-	retries := 0
 	for {
 		if soft.Err() != nil {
 			return // soft stop: what was read is still drained and committed
@@ -645,13 +645,15 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 			retries++
 			r.log.Warn("source: retrying after a transient error", "task", t.Key, "attempt", retries, "error", r.p.Redactor.Redact(err.Error()))
 			rd.Close()
+			rd = nopReader{}
 			if !sleep(hard, backoff(retries)) {
 				return
 			}
-			if rd, err = r.p.Source.Source.Open(hard, r.env, t, last); err == nil {
+			var again connector.Reader
+			if again, err = r.openSource(hard, t, last, &retries); err == nil {
+				rd = again
 				continue
 			}
-			rd = nopReader{}
 		}
 		if err != nil {
 			fail(fmt.Errorf("source %s: %w", t.Key, err))
@@ -662,6 +664,28 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 		r.bytesRead.Add(b.Bytes)
 		if !send(&job{task: t.Key, batch: b, done: make(chan struct{})}) {
 			return
+		}
+	}
+}
+
+// openSource opens task t at pos. The source answered when the run began,
+// so a server that fails or cannot be reached now is an outage (a restart,
+// a failover): the open is retried with backoff while the error is
+// transient or unavailable, counting in *retries up to maxReadRetries.
+func (r *runner) openSource(hard context.Context, t connector.Task, pos record.Position, retries *int) (connector.Reader, error) {
+	for {
+		rd, err := r.p.Source.Source.Open(hard, r.env, t, pos)
+		if err == nil {
+			return rd, nil
+		}
+		outage := errors.Is(err, connector.ErrTransient) || errors.Is(err, connector.ErrUnavailable)
+		if !outage || *retries >= maxReadRetries || hard.Err() != nil {
+			return nil, err
+		}
+		*retries++
+		r.log.Warn("source: retrying after a transient error", "task", t.Key, "attempt", *retries, "error", r.p.Redactor.Redact(err.Error()))
+		if !sleep(hard, backoff(*retries)) {
+			return nil, err
 		}
 	}
 }
@@ -683,11 +707,18 @@ func (r *runner) runSteps(ctx context.Context, steps []*boundStep, b *record.Bat
 // with the task's checkpoint. Dead letters are stored before the commit that
 // moves the checkpoint past them, so a crash never loses one; storing them
 // again after a crash replaces, never duplicates.
-func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]connector.Checkpoint, w connector.Writer) (map[string]connector.Checkpoint, error) {
+func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]connector.Checkpoint, w connector.Writer) (final map[string]connector.Checkpoint, err error) {
 	cps := map[string]connector.Checkpoint{}
+	committed := map[string]connector.Checkpoint{} // what the history shows on failure
 	for k, v := range prior {
 		cps[k] = v
+		committed[k] = v
 	}
+	defer func() {
+		if err != nil {
+			final = committed
+		}
+	}()
 	var info connector.WriterInfo
 	if w != nil {
 		info = w.Info()
@@ -729,9 +760,13 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			}
 		}
 		failpoint.Hit("after-commit")
+		for k, v := range pending {
+			committed[k] = v
+		}
 		clear(pending)
 		return nil
 	}
+	held := false // commits held back: see attempt
 	for {
 		var j *job
 		var ok bool
@@ -757,7 +792,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			cp.Done, cp.Fingerprint = true, j.fp
 			cps[j.task] = cp
 			pending[j.task] = cp
-			if !info.Once {
+			if !info.Once && !held {
 				if err := r.retry(ctx, "sink commit", commit); err != nil {
 					return cps, err
 				}
@@ -793,10 +828,21 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			if info.Once {
 				return nil
 			}
+			// Over the reject rate before the sample is complete: hold the
+			// commit, so that a run judged over budget at the end of its
+			// sample (or of its input) has moved no checkpoint past the bad
+			// data. Held batches are not retried one by one (a transient
+			// failure loses all of them): the run fails and the next one
+			// reads them again.
+			if r.checkBudget(r.read.Load()+int64(b.Read), r.rejected.Load()+int64(len(b.Rejects)), true) != nil {
+				held = true
+				return nil
+			}
+			held = false
 			return commit()
 		}
 		var err error
-		if info.Once {
+		if info.Once || held {
 			// A once writer holds every batch of the run uncommitted: a
 			// failure loses them all, so one batch cannot be done again.
 			// The run fails and the next one starts from the checkpoints.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backbone-etl/backbone/internal/config"
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/engine"
 	"github.com/backbone-etl/backbone/internal/record"
@@ -86,7 +87,9 @@ func TestFenceRefusesCommit(t *testing.T) {
 // panicStep panics on the batch holding row 120.
 type panicStep struct{}
 
-func (panicStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schema, error) { return in, nil }
+func (panicStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schema, error) {
+	return in, nil
+}
 func (panicStep) Process(ctx context.Context, b *record.Batch) error {
 	for _, row := range b.Rows {
 		if row[1].(int64) == 120 {
@@ -122,5 +125,42 @@ func TestPanicInAStepFailsTheRunOnly(t *testing.T) {
 	}
 	if n := runtime.NumGoroutine(); n > before {
 		t.Errorf("%d goroutines after the run, %d before", n, before)
+	}
+}
+
+// A run over its reject rate is judged before its checkpoint moves, also
+// when it is shorter than the error budget's sample: nothing it read is
+// committed, so the next run (a fixed version) reads the same data.
+func TestShortRunOverBudgetCommitsNothing(t *testing.T) {
+	for _, info := range []connector.WriterInfo{{Transactional: true}, {}} {
+		bad := map[int]bool{}
+		for i := 0; i < 300; i += 2 {
+			bad[i] = true // half the rows
+		}
+		src := &numSource{tasks: map[string]int{"a": 300, "b": 300}, batch: 20, bad: bad}
+		sink := newMemSink(info)
+		p := pipeline(t, src, sink)
+		p.Errors = config.ErrorPolicy{MaxRejectRate: 0.1, MaxRejects: -1, MinSample: 1000}
+		st := openStore(t)
+		_, err := engine.Run(t.Context(), p, engine.Options{Store: st})
+		var be *engine.BudgetError
+		if !errors.As(err, &be) {
+			t.Fatalf("Run: %v, want a budget error", err)
+		}
+		if sink.commits != 0 || len(sink.rows) != 0 {
+			t.Errorf("transactional=%v: %d commits, rows %v: want nothing committed", info.Transactional, sink.commits, len(sink.rows))
+		}
+		if cps, _ := st.LoadCheckpoints(t.Context(), p.Name); len(cps) != 0 || len(sink.cps) != 0 {
+			t.Errorf("transactional=%v: checkpoints moved: %v %v", info.Transactional, cps, sink.cps)
+		}
+		// The fixed source: everything loads, each row once.
+		src.bad = nil
+		res, err := engine.Run(t.Context(), p, engine.Options{Store: st})
+		if err != nil || res.Run.Written != 600 {
+			t.Fatalf("rerun: %v, written %d, want 600", err, res.Run.Written)
+		}
+		if info.Transactional {
+			checkExactlyOnce(t, sink, src.tasks, func(int64) bool { return false })
+		}
 	}
 }
