@@ -95,7 +95,7 @@ func exitCode(ctx context.Context, err error) int {
 		return 130
 	case errors.As(err, &cfgErrs), errors.As(err, &usage):
 		return ExitConfig
-	case errors.Is(err, connector.ErrUnavailable), errors.Is(err, fs.ErrNotExist), errors.Is(err, fs.ErrPermission),
+	case errors.Is(err, connector.ErrUnavailable), errors.Is(err, fs.ErrNotExist), errors.Is(err, errServerUnreachable), errors.Is(err, fs.ErrPermission),
 		errors.Is(err, state.ErrCorrupt), errors.Is(err, state.ErrVersion):
 		return ExitEnviron
 	}
@@ -142,6 +142,7 @@ other sources, and loads the result. A bad record goes to the dead letters; the 
 	root.PersistentFlags().StringVar(&a.stateArg, "state", "", "state store (SQLite file); default: the pipeline's state:, $BACKBONE_STATE, or .backbone/state.db")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.AddCommand(a.runCmd(), a.validateCmd(), a.testCmd(), a.diffCmd(), a.docsCmd(), a.runsCmd(), a.dlqCmd())
+	root.AddCommand(a.serveCmd(), a.statusCmd(), a.triggerCmd(), a.backfillCmd(), a.pauseCmd(false), a.pauseCmd(true))
 	return root
 }
 
