@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,6 +22,8 @@ type dbTarget struct {
 	sink   func(schema string) string // the sink's YAML
 	create func(t *testing.T) string  // a fresh schema/database, dropped at cleanup
 	digest func(t *testing.T, schema string) tableDigest
+	count  func(t *testing.T, schema string) int64 // rows of the table
+	rows   int                                     // rows of its crash test, unless BACKBONE_DB_CRASH_ROWS
 }
 
 // reachable opens a service or skips the test (fails it under CI=true).
@@ -42,11 +45,18 @@ func reachable(t *testing.T, driver, dsn, what string) *sql.DB {
 	return db
 }
 
+// The services of this machine.
+const (
+	pgDSN    = "postgres://postgres@127.0.0.1:5432/test"
+	mysqlDSN = "root:@tcp(127.0.0.1:3306)/test"
+)
+
 func postgresTarget(t *testing.T) dbTarget {
-	const dsn = "postgres://postgres@127.0.0.1:5432/test"
+	const dsn = pgDSN
 	db := reachable(t, "pgx", dsn, "PostgreSQL at 127.0.0.1:5432")
 	return dbTarget{
 		name: "postgres",
+		rows: 200_000, // PostgreSQL's 1M-row crash tests read from PostgreSQL (dbsource_crash_test.go)
 		sink: func(schema string) string {
 			return fmt.Sprintf("sink: {type: postgres, dsn: %q, db_schema: %s, table: orders, mode: upsert, key: [order_id], create: true}\n", dsn, schema)
 		},
@@ -67,13 +77,56 @@ func postgresTarget(t *testing.T) dbTarget {
 			}
 			return d
 		},
+		count: func(t *testing.T, schema string) int64 { return countRows(t, db, schema+".orders", pgWaitForWriters) },
 	}
 }
 
+// countRows counts the rows of a table, 0 when it does not exist yet. It
+// first waits for the transactions writing the table to end: a process
+// killed just after it sent COMMIT leaves a transaction that the server
+// commits after the process is gone. lock is the statement that waits for
+// them (pgWaitForWriters or mysqlWaitForWriters).
+func countRows(t *testing.T, db *sql.DB, table, lock string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stmts := []string{fmt.Sprintf(lock, table), "SELECT count(*) FROM " + table, "UNLOCK TABLES"}
+	if lock == pgWaitForWriters {
+		stmts = []string{"BEGIN", stmts[0], stmts[1], "ROLLBACK"}
+	}
+	var n int64
+	for _, s := range stmts {
+		if strings.HasPrefix(s, "SELECT") {
+			err = conn.QueryRowContext(ctx, s).Scan(&n)
+		} else {
+			_, err = conn.ExecContext(ctx, s)
+		}
+		if err != nil {
+			if strings.Contains(err.Error(), "does not exist") || strings.Contains(err.Error(), "doesn't exist") {
+				conn.ExecContext(ctx, "ROLLBACK")
+				return 0
+			}
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	return n
+}
+
+// Statements that wait for the transactions writing table %s to end.
+const (
+	pgWaitForWriters    = "LOCK TABLE %s IN SHARE MODE"
+	mysqlWaitForWriters = "LOCK TABLES %s READ"
+)
+
 func mysqlTarget(t *testing.T) dbTarget {
-	db := reachable(t, "mysql", "root:@tcp(127.0.0.1:3306)/test", "MariaDB at 127.0.0.1:3306")
+	db := reachable(t, "mysql", mysqlDSN, "MariaDB at 127.0.0.1:3306")
 	return dbTarget{
 		name: "mysql",
+		rows: 1_000_000,
 		sink: func(schema string) string {
 			return fmt.Sprintf("sink: {type: mysql, dsn: \"root:@tcp(127.0.0.1:3306)/%s\", table: orders, mode: upsert, key: [order_id], create: true}\n", schema)
 		},
@@ -106,11 +159,15 @@ func mysqlTarget(t *testing.T) dbTarget {
 			d.checksum = sum.String
 			return d
 		},
+		count: func(t *testing.T, schema string) int64 {
+			return countRows(t, db, schema+".orders", mysqlWaitForWriters)
+		},
 	}
 }
 
-// dbCrashRows is the size of the database crash tests.
-func dbCrashRows(t *testing.T) int {
+// dbCrashRows is the size of a database crash test: def, unless
+// BACKBONE_DB_CRASH_ROWS says otherwise.
+func dbCrashRows(t *testing.T, def int) int {
 	if v := os.Getenv("BACKBONE_DB_CRASH_ROWS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -118,23 +175,34 @@ func dbCrashRows(t *testing.T) int {
 		}
 		return n
 	}
-	return 200_000
+	return def
+}
+
+// crashScenarios are the kills of a database crash test: SIGKILL at random
+// instants (five seeds), and at named points: inside the sink's commit (rows
+// and checkpoint written, COMMIT not sent), before the commit, and after
+// the dead letters of a batch were stored but not its rows.
+var crashScenarios = []struct{ name, failpoint string }{
+	{name: "seed-1"}, {name: "seed-2"}, {name: "seed-3"}, {name: "seed-4"}, {name: "seed-5"},
+	{name: "inside-sink-commit", failpoint: "sink-commit:5"},
+	{name: "before-commit", failpoint: "before-commit:9"},
+	{name: "after-dead-letters", failpoint: "after-dead-letters:2"},
 }
 
 // TestCrashCSVToDatabases kills `backbone run` loading CSV into PostgreSQL
 // and MariaDB (upsert, checkpoints in the target's transaction) at random
 // instants and at named points, reruns it, and checks the table equals an
-// uninterrupted run's (count, distinct keys, a hash over all columns) and no
-// dead letter is stored twice.
+// uninterrupted run's (count, distinct keys, a hash over all columns), no
+// dead letter is stored twice, and the run history conserves every record.
 func TestCrashCSVToDatabases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: not in -short")
 	}
-	data := t.TempDir()
-	writeOrders(t, data, 2, dbCrashRows(t))
 	for _, target := range []func(*testing.T) dbTarget{postgresTarget, mysqlTarget} {
 		tg := target(t)
 		t.Run(tg.name, func(t *testing.T) {
+			data := t.TempDir()
+			writeOrders(t, data, 2, dbCrashRows(t, tg.rows))
 			pipelineIn := func(dir, schema string) {
 				src := fmt.Sprintf(`name: crash
 source:
@@ -161,11 +229,8 @@ settings: {batch_rows: 2000}
 			if want.count == 0 || wantDL == 0 || want.count != want.distinct {
 				t.Fatalf("reference run: %+v, %d dead letters", want, wantDL)
 			}
-			for i, c := range []struct{ name, failpoint string }{
-				{name: "seed-1"}, {name: "seed-2"}, {name: "seed-3"},
-				{name: "before-commit", failpoint: "before-commit:9"},
-				{name: "after-dead-letters", failpoint: "after-dead-letters:2"},
-			} {
+			t.Logf("reference: %d rows, %d dead letters in %s", want.count, wantDL, full)
+			for i, c := range crashScenarios {
 				t.Run(c.name, func(t *testing.T) {
 					var schema string
 					setup := func() string {
@@ -175,9 +240,12 @@ settings: {batch_rows: 2000}
 						return dir
 					}
 					dir, kills := crashRuns(t, setup, c.failpoint, uint64(i+1), full, 2)
+					before := tg.count(t, schema)
+					t.Logf("%d kill(s), %d rows committed before the last run", kills, before)
 					if res := backbone(t, dir, nil, "run", "pipeline.yaml"); res.code != 0 {
 						t.Fatalf("run after %d kill(s): exit %d\n%s", kills, res.code, res.out)
 					}
+					checkHistory(t, filepath.Join(dir, ".backbone", "state.db"), "crash", tg.count(t, schema)-before)
 					if got := tg.digest(t, schema); got != want {
 						t.Fatalf("after %d kill(s): table %+v, want %+v", kills, got, want)
 					}

@@ -2,9 +2,14 @@
 // process, which runs under the race detector where generating a million
 // rows or hashing a table is slow:
 //
-//	tool orders DIR FILES ROWS        write DIR/orders-N.csv
+//	tool orders DIR FILES ROWS [BAD]  write DIR/orders-N.csv (BAD: malformed fraction, 0.002)
+//	tool poison FILE KIND:ID...        rewrite rows of an orders file (KIND check or long)
 //	tool digest DB                    print "count distinct checksum" of table orders
+//	tool sqldigest DRIVER DSN QUERY   print "count distinct checksum" of a query's rows
 //	tool deadletters STATE PIPELINE   print how many dead letters; fail on a duplicate
+//	tool deadkeys STATE PIPELINE      print "step key" of every dead letter, sorted
+//	tool runs STATE PIPELINE          print "status read written rejected filtered" per run, oldest first
+//	tool copyin DSN TABLE FILE...     COPY CSV files (with a header) into a PostgreSQL table
 package main
 
 import (
@@ -18,6 +23,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite"
 
 	"github.com/backbone-etl/backbone/internal/state"
@@ -34,19 +41,49 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: tool orders|digest|deadletters ARGS")
+		return errors.New("usage: tool orders|poison|digest|sqldigest|deadletters|deadkeys|runs|copyin ARGS")
 	}
 	switch args[0] {
 	case "orders":
-		if len(args) != 4 {
-			return errors.New("usage: tool orders DIR FILES ROWS")
+		if len(args) != 4 && len(args) != 5 {
+			return errors.New("usage: tool orders DIR FILES ROWS [BAD]")
 		}
 		files, err1 := strconv.Atoi(args[2])
 		rows, err2 := strconv.Atoi(args[3])
-		if err := errors.Join(err1, err2); err != nil {
+		bad := 0.002
+		var err3 error
+		if len(args) == 5 {
+			bad, err3 = strconv.ParseFloat(args[4], 64)
+		}
+		if err := errors.Join(err1, err2, err3); err != nil {
 			return err
 		}
-		return orders(args[1], files, rows)
+		return orders(args[1], files, rows, bad)
+	case "poison":
+		if len(args) < 3 {
+			return errors.New("usage: tool poison FILE KIND:ID [KIND:ID]")
+		}
+		return poison(args[1], args[2:])
+	case "sqldigest":
+		if len(args) != 4 {
+			return errors.New("usage: tool sqldigest DRIVER DSN QUERY")
+		}
+		return sqlDigest(args[1], args[2], args[3])
+	case "deadkeys":
+		if len(args) != 3 {
+			return errors.New("usage: tool deadkeys STATE PIPELINE")
+		}
+		return deadKeys(args[1], args[2])
+	case "copyin":
+		if len(args) < 4 {
+			return errors.New("usage: tool copyin DSN TABLE FILE [FILE]")
+		}
+		return copyIn(args[1], args[2], args[3:])
+	case "runs":
+		if len(args) != 3 {
+			return errors.New("usage: tool runs STATE PIPELINE")
+		}
+		return runs(args[1], args[2])
 	case "digest":
 		if len(args) != 2 {
 			return errors.New("usage: tool digest DB")
@@ -62,15 +99,15 @@ func run(args []string) error {
 }
 
 // orders writes FILES files of ROWS/FILES rows each, with a malformed
-// fraction so that dead letters exist.
-func orders(dir string, files, rows int) error {
+// fraction bad so that dead letters exist.
+func orders(dir string, files, rows int, bad float64) error {
 	per := rows / files
 	for i := 0; i < files; i++ {
 		f, err := os.Create(filepath.Join(dir, fmt.Sprintf("orders-%d.csv", i)))
 		if err != nil {
 			return err
 		}
-		o := testdata.Orders{Rows: per, Bad: 0.002, Seed: uint64(i + 1), FirstID: 1 + i*per, Customers: 5000}
+		o := testdata.Orders{Rows: per, Bad: bad, Seed: uint64(i + 1), FirstID: 1 + i*per, Customers: 5000}
 		if err := testdata.WriteOrders(f, o); err != nil {
 			f.Close()
 			return err
