@@ -26,16 +26,11 @@ func BenchmarkEverySecond200(b *testing.B) {
 	start := time.Now()
 	for b.Loop() {
 		clock := NewFakeClock(t0)
-		var finished, target atomic.Int64
-		done := make(chan struct{}, 1)
+		var finished atomic.Int64
 		s, err := New(Options{
 			Clock: clock,
 			Run:   func(context.Context, Job) error { return nil },
-			Hooks: Hooks{RunFinished: func(Job, Result) {
-				if finished.Add(1) == target.Load() {
-					done <- struct{}{}
-				}
-			}},
+			Hooks: Hooks{RunFinished: func(Job, Result) { finished.Add(1) }},
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -50,11 +45,12 @@ func BenchmarkEverySecond200(b *testing.B) {
 			b.Fatal(err)
 		}
 		for sec := 1; sec <= seconds; sec++ {
-			target.Store(int64(sec * pipelines))
 			clock.Advance(time.Second)
-			<-done
-			if err := s.Settle(ctx); err != nil {
+			if err := s.WaitIdle(ctx); err != nil {
 				b.Fatal(err)
+			}
+			if n := finished.Load(); n != int64(sec*pipelines) {
+				b.Fatalf("at %ds, %d runs, want %d", sec, n, sec*pipelines)
 			}
 		}
 		if err := s.Drain(ctx); err != nil {

@@ -12,7 +12,7 @@ import (
 // logical time 10:05, then a backfill of 09:00 runs on request.
 func Example() {
 	clock := scheduler.NewFakeClock(time.Date(2024, 6, 1, 10, 2, 0, 0, time.UTC))
-	finished := make(chan scheduler.Result, 1)
+	finished := make(chan scheduler.Result, 2)
 	s, err := scheduler.New(scheduler.Options{
 		Clock: clock,
 		Run: func(ctx context.Context, job scheduler.Job) error {
@@ -41,8 +41,8 @@ func Example() {
 	}
 
 	clock.Advance(3 * time.Minute) // 10:05: a fire time
+	_ = s.WaitIdle(ctx)            // the run is over; nothing more is due
 	fmt.Println((<-finished).Outcome)
-	_ = s.Settle(ctx)
 	st, _ := s.Status("orders")
 	fmt.Println("state:", st.State, "last:", st.LastLogical.Format("15:04"), "next:", st.Next.Format("15:04"))
 

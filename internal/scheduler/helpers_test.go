@@ -279,7 +279,9 @@ func (h *harness) waitFor(what string, cond func() bool) {
 }
 
 // settle waits until every Run that is not blocked has returned and the
-// scheduler has nothing left to do at the current fake time.
+// scheduler has nothing left to do at the current fake time. The last
+// check holds both locks: the scheduler quiet, with every attempt it has
+// in Run a blocked one, is a state that lasts until the clock moves.
 func (h *harness) settle() {
 	h.t.Helper()
 	balanced := func() bool { return h.started-len(h.results) == h.blockedLocked() }
@@ -291,9 +293,14 @@ func (h *harness) settle() {
 		if err != nil {
 			h.t.Fatalf("settle: %v; statuses: %+v", err, h.s.Statuses())
 		}
+		h.s.mu.Lock()
 		h.mu.Lock()
-		ok := balanced()
+		// A Run counted in started and not in results is inside Run, or
+		// returning: RunFinished is called after its attempt leaves
+		// phaseRunning, so a quiet scheduler has none returning.
+		ok := h.s.quietLocked(h.clock.Now()) && balanced() && len(h.s.runs) == h.blockedLocked()
 		h.mu.Unlock()
+		h.s.mu.Unlock()
 		if ok {
 			return
 		}
@@ -345,6 +352,24 @@ func (h *harness) resultsOf(name string) []finished {
 		}
 	}
 	return out
+}
+
+func (h *harness) maxOf(name string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.maxInRun[name]
+}
+
+func (h *harness) maxAtOnce() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.maxTotal
+}
+
+func (h *harness) skipped() []Skip {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]Skip(nil), h.skips...)
 }
 
 func (h *harness) eventsWith(sub string) []string {

@@ -27,21 +27,23 @@ func fireTimes(s Schedule, from, to time.Time, loc *time.Location) []string {
 	return out
 }
 
-// TestScheduleDST is the table of run times across the two DST changes of
-// America/Chicago in 2024: on 2024-03-10 02:00 CST becomes 03:00 CDT (the
-// hour 02:xx does not exist), on 2024-11-03 02:00 CDT becomes 01:00 CST
-// (the hour 01:xx happens twice). A wall time that does not exist does not
-// fire; one that happens twice fires twice, as robfig/cron documents.
-func TestScheduleDST(t *testing.T) {
+// dstCase is a day of fire times across a DST change of America/Chicago in
+// 2024: on 2024-03-10 02:00 CST becomes 03:00 CDT (the hour 02:xx does not
+// exist), on 2024-11-03 02:00 CDT becomes 01:00 CST (the hour 01:xx happens
+// twice). A wall time that does not exist does not fire; one that happens
+// twice fires twice, as robfig/cron documents.
+type dstCase struct {
+	name string
+	spec string
+	day  time.Time
+	want []string // fire times of the day, local
+}
+
+func dstCases(t testing.TB) (*time.Location, []dstCase) {
 	chicago := mustZone(t, "America/Chicago")
 	spring := time.Date(2024, 3, 10, 0, 0, 0, 0, chicago)
 	fall := time.Date(2024, 11, 3, 0, 0, 0, 0, chicago)
-	cases := []struct {
-		name string
-		spec string
-		day  time.Time
-		want []string // fire times of the day, local
-	}{
+	return chicago, []dstCase{
 		{"spring: 02:30 does not exist that day", "30 2 * * *", spring, nil},
 		{"spring: the day after, 02:30 is back", "30 2 * * *", spring.AddDate(0, 0, 1), []string{"02:30 CDT"}},
 		{"spring: 01:30 still fires once", "30 1 * * *", spring, []string{"01:30 CST"}},
@@ -63,6 +65,11 @@ func TestScheduleDST(t *testing.T) {
 			"02:00 CST", "02:15 CST", "02:30 CST", "02:45 CST", "03:00 CST", "03:15 CST", "03:30 CST", "03:45 CST"}},
 		{"fall: @daily at midnight once", "@daily", fall, []string{"00:00 CDT"}},
 	}
+}
+
+// TestScheduleDST is the table of fire times across the two DST changes.
+func TestScheduleDST(t *testing.T) {
+	chicago, cases := dstCases(t)
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			s, err := Parse(c.spec, chicago)

@@ -45,6 +45,7 @@ type Scheduler struct {
 	timer    Timer // fires at timerAt, the earliest wake
 	timerAt  time.Time
 	changed  chan struct{} // closed and cleared at each change Settle waits for
+	noRuns   chan struct{} // the same, for WaitIdle, only when no attempt is in flight
 	drained  chan struct{} // closed when draining and no run is left
 
 	wg  sync.WaitGroup // run goroutines
@@ -159,6 +160,11 @@ func (s *Scheduler) notifyLocked() {
 	if s.changed != nil {
 		close(s.changed)
 		s.changed = nil
+	}
+	// WaitIdle needs no attempt in flight: it is not woken before.
+	if s.noRuns != nil && len(s.runs) == 0 {
+		close(s.noRuns)
+		s.noRuns = nil
 	}
 }
 
@@ -547,20 +553,34 @@ func (s *Scheduler) statusLocked(name string, p *pipeline, now time.Time) Status
 // job waits to start for a reason other than a full global limit, every
 // attempt in flight is inside Options.Run, and no timer of the scheduler
 // is due. It is meant for tests driving a FakeClock: move the clock, then
-// Settle, then look. Settle cannot know that a Run is about to return: to
-// see the consequences of a returning run, wait for its RunFinished hook
-// first (the scheduler has then recorded it), then Settle.
+// Settle, then look. Its answer is a moment's: an attempt inside Run may
+// return right after, and its pipeline start its next job. When every
+// Run returns, WaitIdle gives a fixed point instead.
 func (s *Scheduler) Settle(ctx context.Context) error {
+	return s.waitUntil(ctx, &s.changed, s.quietLocked)
+}
+
+// WaitIdle waits until Settle's conditions hold with no attempt in flight
+// at all, or ctx is done: after it, nothing happens until the clock moves
+// or a method is called. A test whose runs all return moves a FakeClock,
+// then calls WaitIdle, then looks.
+func (s *Scheduler) WaitIdle(ctx context.Context) error {
+	return s.waitUntil(ctx, &s.noRuns, func(now time.Time) bool { return len(s.runs) == 0 && s.quietLocked(now) })
+}
+
+// waitUntil waits until cond, called with s.mu held, holds, checking it
+// again each time the channel *signal is closed.
+func (s *Scheduler) waitUntil(ctx context.Context, signal *chan struct{}, cond func(now time.Time) bool) error {
 	for {
 		s.mu.Lock()
-		if s.quietLocked(s.clock.Now()) {
+		if cond(s.clock.Now()) {
 			s.mu.Unlock()
 			return nil
 		}
-		if s.changed == nil {
-			s.changed = make(chan struct{})
+		if *signal == nil {
+			*signal = make(chan struct{})
 		}
-		ch := s.changed
+		ch := *signal
 		s.mu.Unlock()
 		select {
 		case <-ch:

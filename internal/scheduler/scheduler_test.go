@@ -63,11 +63,11 @@ func TestRunsOnScheduleAndSurvivesClockJumps(t *testing.T) {
 				t.Errorf("after the jump forward (-want +got):\n%s", diff)
 			}
 			var gotSkipped Skipped
-			if len(h.skips) > 0 {
-				gotSkipped = h.skips[0].Missed
+			if len(h.skipped()) > 0 {
+				gotSkipped = h.skipped()[0].Missed
 			}
-			if diff := cmp.Diff(wantSkipped, gotSkipped); diff != "" || len(h.skips) > 1 {
-				t.Errorf("skipped reports %+v (-want +got):\n%s", h.skips, diff)
+			if diff := cmp.Diff(wantSkipped, gotSkipped); diff != "" || len(h.skipped()) > 1 {
+				t.Errorf("skipped reports %+v (-want +got):\n%s", h.skipped(), diff)
 			}
 			for _, j := range h.jobsOf("p") {
 				if j.Trigger != TriggerSchedule || j.Attempt != 1 {
@@ -161,8 +161,8 @@ func TestNeverTwoRunsOfOnePipeline(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("runs (-want +got):\n%s", diff)
 	}
-	if h.maxInRun["p"] != 1 {
-		t.Errorf("%d runs of p at once, want 1", h.maxInRun["p"])
+	if h.maxOf("p") != 1 {
+		t.Errorf("%d runs of p at once, want 1", h.maxOf("p"))
 	}
 
 	// With concurrency 2, two runs overlap, never three.
@@ -170,8 +170,8 @@ func TestNeverTwoRunsOfOnePipeline(t *testing.T) {
 	h.on("q", func(ctx context.Context, j Job) error { h.block(gate2); return nil })
 	h.set(PipelineSpec{Name: "q", Schedule: every, CatchUp: CatchUpAll, Concurrency: 2})
 	h.step(time.Second, 5)
-	if n := len(h.jobsOf("q")); n != 2 || h.maxInRun["q"] != 2 {
-		t.Errorf("concurrency 2: %d runs started, %d at once; want 2, 2", n, h.maxInRun["q"])
+	if n := len(h.jobsOf("q")); n != 2 || h.maxOf("q") != 2 {
+		t.Errorf("concurrency 2: %d runs started, %d at once; want 2, 2", n, h.maxOf("q"))
 	}
 	close(gate2)
 	h.settle()
@@ -375,8 +375,8 @@ func TestGlobalConcurrencyLimit(t *testing.T) {
 		close(gates[running[0]])
 		h.settle()
 	}
-	if h.maxTotal != 2 {
-		t.Errorf("%d runs at once, want 2", h.maxTotal)
+	if h.maxAtOnce() != 2 {
+		t.Errorf("%d runs at once, want 2", h.maxAtOnce())
 	}
 	for _, name := range names {
 		if got := h.logical(name); len(got) != 1 || !got[0].Equal(at(11, 0, 0)) {
@@ -492,8 +492,8 @@ func TestRemoveLetsTheRunFinish(t *testing.T) {
 	if diff := cmp.Diff([]time.Time{at(10, 1, 0), at(10, 5, 0)}, h.logical("p")); diff != "" {
 		t.Errorf("runs (-want +got):\n%s", diff)
 	}
-	if len(h.skips) != 1 || h.skips[0].Missed.Count != 3 || !h.skips[0].Missed.First.Equal(at(10, 2, 0)) {
-		t.Errorf("skips %+v, want 10:02 to 10:04", h.skips)
+	if len(h.skipped()) != 1 || h.skipped()[0].Missed.Count != 3 || !h.skipped()[0].Missed.First.Equal(at(10, 2, 0)) {
+		t.Errorf("skips %+v, want 10:02 to 10:04", h.skipped())
 	}
 	if err := h.s.Remove("p"); err != nil {
 		t.Fatal(err)
@@ -684,8 +684,8 @@ func TestLease(t *testing.T) {
 	// Held by another process: the retry is skipped, not failed.
 	lease.elsewhere.Store(true)
 	h.step(time.Second, 1)
-	if len(h.skips) != 1 || h.skips[0].Reason != SkipHeldElsewhere || h.skips[0].Job.Trigger != TriggerRetry {
-		t.Fatalf("skips %+v, want the retry skipped as held elsewhere", h.skips)
+	if len(h.skipped()) != 1 || h.skipped()[0].Reason != SkipHeldElsewhere || h.skipped()[0].Job.Trigger != TriggerRetry {
+		t.Fatalf("skips %+v, want the retry skipped as held elsewhere", h.skipped())
 	}
 	if n := len(h.jobsOf("p")); n != 1 {
 		t.Errorf("a job held elsewhere ran")
@@ -774,5 +774,38 @@ func TestSetValidates(t *testing.T) {
 	}
 	if diff := cmp.Diff([]Status(nil), s.Statuses(), cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("refused specs were kept: %s", diff)
+	}
+}
+
+// TestSchedulerAcrossDST runs the DST table through the scheduler on a
+// fake clock that walks each day in five-minute steps: the runs' logical
+// times are exactly the table's, each run on time (catch_up skip with a
+// 5s misfire would drop a late one).
+func TestSchedulerAcrossDST(t *testing.T) {
+	chicago, cases := dstCases(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, Options{Limits: Limits{Misfire: 5 * time.Second}})
+			start := c.day.Add(-time.Minute)
+			end := time.Date(c.day.Year(), c.day.Month(), c.day.Day()+1, 0, 0, 0, 0, chicago)
+			h.clock.Set(start)
+			h.set(PipelineSpec{Name: "p", Schedule: mustParse(t, c.spec, chicago), CatchUp: CatchUpSkip})
+			h.start()
+			for h.clock.Now().Before(end) {
+				h.step(5*time.Minute, 1)
+			}
+			var got []string
+			for _, j := range h.jobsOf("p") {
+				if j.Logical.Before(end) {
+					got = append(got, j.Logical.In(chicago).Format("15:04 MST"))
+				}
+			}
+			if diff := cmp.Diff(c.want, got); diff != "" {
+				t.Errorf("runs of %q on %s (-want +got):\n%s", c.spec, c.day.Format(time.DateOnly), diff)
+			}
+			if len(h.skipped()) != 0 {
+				t.Errorf("skipped %+v", h.skipped())
+			}
+		})
 	}
 }
