@@ -682,9 +682,14 @@ func (r *reader) nextStream(ctx context.Context) (*record.Batch, error) {
 		r.stream, r.cancel = rows, cancel
 	}
 	stop := context.AfterFunc(ctx, r.cancel)
-	defer stop()
 	b := r.newBatch()
 	full, err := r.fill(r.stream, b)
+	if !stop() && err == nil && full {
+		// ctx ended while the rows were read, and the query was cancelled
+		// with it: the stream cannot go on after this batch. The batch goes
+		// with the reader; its caller resumes from the position before it.
+		err = ctx.Err()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -122,5 +124,40 @@ func TestSinkConformance(t *testing.T) {
 				},
 			})
 		})
+	}
+}
+
+// A Next whose context is cancelled while it reads gives up with the
+// context's error: the query, which outlives each Next, is cancelled with
+// it, so a batch returned then left a reader whose next Next failed
+// although its own context was live. Found by the conformance suite
+// (Cancel/DuringNext); the trip context makes the cancellation land
+// midway every time, and the loop gives the race its chances.
+func TestNextCancelledMidwayGivesUp(t *testing.T) {
+	p := newPG(t)
+	p.exec(`CREATE TABLE items (id bigint PRIMARY KEY, name text NOT NULL, amount numeric(12,2), created_at timestamptz NOT NULL, note text)`)
+	p.insertItems(connectortest.Rows(20))
+	env := connectortest.NewEnv(t)
+	env.Limits.BatchRows = 5 // a short read: the batch is done before the query hears of the cancellation
+	src := buildSource(t, p.yaml("table: items\nmode: incremental\ncursor: created_at\nkey: id"))
+	for i := 0; i < 50; i++ {
+		r, err := src.Open(context.Background(), env, connector.Task{Key: "items"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 { // midway through the stream, not only at its start
+			if _, err := r.Next(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, tripped := connectortest.TripContext()
+		b, err := r.Next(ctx)
+		r.Close()
+		if !tripped() {
+			t.Fatal("Next never watched its context")
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next with its context cancelled while it read: batch %v, error %v; want context.Canceled", b != nil, err)
+		}
 	}
 }

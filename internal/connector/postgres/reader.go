@@ -88,8 +88,13 @@ func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
 		r.rr = r.conn.ExecParams(qctx, r.sql, r.params, r.paramOIDs, nil, r.formats)
 	}
 	stop := context.AfterFunc(ctx, r.cancel)
-	defer stop()
 	b, raw, err := r.fill()
+	if !stop() && err == nil && !r.done {
+		// ctx ended while the rows were read, and the query was cancelled
+		// with it: the stream cannot go on after this batch. The batch goes
+		// with the reader; its caller resumes from the position before it.
+		err = ctx.Err()
+	}
 	if err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()

@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -158,4 +160,40 @@ func storedItems(t testing.TB, path string) []record.Row {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A Next whose context is cancelled while it reads a streaming (unordered)
+// query gives up with the context's error: the query is cancelled with it,
+// so a batch returned then left a reader whose next Next failed although
+// its own context was live. Found by the conformance suite
+// (Cancel/DuringNext); the trip context makes the cancellation land
+// midway every time, and the loop gives the race its chances.
+func TestStreamNextCancelledMidwayGivesUp(t *testing.T) {
+	env := connectortest.NewEnv(t)
+	env.Limits.BatchRows = 5 // a short read: the batch is done before the query hears of the cancellation
+	db := testDB(t, filepath.Join(env.Dir, "source.db"))
+	mustExec(t, db, conformanceTable)
+	insertItems(t, db, connectortest.Rows(20))
+	db.Close()
+	src := buildSource(t, "path: source.db\nquery: SELECT id, name, amount, created_at, note FROM items WHERE id > 0")
+	for i := 0; i < 200; i++ {
+		r, err := src.Open(context.Background(), env, connector.Task{Key: "q"}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 1 { // midway through the stream, not only at its start
+			if _, err := r.Next(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, tripped := connectortest.TripContext()
+		b, err := r.Next(ctx)
+		r.Close()
+		if !tripped() {
+			t.Fatal("Next never watched its context")
+		}
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next with its context cancelled while it read: batch %v, error %v; want context.Canceled", b != nil, err)
+		}
+	}
 }
