@@ -185,6 +185,12 @@ type Readiness struct {
 	Problems []string `json:"problems,omitempty"`
 }
 
+// Identity is the caller's token: its name and what it may do.
+type Identity struct {
+	Name string `json:"name"`
+	Role Role   `json:"role"`
+}
+
 // Error is the body of every non-2xx answer.
 type Error struct {
 	Error string `json:"error"`

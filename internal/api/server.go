@@ -113,6 +113,7 @@ var routes = []route{
 	{"GET", "/api/v1/deadletters/{id}", false, (*server).deadLetter},
 	{"POST", "/api/v1/deadletters/replay", true, (*server).replay},
 	{"POST", "/api/v1/deadletters/purge", true, (*server).purge},
+	{"GET", "/api/v1/whoami", false, (*server).whoami},
 	{"GET", "/api/v1/openapi.yaml", false, nil},
 	{"GET", "/readyz", false, nil},
 	{"GET", "/metrics", false, nil},
@@ -285,6 +286,13 @@ func limit(r *http.Request, def int) (int, error) {
 		return 0, fmt.Errorf("%w: limit %q: want 1 to 10000", ErrBadRequest, s)
 	}
 	return n, nil
+}
+
+// whoami tells the caller what its token may do, so a client such as the
+// dashboard shows change buttons only to an admin. auth admitted the token.
+func (s *server) whoami(w http.ResponseWriter, r *http.Request) (any, error) {
+	tok, _ := s.token(r)
+	return Identity{Name: tok.Name, Role: tok.Role}, nil
 }
 
 func (s *server) pipelines(w http.ResponseWriter, r *http.Request) (any, error) {
