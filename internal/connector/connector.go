@@ -63,6 +63,32 @@ type Checkpoint struct {
 	Pos         record.Position `json:"pos,omitempty"`
 	Done        bool            `json:"done,omitempty"`        // a Final task read to its end
 	Fingerprint string          `json:"fingerprint,omitempty"` // Task.Fingerprint when Done was set
+
+	// Guard, in the checkpoints the engine gives a transactional Writer's
+	// Commit, asks the sink to store this checkpoint only if the one it
+	// holds still equals Base (Pos and Done; Base nil: it holds none for
+	// the task), in the commit's transaction, and otherwise to fail the
+	// commit with an error wrapping ErrCheckpointConflict: another process
+	// (a second daemon, a paused one that lost its lease, a manual run)
+	// committed the task meanwhile, and committing on top of it would load
+	// its rows twice. Base is what the sink held when this run read its
+	// checkpoints, or what this run last committed.
+	Guard bool        `json:"-"`
+	Base  *Checkpoint `json:"-"`
+}
+
+// ErrCheckpointConflict is the failure of a commit whose checkpoint moved
+// in the sink since the run read it. Nothing of the commit is stored; the
+// run fails, and the next one starts from the sink's checkpoint.
+var ErrCheckpointConflict = errors.New("checkpoint conflict: another process committed this task meanwhile")
+
+// SameCheckpoint reports whether a stored checkpoint (pos, done) is base:
+// nil base matches no stored row (exists false).
+func SameCheckpoint(base *Checkpoint, exists bool, pos []byte, done bool) bool {
+	if base == nil {
+		return !exists
+	}
+	return exists && done == base.Done && string(pos) == string(base.Pos)
 }
 
 // Source reads records. The engine calls Plan once per run, then Open for
@@ -189,6 +215,26 @@ type Table interface {
 	Close() error
 }
 
+// BatchTable is implemented by tables that answer many keys together faster
+// than one at a time: one request for many keys, concurrent requests. The
+// enrich step calls GetBatch once per batch instead of Get for each record.
+type BatchTable interface {
+	Table
+	// GetBatch answers keys[i] into out[i] as Get would; a nil keys[i] (a
+	// null key) is left unanswered. out has len(keys) entries. It is called
+	// from several goroutines at once, must not keep keys, and returns once
+	// every key is answered or ctx is done (the keys left then carry ctx's
+	// error).
+	GetBatch(ctx context.Context, keys [][]any, out []Answer)
+}
+
+// Answer is a table's answer to one key of GetBatch.
+type Answer struct {
+	Row record.Row
+	OK  bool
+	Err error
+}
+
 // CacheStats is implemented by a Table that caches answers: how many Gets
 // its cache answered and how many it did not, since the table was opened.
 // The daemon exports the ratio as a metric.
@@ -230,6 +276,20 @@ var ErrUnavailable = errors.New("unavailable")
 
 // ErrTransient marks an error after which a retry may succeed.
 var ErrTransient = errors.New("transient")
+
+// ErrReject marks an error of one record rather than of the run: a lookup
+// whose service is down answers with it under a policy of rejecting the
+// records it cannot enrich, and the step that asked rejects the record
+// (with this error as the reason) instead of failing the run.
+var ErrReject = errors.New("record rejected")
+
+// Reject wraps err so that errors.Is(err, ErrReject) holds.
+func Reject(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &markedError{err: err, mark: ErrReject}
+}
 
 // Unavailable wraps err so that errors.Is(err, ErrUnavailable) holds.
 func Unavailable(err error) error {

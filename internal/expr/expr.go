@@ -395,10 +395,11 @@ func (e *LookupError) Error() string { return fmt.Sprintf("lookup %q: %v", e.Nam
 func (e *LookupError) Unwrap() error { return e.Err }
 
 // IsFatal reports whether an evaluation error must fail the run instead of
-// rejecting the record: a lookup that could not be answered.
+// rejecting the record: a lookup that could not be answered, unless the
+// lookup marked it connector.ErrReject (its policy rejects such records).
 func IsFatal(err error) bool {
 	var le *LookupError
-	return errors.As(err, &le)
+	return errors.As(err, &le) && !errors.Is(err, connector.ErrReject)
 }
 
 func runtimeError(text string, err error) *Error {

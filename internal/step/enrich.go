@@ -2,6 +2,7 @@ package step
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,8 +21,8 @@ var enrichSpec = connector.Spec{
 		"chosen fields are added after the record's own, with the lookup's types. When there is no such " +
 		"row (or a key field is null), `missing` decides: reject the record (the default), keep it with the " +
 		"added fields null, or drop it (counted as filtered). A lookup that cannot be answered — a service " +
-		"down, a timeout after its retries — fails the run: a record is never enriched with nulls because " +
-		"of an outage.",
+		"down, a timeout after its retries — fails the run, or rejects the record when the lookup's own policy " +
+		"says so (`on_unavailable: reject`): a record is never enriched with nulls because of an outage.",
 	Fields: []connector.FieldSpec{
 		{Name: "lookup", Type: connector.TString, Required: true, Doc: "The lookup to read, by its name under `lookups:`."},
 		{Name: "on", Type: connector.TList, Required: true, Doc: "The record's fields holding the key, matched to the lookup's key fields in order."},
@@ -192,6 +193,10 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 	var spare []record.Row // wider rows, for rows without room to grow
 	// One slab for every key: a table may keep the key it was given.
 	keys := make([]any, n*nk)
+	var answers []connector.Answer
+	if bt, ok := s.table.(connector.BatchTable); ok {
+		answers = s.getBatch(ctx, bt, b) // one call for the batch: concurrent or batched requests
+	}
 	for i, row := range b.Rows {
 		key := keys[i*nk : (i+1)*nk : (i+1)*nk]
 		null := false
@@ -203,7 +208,15 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 		ok := false
 		if !null {
 			var err error
-			found, ok, err = s.table.Get(ctx, key)
+			if answers != nil {
+				found, ok, err = answers[i].Row, answers[i].OK, answers[i].Err
+			} else {
+				found, ok, err = s.table.Get(ctx, key)
+			}
+			if err != nil && errors.Is(err, connector.ErrReject) {
+				b.RejectRow(i, s.name, s.keyField, fmt.Sprintf("lookup %q for %s: %v", s.cfg.Lookup, s.describe(key), err))
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("%s: lookup %q: %w", s.name, s.cfg.Lookup, err)
 			}
@@ -238,6 +251,27 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 	b.Schema = s.out
 	b.Compact()
 	return nil
+}
+
+// getBatch asks a table that answers many keys at once for the key of every
+// row of b; a row with a null key field gets no answer.
+func (s *enrichStep) getBatch(ctx context.Context, bt connector.BatchTable, b *record.Batch) []connector.Answer {
+	nk := len(s.onIdx)
+	slab := make([]any, len(b.Rows)*nk)
+	keys := make([][]any, len(b.Rows))
+	for i, row := range b.Rows {
+		key := slab[i*nk : (i+1)*nk : (i+1)*nk]
+		for k, idx := range s.onIdx {
+			if key[k] = row[idx]; key[k] == nil {
+				key = nil
+				break
+			}
+		}
+		keys[i] = key
+	}
+	out := make([]connector.Answer, len(b.Rows))
+	bt.GetBatch(ctx, keys, out)
+	return out
 }
 
 // describe renders a key as "customer_id=42, region=\"eu\"".
