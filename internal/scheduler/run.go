@@ -36,12 +36,10 @@ type run struct {
 	leased     bool // holds one use of its pipeline's lease
 	done       bool
 
-	stage   int   // of the timeout: 0 soft cancel, 1 hard cancel, 2 stuck
-	stageT  Timer // fires at stageAt
-	stageAt time.Time
-	renewT  Timer // fires at renewAt
-	renewAt time.Time
-	cbs     sync.WaitGroup // its timer callbacks in progress
+	stage  int            // of the timeout: 0 soft cancel, 1 hard cancel, 2 stuck
+	stageT Timer          // the timeout's stages
+	renewT Timer          // the lease's renewals
+	cbs    sync.WaitGroup // its timer callbacks in progress
 }
 
 // startLocked starts job of p in a new goroutine.
@@ -92,11 +90,9 @@ func (s *Scheduler) enter(r *run, job Job) {
 	r.phase = phaseRunning
 	r.started = s.clock.Now()
 	if t := r.p.spec.Timeout; t > 0 {
-		r.stageAt = r.started.Add(t)
 		r.stageT = s.clock.AfterFunc(t, func() { s.onStage(r) })
 	}
 	if r.leased {
-		r.renewAt = r.started.Add(s.o.LeaseRenew)
 		r.renewT = s.clock.AfterFunc(s.o.LeaseRenew, func() { s.onRenew(r) })
 	}
 	s.notifyLocked()
@@ -202,11 +198,9 @@ func (s *Scheduler) finish(r *run, err error) {
 	r.phase = phaseFinishing
 	if r.stageT != nil {
 		r.stageT.Stop()
-		r.stageAt = time.Time{}
 	}
 	if r.renewT != nil {
 		r.renewT.Stop()
-		r.renewAt = time.Time{}
 	}
 	cause := context.Cause(r.soft)
 	s.releaseSlotsLocked(r)
@@ -222,9 +216,11 @@ func (s *Scheduler) finish(r *run, err error) {
 	default:
 		res.Outcome = OutcomeFailed
 		errors.As(err, &panicked)
-		if r.timedOut {
+		var te *TimeoutError
+		switch {
+		case r.timedOut && !errors.As(err, &te): // Run may return the cause itself
 			res.Err = &TimeoutError{Timeout: p.spec.Timeout, Err: err}
-		} else if r.leaseLost != nil {
+		case r.leaseLost != nil && !errors.Is(err, r.leaseLost):
 			res.Err = errors.Join(err, r.leaseLost)
 		}
 	}
@@ -291,7 +287,6 @@ func (s *Scheduler) onStage(r *run) {
 	r.cbs.Add(1) // the run's end waits for this callback's hooks
 	defer r.cbs.Done()
 	now := s.clock.Now()
-	r.stageAt = time.Time{}
 	var fx effects
 	job, timeout := r.job, r.p.spec.Timeout
 	switch r.stage {
@@ -319,7 +314,6 @@ func (s *Scheduler) onStage(r *run) {
 	}
 	r.stage++
 	if r.stage <= 2 {
-		r.stageAt = now.Add(s.o.Grace / 2)
 		r.stageT.Reset(s.o.Grace / 2)
 	}
 	s.unlock(&fx)
@@ -334,7 +328,6 @@ func (s *Scheduler) onRenew(r *run) {
 	}
 	r.cbs.Add(1)
 	defer r.cbs.Done()
-	r.renewAt = time.Time{}
 	job := r.job
 	s.busy++ // the renewal is work in progress for Settle
 	s.mu.Unlock()
@@ -362,7 +355,6 @@ func (s *Scheduler) onRenew(r *run) {
 			fx.add(func() { h(job, lost) })
 		}
 	default:
-		r.renewAt = s.clock.Now().Add(s.o.LeaseRenew)
 		r.renewT.Reset(s.o.LeaseRenew)
 	}
 	s.unlock(&fx)

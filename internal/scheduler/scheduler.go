@@ -44,9 +44,13 @@ type Scheduler struct {
 	stopBase func() bool
 	timer    Timer // fires at timerAt, the earliest wake
 	timerAt  time.Time
-	changed  chan struct{} // closed and cleared at each change Settle waits for
-	noRuns   chan struct{} // the same, for WaitIdle, only when no attempt is in flight
-	drained  chan struct{} // closed when draining and no run is left
+	// slack is how far the clock may move while a decision is taken
+	// before it is taken again: none for a FakeClock, whose moves are
+	// the test's steps; a millisecond for the others, which always move.
+	slack   time.Duration
+	changed chan struct{} // closed and cleared at each change Settle waits for
+	noRuns  chan struct{} // the same, for WaitIdle, only when no attempt is in flight
+	drained chan struct{} // closed when draining and no run is left
 
 	wg  sync.WaitGroup // run goroutines
 	cbs sync.WaitGroup // timer callbacks in progress
@@ -121,13 +125,18 @@ func New(o Options) (*Scheduler, error) {
 		o.Rand = rand.Float64
 	}
 	o.Limits = o.Limits.withDefaults()
-	return &Scheduler{
+	s := &Scheduler{
 		o:     o,
 		clock: o.Clock,
 		log:   o.Logger,
 		pipes: make(map[string]*pipeline),
 		runs:  make(map[*run]struct{}),
-	}, nil
+		slack: time.Millisecond,
+	}
+	if _, fake := o.Clock.(*FakeClock); fake {
+		s.slack = 0
+	}
+	return s, nil
 }
 
 // effects collects what must happen after the lock is released: hooks.
@@ -551,8 +560,8 @@ func (s *Scheduler) statusLocked(name string, p *pipeline, now time.Time) Status
 // Settle waits until the scheduler has nothing left to do at the clock's
 // current time, or ctx is done: no decision or hook is in progress, no
 // job waits to start for a reason other than a full global limit, every
-// attempt in flight is inside Options.Run, and no timer of the scheduler
-// is due. It is meant for tests driving a FakeClock: move the clock, then
+// attempt in flight is inside Options.Run, and the scheduler's timer is
+// not due. It is meant for tests driving a FakeClock: move the clock, then
 // Settle, then look. Its answer is a moment's: an attempt inside Run may
 // return right after, and its pipeline start its next job. When every
 // Run returns, WaitIdle gives a fixed point instead.
@@ -597,8 +606,10 @@ func (s *Scheduler) quietLocked(now time.Time) bool {
 	if len(s.waitQ) > 0 && s.globalFreeLocked() {
 		return false
 	}
+	// The timers of runs are not looked at: a FakeClock runs their
+	// callbacks before Advance or Set returns.
 	for r := range s.runs {
-		if r.phase != phaseRunning || due(r.stageAt, now) || due(r.renewAt, now) {
+		if r.phase != phaseRunning {
 			return false
 		}
 	}
@@ -632,15 +643,27 @@ func (s *Scheduler) pumpLocked(now time.Time, fx *effects) {
 	if !s.started || s.draining {
 		return
 	}
-	for s.wake.Len() > 0 && !s.wake[0].wakeAt.After(now) {
-		p := heap.Pop(&s.wake).(*pipeline)
-		s.evaluateLocked(p, now, fx)
+	for force := false; ; force = true {
+		for s.wake.Len() > 0 && !s.wake[0].wakeAt.After(now) {
+			p := heap.Pop(&s.wake).(*pipeline)
+			s.evaluateLocked(p, now, fx)
+		}
+		s.startWaitingLocked(now, fx)
+		s.armLocked(now, force)
+		// A timer is set for a duration from the clock's reading when it
+		// is set. Had the clock moved since now was read (a FakeClock moved
+		// by the test while a run's goroutine decided), the timer would
+		// fire late and a due wake wait for it: decide again at the new
+		// time until the clock holds still.
+		later := s.clock.Now()
+		if d := later.Sub(now); d == 0 || (s.slack > 0 && d > 0 && d < s.slack) {
+			return
+		}
+		now = later
 	}
-	s.startWaitingLocked(now, fx)
-	s.armLocked(now)
 }
 
-func (s *Scheduler) armLocked(now time.Time) {
+func (s *Scheduler) armLocked(now time.Time, force bool) {
 	var at time.Time
 	if s.wake.Len() > 0 {
 		at = s.wake[0].wakeAt
@@ -648,7 +671,7 @@ func (s *Scheduler) armLocked(now time.Time) {
 			at = lim
 		}
 	}
-	if at.Equal(s.timerAt) {
+	if at.Equal(s.timerAt) && !force {
 		return
 	}
 	s.timerAt = at

@@ -168,7 +168,8 @@ type Lease interface {
 // alerts. Any may be nil. They are called without a scheduler lock held,
 // from the goroutine where the event happened, concurrently for different
 // runs; for one run, RunStarted comes before RunFinished. A hook may call
-// the scheduler's methods; it should return quickly.
+// the scheduler's methods but Drain (which would wait for the run that
+// calls the hook); it should return quickly.
 type Hooks struct {
 	// RunStarted: an attempt is about to call Options.Run.
 	RunStarted func(Job)
