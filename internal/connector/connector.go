@@ -125,6 +125,32 @@ type Reader interface {
 	Close() error
 }
 
+// Acker is implemented by the readers of a message broker (a stream, a
+// queue), whose messages must be acknowledged to the broker only once the
+// sink holds them.
+//
+// Ack is called by the engine, from the goroutine that writes, right after
+// each successful Commit that covers batches of this reader, with the
+// position of the last of them: it acknowledges every message of the
+// batches the reader returned up to and including that position. It runs
+// concurrently with Next, never after Close: the engine closes an Acker
+// only when the run's sink is done with it. ctx bounds the
+// acknowledgement. The rows are committed whatever Ack returns: an error
+// means the broker will deliver those messages again (at least once),
+// which the source's positions or the sink's keys make harmless; the
+// engine logs it and the run goes on.
+//
+// An Acker's reader is unbounded: Next never returns io.EOF by itself; it
+// returns batches as messages arrive, cut by size or by a short linger, and
+// waits while none come. The engine calls its Next with a context that is
+// cancelled at the run's soft stop, when Next returns the context's error;
+// the batches it returned before are still written, committed and
+// acknowledged. Messages it received and did not return are the broker's
+// again at Close.
+type Acker interface {
+	Ack(ctx context.Context, pos record.Position) error
+}
+
 // Sink writes records. Open is called once per run with the schema of the
 // rows that will arrive.
 type Sink interface {

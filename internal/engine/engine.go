@@ -150,6 +150,8 @@ type runner struct {
 	reasons map[[2]string]int64
 
 	cacheStats map[string][2]int64 // set when the lookups close
+
+	ackers []connector.Reader // Ackers read to their end, closed once the sink is done (mu)
 }
 
 type boundStep struct {
@@ -432,6 +434,7 @@ type job struct {
 	final bool // with end: the task is Final
 	fp    string
 	done  chan struct{}
+	ack   connector.Acker // the reader of batch, when it acknowledges to a broker
 }
 
 // pump runs the tasks: readers (one goroutine per task, Settings.Tasks at
@@ -523,6 +526,7 @@ func (r *runner) pump(ctx context.Context, tasks []connector.Task, first connect
 	for range toSink {
 	}
 	wg.Wait()
+	r.closeAckers()
 	if err == nil {
 		err = context.Cause(hard)
 		if errors.Is(err, context.Canceled) && r.opts.Hard.Err() == nil {
@@ -624,17 +628,30 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 			return
 		}
 	}
-	defer func() { rd.Close() }()
+	defer func() { r.closeReader(rd) }()
 	if !rd.Schema().Equal(r.firstSchema()) {
 		fail(fmt.Errorf("source %s: its fields (%s) differ from the first task's (%s)", t.Key, rd.Schema(), r.firstSchema()))
 		return
+	}
+	// A broker's reader waits for messages inside Next: the soft stop
+	// interrupts that wait, where a bounded reader finishes its batch.
+	next := hard
+	_, broker := rd.(connector.Acker)
+	if broker {
+		c, cancel := context.WithCancel(hard)
+		defer cancel()
+		defer context.AfterFunc(soft, cancel)()
+		next = c
 	}
 	last := pos // position after the last batch handed on
 	for {
 		if soft.Err() != nil {
 			return // soft stop: what was read is still drained and committed
 		}
-		b, err := rd.Next(hard)
+		b, err := rd.Next(next)
+		if err != nil && broker && soft.Err() != nil && hard.Err() == nil {
+			return // soft stop of a broker's reader
+		}
 		if err == io.EOF {
 			send(&job{task: t.Key, end: true, final: t.Final, fp: t.Fingerprint, done: make(chan struct{})})
 			return
@@ -644,7 +661,7 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 			// handed on, after a backoff. Batches in flight stay valid.
 			retries++
 			r.log.Warn("source: retrying after a transient error", "task", t.Key, "attempt", retries, "error", r.p.Redactor.Redact(err.Error()))
-			rd.Close()
+			r.closeReader(rd)
 			rd = nopReader{}
 			if !sleep(hard, backoff(retries)) {
 				return
@@ -662,10 +679,33 @@ func (r *runner) readTask(soft, hard context.Context, t connector.Task, rd conne
 		retries = 0
 		last = b.Pos
 		r.bytesRead.Add(b.Bytes)
-		if !send(&job{task: t.Key, batch: b, done: make(chan struct{})}) {
+		ack, _ := rd.(connector.Acker)
+		if !send(&job{task: t.Key, batch: b, done: make(chan struct{}), ack: ack}) {
 			return
 		}
 	}
+}
+
+// closeReader closes rd once its task is read. An Acker stays open until
+// closeAckers, for the sink to acknowledge the batches it still holds.
+func (r *runner) closeReader(rd connector.Reader) {
+	if _, ok := rd.(connector.Acker); ok {
+		r.mu.Lock()
+		r.ackers = append(r.ackers, rd)
+		r.mu.Unlock()
+		return
+	}
+	rd.Close()
+}
+
+// closeAckers closes the Ackers once every reader and the sink are done.
+func (r *runner) closeAckers() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rd := range r.ackers {
+		rd.Close()
+	}
+	r.ackers = nil
 }
 
 // openSource opens task t at pos. The source answered when the run began,
@@ -724,6 +764,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		info = w.Info()
 	}
 	pending := map[string]connector.Checkpoint{} // reached, not yet committed
+	acks := map[connector.Acker]record.Position{} // brokers' readers: last batch written, not yet committed
 	tick := time.NewTicker(r.opts.ProgressEvery)
 	defer tick.Stop()
 	start := r.now()
@@ -760,6 +801,12 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			}
 		}
 		failpoint.Hit("after-commit")
+		for a, pos := range acks {
+			if err := a.Ack(ctx, pos); err != nil {
+				r.log.Warn("source: acknowledgement failed; the broker will deliver those messages again", "error", r.p.Redactor.Redact(err.Error()))
+			}
+		}
+		clear(acks)
 		for k, v := range pending {
 			committed[k] = v
 		}
@@ -825,6 +872,9 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 				return err
 			}
 			pending[j.task] = cp
+			if j.ack != nil {
+				acks[j.ack] = b.Pos
+			}
 			if info.Once {
 				return nil
 			}
