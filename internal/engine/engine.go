@@ -152,6 +152,9 @@ type runner struct {
 	cacheStats map[string][2]int64 // set when the lookups close
 
 	ackers []connector.Reader // Ackers read to their end, closed once the sink is done (mu)
+	// stored is the sink's checkpoints as loaded and then committed by this
+	// run: the Base of each checkpoint committed (sink goroutine only).
+	stored map[string]connector.Checkpoint
 }
 
 type boundStep struct {
@@ -330,6 +333,11 @@ func (r *runner) plan(ctx context.Context) ([]connector.Task, planned, error) {
 		cps, err := cl.LoadCheckpoints(ctx, r.env)
 		if err != nil {
 			return nil, pl, fmt.Errorf("sink checkpoints: %w", err)
+		}
+		// What the sink holds is the base of every commit's checkpoints.
+		r.stored = make(map[string]connector.Checkpoint, len(cps))
+		for k, v := range cps {
+			r.stored[k] = v
 		}
 		// The sink's checkpoints were committed with its rows: they win.
 		// Tasks the sink does not know fall back to the state store only
@@ -781,6 +789,14 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		if r.opts.noCheckpoints {
 			list = nil
 		}
+		if info.Transactional && r.stored != nil {
+			for i := range list {
+				list[i].Guard = true
+				if base, ok := r.stored[list[i].Task]; ok {
+					list[i].Base = &base
+				}
+			}
+		}
 		failpoint.Hit("before-commit") // rows staged, nothing committed
 		if r.opts.Fence != nil {
 			if err := r.opts.Fence(ctx); err != nil {
@@ -809,6 +825,15 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		clear(acks)
 		for k, v := range pending {
 			committed[k] = v
+		}
+		if info.Transactional && list != nil {
+			if r.stored == nil {
+				r.stored = map[string]connector.Checkpoint{}
+			}
+			for _, cp := range list {
+				cp.Guard, cp.Base = false, nil
+				r.stored[cp.Task] = cp
+			}
 		}
 		clear(pending)
 		return nil

@@ -58,6 +58,10 @@ const upsertCheckpointSQL = "INSERT INTO backbone_checkpoints (pipeline, task, p
 	"VALUES (?, ?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE " +
 	"pos = VALUES(pos), done = VALUES(done), fingerprint = VALUES(fingerprint), updated_at = VALUES(updated_at)"
 
+// selectCheckpointForUpdateSQL reads a task's checkpoint for a guarded
+// commit and locks its row until the commit.
+const selectCheckpointForUpdateSQL = "SELECT pos, done FROM backbone_checkpoints WHERE pipeline = ? AND task = ? FOR UPDATE"
+
 const markSwapSQL = "INSERT INTO backbone_swaps (tbl, pipeline, created_at) VALUES (?, ?, ?) " +
 	"ON DUPLICATE KEY UPDATE pipeline = VALUES(pipeline), created_at = VALUES(created_at)"
 

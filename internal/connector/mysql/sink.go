@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"slices"
 	"strconv"
@@ -524,6 +525,43 @@ func (w *writer) exec(ctx context.Context, q string, args ...any) error {
 	return err
 }
 
+// storedCheckpoint reads and locks a task's checkpoint in the open
+// transaction.
+func (w *writer) storedCheckpoint(ctx context.Context, task string) (pos []byte, done, exists bool, err error) {
+	st, err := w.prepared(ctx, selectCheckpointForUpdateSQL)
+	if err != nil {
+		return nil, false, false, err
+	}
+	qc, ok := st.(driver.StmtQueryContext)
+	if !ok {
+		return nil, false, false, fmt.Errorf("driver statement is a %T", st)
+	}
+	rows, err := qc.QueryContext(ctx, []driver.NamedValue{{Ordinal: 1, Value: w.pipeline}, {Ordinal: 2, Value: task}})
+	if err != nil {
+		return nil, false, false, err
+	}
+	defer rows.Close()
+	dest := make([]driver.Value, 2)
+	if err := rows.Next(dest); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, false, false, nil
+		}
+		return nil, false, false, err
+	}
+	if b, ok := dest[0].([]byte); ok {
+		pos = append([]byte{}, b...)
+	}
+	switch v := dest[1].(type) {
+	case int64:
+		done = v != 0
+	case []byte:
+		done = string(v) != "0"
+	case bool:
+		done = v
+	}
+	return pos, done, true, nil
+}
+
 // insertFor returns the INSERT statement for n rows.
 func (w *writer) insertFor(n int) string {
 	if q, ok := w.inserts[n]; ok {
@@ -824,6 +862,17 @@ func (w *writer) commitTx(ctx context.Context, cps []connector.Checkpoint, mark 
 			var pos any
 			if cp.Pos != nil {
 				pos = []byte(cp.Pos)
+			}
+			if cp.Guard {
+				// Stored only over the checkpoint this run started from;
+				// FOR UPDATE holds the row until the COMMIT.
+				held, done, exists, err := w.storedCheckpoint(ctx, cp.Task)
+				if err != nil {
+					return fmt.Errorf("checkpoint of task %q: %w", cp.Task, err)
+				}
+				if !connector.SameCheckpoint(cp.Base, exists, held, done) {
+					return fmt.Errorf("checkpoint of task %q: %w", cp.Task, connector.ErrCheckpointConflict)
+				}
 			}
 			if err := w.exec(ctx, upsertCheckpointSQL, w.pipeline, cp.Task, pos, cp.Done, cp.Fingerprint, w.runTime); err != nil {
 				return fmt.Errorf("checkpoint of task %q: %w", cp.Task, err)

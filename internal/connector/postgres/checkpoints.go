@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"strings"
 	"context"
 	"errors"
 	"fmt"
@@ -105,7 +106,8 @@ func checkVersion(ctx context.Context, c *pgconn.PgConn, schema string, meta boo
 	return nil
 }
 
-// upsertCheckpointSQL stores one checkpoint.
+// upsertCheckpointSQL stores one checkpoint whatever the sink holds (a
+// checkpoint without Guard).
 func upsertCheckpointSQL(schema string) string {
 	return `INSERT INTO ` + qualified(schema, checkpointsTable) + ` (pipeline, task, pos, done, fingerprint, updated_at)
 VALUES ($1, $2, $3, $4, $5, now())
@@ -113,7 +115,8 @@ ON CONFLICT (pipeline, task) DO UPDATE SET
 	pos = excluded.pos, done = excluded.done, fingerprint = excluded.fingerprint, updated_at = excluded.updated_at`
 }
 
-// checkpointParams are the parameters of upsertCheckpointSQL: text,
+// checkpointParams are the parameters of upsertCheckpointSQL and the first
+// ones of casCheckpointSQL: text,
 // except pos in binary.
 func checkpointParams(pipeline string, cp connector.Checkpoint) ([][]byte, []int16) {
 	var pos []byte
@@ -125,6 +128,50 @@ func checkpointParams(pipeline string, cp connector.Checkpoint) ([][]byte, []int
 }
 
 var checkpointOIDs = []uint32{oidText, oidText, oidBytea, oidBool, oidText}
+
+// conflictMark is in the error casCheckpointSQL raises when the stored
+// checkpoint is not the commit's base.
+const conflictMark = "backbone checkpoint conflict "
+
+// casCheckpointSQL stores one checkpoint if the stored one is still its
+// base, and otherwise fails the statement, which aborts the transaction:
+// with base, the stored row must hold base's pos ($6) and done ($7);
+// without, there must be none. The cast of a text that is not a number
+// raises the error at run time only (it depends on the subquery, so the
+// planner cannot fold it).
+func casCheckpointSQL(schema string, base bool) string {
+	t := qualified(schema, checkpointsTable)
+	stmt := `INSERT INTO ` + t + ` (pipeline, task, pos, done, fingerprint, updated_at)
+	VALUES ($1, $2, $3, $4, $5, now())
+	ON CONFLICT (pipeline, task) DO NOTHING RETURNING 1`
+	if base {
+		stmt = `UPDATE ` + t + ` SET pos = $3, done = $4, fingerprint = $5, updated_at = now()
+	WHERE pipeline = $1 AND task = $2 AND coalesce(pos, '') = coalesce($6::bytea, '') AND done = $7 RETURNING 1`
+	}
+	return `WITH c AS (` + stmt + `)
+SELECT CASE WHEN n = 1 THEN 1 ELSE CAST('` + conflictMark + `' || n AS int) END FROM (SELECT count(*) AS n FROM c) AS k`
+}
+
+// casCheckpointParams are the parameters of casCheckpointSQL.
+func casCheckpointParams(pipeline string, cp connector.Checkpoint) ([][]byte, []uint32, []int16) {
+	params, formats := checkpointParams(pipeline, cp)
+	if cp.Base == nil {
+		return params, checkpointOIDs, formats
+	}
+	var pos []byte
+	if cp.Base.Pos != nil {
+		pos = append([]byte{}, cp.Base.Pos...)
+	}
+	return append(params, pos, []byte(strconv.FormatBool(cp.Base.Done))),
+		append(append([]uint32{}, checkpointOIDs...), oidBytea, oidBool),
+		append(formats, 1, 0)
+}
+
+// isConflict reports whether err is casCheckpointSQL's refusal.
+func isConflict(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "22P02" && strings.Contains(pe.Message, conflictMark)
+}
 
 // loadCheckpoints reads the checkpoints of a pipeline. Missing tables mean
 // none.

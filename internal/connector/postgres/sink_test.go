@@ -708,7 +708,7 @@ func TestSinkCheck(t *testing.T) {
 			}
 		})
 	}
-	if got := p.one("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'backbone%'"); got != "0" {
+	if got := p.one("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE 'backbone%'"); got != "0" {
 		t.Errorf("Check created %v tables", got)
 	}
 }

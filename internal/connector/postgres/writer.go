@@ -52,6 +52,10 @@ type writer struct {
 	inTx       bool
 	xid        string // of the open transaction
 	unknownXid string // a COMMIT was sent and its answer lost
+	// unknownCps are the checkpoints of that COMMIT; once settle finds it
+	// committed they become settledCps: the engine then does the same
+	// write and commit again, which must store nothing twice.
+	unknownCps, settledCps []connector.Checkpoint
 	staged     int    // rows staged in the open transaction
 	spans      []span // append/upsert: rows accepted since the last Commit
 	stageDirty bool   // upsert: the stage holds rows of an earlier statement
@@ -445,12 +449,13 @@ func (w *writer) settle(ctx context.Context) error {
 	switch status {
 	case "committed":
 		w.spans, w.unknownXid = nil, ""
+		w.settledCps, w.unknownCps = w.unknownCps, nil
 		if w.mode() == modeReplace {
 			w.swapped = true
 		}
 		return nil
 	case "aborted":
-		w.unknownXid = ""
+		w.unknownXid, w.unknownCps = "", nil
 		if w.mode() == modeReplace {
 			w.broken = fmt.Errorf("%s: the connection was lost while the run's rows were committed, and the server rolled them back: the run must start again", w.s.where())
 			return w.broken
@@ -596,12 +601,28 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 	if err := w.begin(ctx); err != nil {
 		return w.fail(ctx, err, spansBefore, stagedBefore)
 	}
+	if settled := w.settledCps; settled != nil {
+		w.settledCps = nil
+		if sameCheckpoints(settled, cps) {
+			// The commit whose answer was lost did commit these rows and
+			// checkpoints: what was staged again is the same, and goes.
+			w.rollback(ctx)
+			w.spans = nil
+			return nil
+		}
+	}
 	replacePending = w.mode() == modeReplace && !w.swapped // settled by begin
 	var batch pgconn.Batch
-	sql := upsertCheckpointSQL(w.s.cfg.DBSchema)
 	for _, cp := range cps {
-		params, formats := checkpointParams(w.pipeline, cp)
-		batch.ExecParams(sql, params, checkpointOIDs, formats, nil)
+		if !cp.Guard {
+			params, formats := checkpointParams(w.pipeline, cp)
+			batch.ExecParams(upsertCheckpointSQL(w.s.cfg.DBSchema), params, checkpointOIDs, formats, nil)
+			continue
+		}
+		// Stored only over the checkpoint this run started from: another
+		// process that committed the task meanwhile fails the commit.
+		params, oids, formats := casCheckpointParams(w.pipeline, cp)
+		batch.ExecParams(casCheckpointSQL(w.s.cfg.DBSchema, cp.Base != nil), params, oids, formats, nil)
 	}
 	if replacePending {
 		for _, q := range w.swapSQL {
@@ -619,11 +640,19 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 			// The COMMIT may or may not have reached the server: the next
 			// Write or Commit asks it.
 			w.unknownXid = w.xid
+			w.unknownCps = append([]connector.Checkpoint(nil), cps...)
 			w.dropConn()
 			if ctx.Err() != nil {
 				return fmt.Errorf("%s: %w (%w)", w.s.where(), ctx.Err(), w.s.srv.redact(err))
 			}
 			return fmt.Errorf("%s: commit: %w", w.s.where(), connector.Transient(w.s.srv.redact(err)))
+		}
+		if isConflict(err) {
+			// The rows staged belong to the refused commit: none of them
+			// may be staged again.
+			err = w.fail(ctx, fmt.Errorf("commit: %w", connector.ErrCheckpointConflict), spansBefore, stagedBefore)
+			w.spans = nil
+			return err
 		}
 		return w.fail(ctx, fmt.Errorf("commit: %w", err), spansBefore, stagedBefore)
 	}
@@ -690,4 +719,17 @@ func (w *writer) Close() error {
 	w.dropConn()
 	w.spans = nil
 	return nil
+}
+
+// sameCheckpoints reports whether two commits store the same checkpoints.
+func sameCheckpoints(a, b []connector.Checkpoint) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Task != b[i].Task || string(a[i].Pos) != string(b[i].Pos) || a[i].Done != b[i].Done || a[i].Fingerprint != b[i].Fingerprint {
+			return false
+		}
+	}
+	return true
 }

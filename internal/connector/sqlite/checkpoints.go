@@ -51,6 +51,17 @@ VALUES (?, ?, ?, ?, ?, ?)
 ON CONFLICT (pipeline, task) DO UPDATE SET
 	pos = excluded.pos, done = excluded.done, fingerprint = excluded.fingerprint, updated_at = excluded.updated_at`
 
+// insertNewCheckpointSQL stores the first checkpoint of a task, and
+// changes nothing when the task has one: a guarded checkpoint without base.
+const insertNewCheckpointSQL = `INSERT INTO backbone_checkpoints (pipeline, task, pos, done, fingerprint, updated_at)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (pipeline, task) DO NOTHING`
+
+// casCheckpointSQL moves a task's checkpoint only from its base (pos,
+// done): a guarded checkpoint with base.
+const casCheckpointSQL = `UPDATE backbone_checkpoints SET pos = ?, done = ?, fingerprint = ?, updated_at = ?
+WHERE pipeline = ? AND task = ? AND coalesce(pos, x'') = coalesce(?, x'') AND done = ?`
+
 // querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)

@@ -383,22 +383,53 @@ func (w *writer) prepared(ctx context.Context, q string) (driver.Stmt, error) {
 
 // exec runs q with args on the driver connection.
 func (w *writer) exec(ctx context.Context, q string, args ...any) error {
+	_, err := w.execN(ctx, q, args...)
+	return err
+}
+
+// execN is exec that returns the rows the statement changed.
+func (w *writer) execN(ctx context.Context, q string, args ...any) (int64, error) {
 	st, err := w.prepared(ctx, q)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	ex, ok := st.(driver.StmtExecContext)
 	if !ok {
-		return fmt.Errorf("driver statement is a %T", st)
+		return 0, fmt.Errorf("driver statement is a %T", st)
 	}
 	nv := w.nv[:0]
 	for i, a := range args {
 		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
 	}
 	w.nv = nv
-	_, err = ex.ExecContext(ctx, nv)
+	res, err := ex.ExecContext(ctx, nv)
 	clear(nv)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}
+
+// guardedCheckpoint stores cp only over its base (see connector.Checkpoint).
+func (w *writer) guardedCheckpoint(ctx context.Context, cp connector.Checkpoint, pos any, done int64, stamp string) error {
+	var n int64
+	var err error
+	if cp.Base == nil {
+		n, err = w.execN(ctx, insertNewCheckpointSQL, w.pipeline, cp.Task, pos, done, cp.Fingerprint, stamp)
+	} else {
+		baseDone := int64(0)
+		if cp.Base.Done {
+			baseDone = 1
+		}
+		n, err = w.execN(ctx, casCheckpointSQL, pos, done, cp.Fingerprint, stamp, w.pipeline, cp.Task, []byte(cp.Base.Pos), baseDone)
+	}
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return connector.ErrCheckpointConflict
+	}
+	return nil
 }
 
 // insertFor returns the INSERT statement for n rows.
@@ -563,6 +594,12 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 			done := int64(0)
 			if cp.Done {
 				done = 1
+			}
+			if cp.Guard {
+				if err := w.guardedCheckpoint(ctx, cp, pos, done, stamp); err != nil {
+					return fmt.Errorf("checkpoint of task %q: %w", cp.Task, err)
+				}
+				continue
 			}
 			if err := w.exec(ctx, upsertCheckpointSQL, w.pipeline, cp.Task, pos, done, cp.Fingerprint, stamp); err != nil {
 				return fmt.Errorf("checkpoint of task %q: %w", cp.Task, err)
