@@ -771,7 +771,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	if w != nil {
 		info = w.Info()
 	}
-	pending := map[string]connector.Checkpoint{} // reached, not yet committed
+	pending := map[string]connector.Checkpoint{}  // reached, not yet committed
 	acks := map[connector.Acker]record.Position{} // brokers' readers: last batch written, not yet committed
 	tick := time.NewTicker(r.opts.ProgressEvery)
 	defer tick.Stop()

@@ -1,11 +1,11 @@
 package postgres
 
 import (
-	"strings"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 

@@ -56,13 +56,13 @@ type writer struct {
 	// committed they become settledCps: the engine then does the same
 	// write and commit again, which must store nothing twice.
 	unknownCps, settledCps []connector.Checkpoint
-	staged     int    // rows staged in the open transaction
-	spans      []span // append/upsert: rows accepted since the last Commit
-	stageDirty bool   // upsert: the stage holds rows of an earlier statement
-	swapSQL    []string
-	renames    []string // replace: new names and the names they take at the swap, for messages
-	swapped    bool     // replace: the new table was committed in place
-	broken     error    // rows were lost for good
+	staged                 int    // rows staged in the open transaction
+	spans                  []span // append/upsert: rows accepted since the last Commit
+	stageDirty             bool   // upsert: the stage holds rows of an earlier statement
+	swapSQL                []string
+	renames                []string // replace: new names and the names they take at the swap, for messages
+	swapped                bool     // replace: the new table was committed in place
+	broken                 error    // rows were lost for good
 
 	rowBytes atomic.Int64 // average encoded row size, to size buffers
 }
