@@ -15,6 +15,7 @@ import (
 	"github.com/backbone-etl/backbone/internal/alert"
 	"github.com/backbone-etl/backbone/internal/api"
 	"github.com/backbone-etl/backbone/internal/daemon"
+	"github.com/backbone-etl/backbone/internal/ui"
 )
 
 // serveFile is the optional daemon configuration file (serve.yaml).
@@ -46,6 +47,7 @@ func (a *app) serveCmd() *cobra.Command {
 		dir, listen, cfgFile, drain string
 		maxConcurrent               int
 		jsonLogs                    bool
+		leaseTTL                    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -84,6 +86,7 @@ token every endpoint but /healthz refuses. The API listens on 127.0.0.1 unless t
 				}
 				opts.DrainTimeout = d
 			}
+			opts.LeaseTTL = leaseTTL
 			if a.stateArg != "" {
 				opts.State = a.stateArg
 			} else if v, ok := a.io.Env("BACKBONE_STATE"); ok && v != "" && opts.State == "" {
@@ -105,6 +108,7 @@ token every endpoint but /healthz refuses. The API listens on 127.0.0.1 unless t
 			if len(opts.Tokens) == 0 {
 				opts.Logger.Warn("no API token configured: every endpoint but /healthz refuses requests; set BACKBONE_ADMIN_TOKEN")
 			}
+			opts.UI = ui.Handler() // the dashboard, at every path outside the API
 			d, err := daemon.New(ctx, opts)
 			if err != nil {
 				return err
@@ -136,6 +140,7 @@ token every endpoint but /healthz refuses. The API listens on 127.0.0.1 unless t
 	cmd.Flags().IntVar(&maxConcurrent, "max-concurrent", 0, "runs in flight over all pipelines (0: twice the CPUs)")
 	cmd.Flags().StringVar(&drain, "drain-timeout", "30s", "on SIGTERM, how long runs in flight have to commit")
 	cmd.Flags().BoolVar(&jsonLogs, "json-logs", false, "log as JSON lines")
+	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 30*time.Second, "with a PostgreSQL state store: how long a pipeline's lease outlives a process that stops renewing it")
 	return cmd
 }
 
