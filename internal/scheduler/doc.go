@@ -67,8 +67,10 @@
 // # Testing with a FakeClock
 //
 // Move the clock one step at a time (Advance lets time pass through each
-// timer; Set jumps like a wall clock), then call Settle, which returns once
-// the scheduler has nothing left to do at that time. A run that returns at
-// once is not known to be over until its RunFinished hook was called: wait
-// for it, then Settle again, as the package's own tests do.
+// timer; Set jumps like a wall clock), then call WaitIdle, which returns
+// once every run has returned and the scheduler has nothing left to do at
+// that time. When some runs block on purpose, Settle waits for the rest of
+// that state, every attempt in flight being inside Run; since it cannot
+// know that a Run is about to return, such a test also counts its runs
+// (RunStarted, RunFinished), as the package's own tests do.
 package scheduler

@@ -809,3 +809,41 @@ func TestSchedulerAcrossDST(t *testing.T) {
 		})
 	}
 }
+
+// TestSystemClock runs a timeout on the machine's clock: its timers are
+// real, and the attempt is cancelled within its 20ms.
+func TestSystemClock(t *testing.T) {
+	done := make(chan Result, 1)
+	s, err := New(Options{
+		Run: func(ctx context.Context, j Job) error {
+			<-ctx.Done()
+			return context.Cause(ctx)
+		},
+		Hooks: Hooks{RunFinished: func(_ Job, r Result) { done <- r }},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(PipelineSpec{Name: "p", Timeout: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Trigger("p", TriggerManual, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-done:
+		var te *TimeoutError
+		if !errors.As(r.Err, &te) || r.Finished.Sub(r.Started) < 20*time.Millisecond {
+			t.Errorf("result %+v, want a TimeoutError after 20ms", r)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the timeout never fired")
+	}
+	if err := s.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
