@@ -50,6 +50,23 @@ export function fill(el, ...children) {
 }
 
 // trunc is text cut with an ellipsis by CSS, whole in its title.
+// keepFocus runs draw, which rebuilds elements under root, then gives the
+// focus back to the element with the same data-key (or id): a live refresh
+// must not throw a keyboard user back to the top of the page.
+export function keepFocus(root, draw) {
+  const a = document.activeElement;
+  let sel = null;
+  if (a && a !== root && root.contains(a)) {
+    if (a.dataset && a.dataset.key) sel = `[data-key="${CSS.escape(a.dataset.key)}"]`;
+    else if (a.id) sel = '#' + CSS.escape(a.id);
+  }
+  draw();
+  if (sel && !root.contains(document.activeElement)) {
+    const again = root.querySelector(sel);
+    if (again) again.focus();
+  }
+}
+
 export function trunc(text, tag = 'span', attrs = {}) {
   return h(tag, {...attrs, class: ['trunc', attrs.class].filter(Boolean).join(' '), title: text}, text);
 }
@@ -70,7 +87,7 @@ export function pct(r) {
 export function dur(sec) {
   if (sec === null || sec === undefined || Number.isNaN(sec)) return '—';
   if (sec < 1) return Math.round(sec * 1000) + ' ms';
-  if (sec < 60) return (sec < 10 ? sec.toFixed(1) : Math.round(sec)) + ' s';
+  if (sec < 60) return (sec < 10 && !Number.isInteger(sec) ? sec.toFixed(1) : Math.round(sec)) + ' s';
   const m = Math.floor(sec / 60), sr = Math.round(sec % 60);
   if (m < 60) return `${m}m ${sr}s`;
   const hr = Math.floor(m / 60), mr = m % 60;
@@ -100,8 +117,8 @@ export function when(iso, {rel = false} = {}) {
 export function relative(d, now = new Date()) {
   const sec = (d.getTime() - now.getTime()) / 1000;
   const a = Math.abs(sec);
-  const txt = a < 1 ? 'now' : dur(a).replace(/ ms$/, ' ms').replace(/\.\d s$/, ' s');
-  if (txt === 'now') return 'now';
+  if (a < 1) return 'now';
+  const txt = dur(Math.round(a));
   return sec > 0 ? 'in ' + txt : txt + ' ago';
 }
 

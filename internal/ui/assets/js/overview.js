@@ -3,11 +3,11 @@
 // reject rate. Refreshed in place every few seconds.
 
 import {api} from './api.js';
-import {h, fill, trunc, badge, when, dur, pct, route, table} from './dom.js';
+import {h, fill, trunc, badge, when, dur, pct, route, relative, keepFocus} from './dom.js';
 import {sparkline} from './chart.js';
 
 // Problems first: what an operator must look at comes to the top.
-const SEVERITY = {failing: 0, stuck: 0, quarantined: 1, late: 2, retrying: 3, running: 4, paused: 5, idle: 6, healthy: 7};
+const SEVERITY = {failing: 0, stuck: 0, quarantined: 1, late: 2, retrying: 3};
 const STATUSES = ['failing', 'stuck', 'quarantined', 'late', 'retrying', 'running', 'paused', 'idle', 'healthy'];
 
 // The filter survives a refresh and a visit to another page.
@@ -55,16 +55,13 @@ export async function render(view) {
     caption.textContent = shown.length === pipelines.length
       ? `${pipelines.length} pipelines`
       : `${shown.length} of ${pipelines.length} pipelines shown`;
-    const key = document.activeElement && tbody.contains(document.activeElement) ? document.activeElement.dataset.key : null;
-    tbody.replaceChildren(...shown.map(row));
-    if (!shown.length) {
-      tbody.append(h('tr', {}, h('td', {colspan: 7, class: 'empty'},
-        pipelines.length ? 'No pipeline matches the filter.' : 'No pipeline is loaded: add pipeline files to the daemon\'s folder.')));
-    }
-    if (key) {
-      const again = tbody.querySelector(`[data-key="${CSS.escape(key)}"]`);
-      if (again) again.focus();
-    }
+    keepFocus(tbody, () => {
+      tbody.replaceChildren(...shown.map(row));
+      if (!shown.length) {
+        tbody.append(h('tr', {}, h('td', {colspan: 7, class: 'empty'},
+          pipelines.length ? 'No pipeline matches the filter.' : 'No pipeline is loaded: add pipeline files to the daemon\'s folder.')));
+      }
+    });
   }
 
   text.addEventListener('input', () => { filter.text = text.value; draw(); });
@@ -97,7 +94,7 @@ function select(all) {
   const t = filter.text.trim().toLowerCase();
   const out = all.filter(p => {
     if (t && !p.name.toLowerCase().includes(t) && !(p.description || '').toLowerCase().includes(t)) return false;
-    if (filter.status === 'problems') return (SEVERITY[p.status] ?? 9) <= 3;
+    if (filter.status === 'problems') return p.status in SEVERITY;
     if (filter.status) return p.status === filter.status;
     return true;
   });
@@ -128,7 +125,8 @@ function row(p) {
     p.consecutive_failures > 1 ? h('span', {class: 'muted small'}, ` ${p.consecutive_failures} failures in a row`) : null);
   const lastContent = last
     ? [badge(last.status), ' ', h('a', {href: route('runs', last.id), dataset: {key: 'r:' + p.name},
-        'aria-label': `Run of ${p.name} started ${new Date(last.start).toLocaleString()}, ${last.status}`}, when(last.start, {rel: true}))]
+        'aria-label': `Last run of ${p.name}, ${last.status}, started ${new Date(last.start).toLocaleString()}`}, when(last.start)),
+      ' ', h('span', {class: 'muted small'}, relative(new Date(last.start)))]
     : h('span', {class: 'muted'}, 'never ran');
   let next;
   if (p.paused || p.quarantined) next = h('span', {class: 'muted'}, p.status);

@@ -3,7 +3,7 @@
 // versions with a diff between any two.
 
 import {api} from './api.js';
-import {h, fill, trunc, badge, when, dur, pct, route, shortHash, numTd} from './dom.js';
+import {h, fill, trunc, badge, when, dur, pct, route, shortHash, numTd, keepFocus, relative} from './dom.js';
 import {runChart} from './chart.js';
 import {lineDiff, hunks} from './diff.js';
 import {isAdmin, confirm, notify} from './ui.js';
@@ -27,12 +27,13 @@ export async function render(view, {name}) {
     if (p.description) notes.append(h('p', {class: 'muted'}, p.description));
     if (p.problem) notes.append(h('p', {class: 'note', id: 'problem'}, p.problem));
     if (p.late) notes.append(h('p', {class: 'note'}, `Late: no successful run for ${dur(p.freshness_age_seconds)}, more than its freshness objective of ${dur(p.freshness_slo_seconds)}.`));
-    if (actions) drawActions();
+    if (actions) drawToggle();
     const last = p.last_run;
     props.replaceChildren(
       ...prop('Schedule', p.schedule || 'on demand (no schedule)'),
       ...prop('Next run', p.paused || p.quarantined ? p.status : when(p.next_run, {rel: true})),
-      ...prop('Last run', last ? [badge(last.status), ' ', h('a', {href: route('runs', last.id)}, when(last.start, {rel: true}))] : 'never'),
+      ...prop('Last run', last ? [badge(last.status), ' ', h('a', {href: route('runs', last.id), dataset: {key: 'last'}}, when(last.start)),
+        ' ', h('span', {class: 'muted small'}, relTo(last.start))] : 'never'),
       ...prop('Last success', when(p.last_success, {rel: true})),
       ...prop('Freshness', p.freshness_slo_seconds ? `${dur(p.freshness_age_seconds)} since the last success, objective ${dur(p.freshness_slo_seconds)}` : 'no objective'),
       ...prop('Reject rate of the last run', last ? pct(p.reject_rate) : '—'),
@@ -44,7 +45,11 @@ export async function render(view, {name}) {
       ...prop('On a bad version', p.on_bad_version));
   }
 
-  function drawActions() {
+  // The actions are built once, so a refresh neither moves the focus nor
+  // wipes a backfill range being typed; only the pause/resume button
+  // follows the pipeline's state.
+  let toggleFor = null;
+  function buildActions() {
     const runNow = h('button', {type: 'button', id: 'run-now', class: 'primary'}, 'Run now');
     runNow.addEventListener('click', () => act({
       title: 'Run now?', ok: 'Run now',
@@ -52,19 +57,7 @@ export async function render(view, {name}) {
       call: () => api.trigger(p.name),
       done: (t) => `A run of ${p.name} is ${t.queued ? 'queued' : 'started'}.`,
     }));
-    const paused = p.paused || p.quarantined;
-    const toggle = paused
-      ? h('button', {type: 'button', id: 'resume'}, 'Resume')
-      : h('button', {type: 'button', id: 'pause'}, 'Pause');
-    toggle.addEventListener('click', () => act(paused ? {
-      title: 'Resume?', ok: 'Resume',
-      message: `Resume ${p.name}: its schedule starts runs again${p.quarantined ? ' (it was quarantined after repeated failures)' : ''}.`,
-      call: () => api.resume(p.name), done: () => `${p.name} is resumed.`,
-    } : {
-      title: 'Pause?', ok: 'Pause', danger: true,
-      message: `Pause ${p.name}: no new run starts until it is resumed; a run in flight finishes.`,
-      call: () => api.pause(p.name), done: () => `${p.name} is paused.`,
-    }));
+    const toggle = h('span', {id: 'toggle'});
     const from = h('input', {type: 'datetime-local', id: 'bf-from', step: 1});
     const to = h('input', {type: 'datetime-local', id: 'bf-to', step: 1});
     const bf = h('button', {type: 'submit', id: 'backfill'}, 'Backfill…');
@@ -98,6 +91,28 @@ export async function render(view, {name}) {
       runNow, toggle, form);
   }
 
+  function drawToggle() {
+    const paused = p.paused || p.quarantined;
+    if (toggleFor === paused) return;
+    toggleFor = paused;
+    const holder = actions.querySelector('#toggle');
+    const hadFocus = holder.contains(document.activeElement);
+    const btn = paused
+      ? h('button', {type: 'button', id: 'resume'}, 'Resume')
+      : h('button', {type: 'button', id: 'pause'}, 'Pause');
+    btn.addEventListener('click', () => act(paused ? {
+      title: 'Resume?', ok: 'Resume',
+      message: `Resume ${p.name}: its schedule starts runs again${p.quarantined ? ' (it was quarantined after repeated failures)' : ''}.`,
+      call: () => api.resume(p.name), done: () => `${p.name} is resumed.`,
+    } : {
+      title: 'Pause?', ok: 'Pause', danger: true,
+      message: `Pause ${p.name}: no new run starts until it is resumed; a run in flight finishes.`,
+      call: () => api.pause(p.name), done: () => `${p.name} is paused.`,
+    }));
+    holder.replaceChildren(btn);
+    if (hadFocus) btn.focus();
+  }
+
   async function act({title: t, message, ok, danger, call, done}) {
     if (!await confirm({title: t, message, ok, danger})) return;
     try {
@@ -124,14 +139,14 @@ export async function render(view, {name}) {
         ['Read', 'Written', 'Rejected', 'Filtered'].map(c => h('th', {scope: 'col', class: 'num'}, c)),
         h('th', {scope: 'col'}, 'Error'))),
       h('tbody', {}, runs.map(r => h('tr', {dataset: {run: r.id}},
-        h('td', {}, h('a', {href: route('runs', r.id), class: 'mono'}, r.id)),
+        h('td', {}, h('a', {href: route('runs', r.id), class: 'mono', dataset: {key: 'run:' + r.id}}, r.id)),
         h('td', {}, badge(r.status)),
         h('td', {}, r.trigger),
         h('td', {}, when(r.logical_time)),
         h('td', {}, when(r.start)),
         h('td', {}, dur(r.duration_seconds)),
         numTd(r.read), numTd(r.written), numTd(r.rejected), numTd(r.filtered),
-        h('td', {class: 'err'}, r.error ? trunc(r.error) : '')))))));
+        h('td', {class: 'err'}, r.error ? trunc(r.error) : ''))))));
   }
 
   function drawCheckpoints() {
@@ -198,9 +213,11 @@ export async function render(view, {name}) {
     if (!live()) return;
     p = np;
     runs = nr;
-    drawHead();
-    drawRuns();
-    drawCheckpoints();
+    keepFocus(view, () => {
+      drawHead();
+      drawRuns();
+      drawCheckpoints();
+    });
     if (p.version !== shownVersion) {
       shownVersion = p.version;
       yaml.firstChild.textContent = p.yaml;
@@ -218,11 +235,16 @@ export async function render(view, {name}) {
     h('h2', {}, 'Configuration'), h('p', {class: 'muted small'}, 'As loaded, secrets redacted.'), yaml,
     h('h2', {}, 'Versions'), versionsBox,
     h('p', {}, h('a', {href: '#/deadletters?' + new URLSearchParams({pipeline: p.name})}, `Dead letters of ${p.name}`)));
+  if (actions) buildActions();
   drawHead();
   drawRuns();
   drawCheckpoints();
   drawVersions();
   return {refresh};
+}
+
+function relTo(iso) {
+  return '(' + relative(new Date(iso)) + ')';
 }
 
 function prop(label, value) {

@@ -2,7 +2,7 @@
 // letters. Refreshed while the run is in flight.
 
 import {api} from './api.js';
-import {h, fill, trunc, badge, when, dur, num, route, shortHash} from './dom.js';
+import {h, fill, trunc, badge, when, dur, num, route, shortHash, keepFocus} from './dom.js';
 import {deadLetterTable} from './deadletters.js';
 
 export async function render(view, {id}) {
@@ -19,7 +19,7 @@ export async function render(view, {id}) {
       h('h1', {}, h('span', {class: 'title mono', title: r.id}, 'Run ' + r.id), h('span', {id: 'run-status'}, badge(r.status))));
     const steps = Object.entries(r.rejects_by_step || {}).sort((a, b) => b[1] - a[1]);
     const maxStep = Math.max(1, ...steps.map(([, n]) => n));
-    body.replaceChildren(
+    fill(body,
       h('dl', {class: 'stats', id: 'counts'},
         stat('Read', num(r.read)), stat('Written', num(r.written)), stat('Rejected', num(r.rejected)),
         stat('Filtered', num(r.filtered)), stat('Duration', dur(r.duration_seconds)),
@@ -49,7 +49,7 @@ export async function render(view, {id}) {
         ? [h('p', {}, `${num(dls.total)} dead letter(s)${dls.total > dls.items.length ? `, the first ${dls.items.length} shown` : ''}. `,
             h('a', {href: '#/deadletters?' + new URLSearchParams({run: r.id})}, 'Open them in the dead letters page'), ' to replay or purge them.'),
           deadLetterTable(dls.items, {selectable: false})]
-        : h('p', {class: 'empty'}, r.dead_letters ? '' : 'None.'));
+        : h('p', {class: 'empty'}, 'None.'));
   }
 
   async function refresh(live = () => true) {
@@ -58,7 +58,7 @@ export async function render(view, {id}) {
     if (!live()) return;
     r = nr;
     dls = nd;
-    draw();
+    keepFocus(view, draw);
   }
 
   fill(view, head, body);
