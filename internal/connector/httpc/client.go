@@ -195,8 +195,9 @@ type client struct {
 	headers http.Header
 	auth    string
 	limiter *rate.Limiter
-	timeout time.Duration
+	timeout time.Duration // 0: the caller's context bounds each request
 	maxBody int64
+	trace   bool // learn whether a failed request was written (for retries of a sink)
 }
 
 func newClient(c *HTTPConfig, conns int) (*client, error) {
@@ -223,6 +224,21 @@ func newClient(c *HTTPConfig, conns int) (*client, error) {
 		cl.limiter = rate.NewLimiter(rate.Limit(c.RateLimit), 1) // no burst: requests evenly spaced
 	}
 	return cl, nil
+}
+
+var jsonType = []string{"application/json"}
+
+// readBody reads a response body of at most max bytes (one more tells it
+// was larger), in one allocation when its length is announced.
+func readBody(r io.Reader, n, max int64) ([]byte, error) {
+	if n >= 0 && n <= max {
+		buf := make([]byte, n)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	return io.ReadAll(io.LimitReader(r, max+1))
 }
 
 // close releases idle connections.
@@ -263,7 +279,8 @@ const maxErrorBody = 1024
 // send makes one request and reads its answer. The error is ctx's, a
 // *StatusError for a status other than 2xx (marked transient with its
 // Retry-After for 408, 429 and 5xx), or a failure of the connection
-// (transient; sent tells whether the request may have reached the server).
+// (transient; sent tells whether the request may have reached the server,
+// which only a client with trace knows: others say it may have).
 func (c *client) send(ctx context.Context, method, u string, body []byte, hdr http.Header) (resp *response, sent bool, err error) {
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
@@ -273,14 +290,23 @@ func (c *client) send(ctx context.Context, method, u string, body []byte, hdr ht
 			return nil, false, err
 		}
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	rctx := ctx
+	if c.timeout > 0 {
+		var cancel context.CancelFunc
+		rctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
 	var wrote atomic.Bool // the request reached the connection: a retry may duplicate it
-	tctx := httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }})
+	tctx := rctx
+	if c.trace {
+		tctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { wrote.Store(true) }})
+	} else {
+		wrote.Store(true) // unknown: as if it had
+	}
 	req, err := http.NewRequestWithContext(tctx, method, u, rd)
 	if err != nil {
 		return nil, false, fmt.Errorf("%s %s: not a valid request", method, redactURL(u))
@@ -292,13 +318,13 @@ func (c *client) send(ctx context.Context, method, u string, body []byte, hdr ht
 		req.Header[k] = v
 	}
 	if body != nil && req.Header.Get("Content-Type") == "" {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header["Content-Type"] = jsonType
 	}
 	if req.Header.Get("Accept") == "" {
-		req.Header.Set("Accept", "application/json")
+		req.Header["Accept"] = jsonType
 	}
 	if c.auth != "" {
-		req.Header.Set("Authorization", c.auth)
+		req.Header["Authorization"] = []string{c.auth}
 	}
 	r, err := c.hc.Do(req)
 	if err != nil {
@@ -308,7 +334,7 @@ func (c *client) send(ctx context.Context, method, u string, body []byte, hdr ht
 		return nil, wrote.Load(), connector.Transient(fmt.Errorf("%s %s: %s", method, redactURL(u), netReason(err, rctx, c.timeout)))
 	}
 	defer r.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(r.Body, c.maxBody+1))
+	data, err := readBody(r.Body, r.ContentLength, c.maxBody)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, true, ctx.Err()
