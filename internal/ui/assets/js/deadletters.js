@@ -133,6 +133,13 @@ function load(q) {
   return api.deadLetters(p);
 }
 
+// shortLoc keeps what tells a record apart: the file's name and the line
+// (the whole location is in the title).
+function shortLoc(loc) {
+  const i = loc.lastIndexOf('/');
+  return i >= 0 && i < loc.length - 1 ? '…/' + loc.slice(i + 1) : loc;
+}
+
 // deadLetterTable lists dead letters; with selectable, a checkbox per row
 // and one for all, kept in the selected set.
 export function deadLetterTable(items, {selectable = false, selected = new Set(), onChange = () => {}} = {}) {
@@ -170,7 +177,7 @@ export function deadLetterTable(items, {selectable = false, selected = new Set()
       h('td', {}, trunc(d.run_id, 'a', {href: route('runs', d.run_id), class: 'mono'})),
       h('td', {class: 'mono'}, trunc(d.step)),
       h('td', {class: 'mono'}, d.field ? trunc(d.field) : ''),
-      h('td', {class: 'mono'}, trunc(d.loc)),
+      h('td', {class: 'mono'}, h('span', {class: 'trunc', title: d.loc}, shortLoc(d.loc))),
       h('td', {class: 'wrap dl-error'}, d.error),
       h('td', {class: 'record'}, h('details', {}, h('summary', {class: 'mono'}, d.record), h('pre', {class: 'mono'}, d.record))),
       h('td', {}, when(d.created_at)));

@@ -132,7 +132,10 @@ function login(message) {
 async function start() {
   setUnauthorizedHandler(() => signOut('Your token was refused: sign in again.'));
   document.getElementById('signout').addEventListener('click', () => signOut(''));
-  window.addEventListener('hashchange', () => { if (whoami()) show({focus: true}); });
+  window.addEventListener('hashchange', () => {
+    document.getElementById('status').textContent = '';
+    if (whoami()) show({focus: true});
+  });
   setInterval(tick, POLL_MS);
   document.addEventListener('visibilitychange', () => { if (!document.hidden) tick(); });
   if (!token()) {

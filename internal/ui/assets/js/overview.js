@@ -30,7 +30,7 @@ export async function render(view) {
       h('th', {scope: 'col'}, 'Status'),
       h('th', {scope: 'col'}, 'Last run'),
       h('th', {scope: 'col'}, 'Next run'),
-      h('th', {scope: 'col'}, 'Freshness (age of SLO)'),
+      h('th', {scope: 'col'}, 'Freshness (age / objective)'),
       h('th', {scope: 'col'}, 'Rows written, recent runs'),
       h('th', {scope: 'col', class: 'num'}, 'Reject rate'))),
     tbody);
@@ -126,7 +126,7 @@ function row(p) {
   const lastContent = last
     ? [badge(last.status), ' ', h('a', {href: route('runs', last.id), dataset: {key: 'r:' + p.name},
         'aria-label': `Last run of ${p.name}, ${last.status}, started ${new Date(last.start).toLocaleString()}`}, when(last.start)),
-      ' ', h('span', {class: 'muted small'}, relative(new Date(last.start)))]
+      h('span', {class: 'muted small rel'}, relative(new Date(last.start)))]
     : h('span', {class: 'muted'}, 'never ran');
   let next;
   if (p.paused || p.quarantined) next = h('span', {class: 'muted'}, p.status);
@@ -135,7 +135,7 @@ function row(p) {
   let fresh = h('span', {class: 'muted'}, 'no objective');
   if (p.freshness_slo_seconds) {
     fresh = h('span', {class: p.late ? 'late-text' : null},
-      `${dur(p.freshness_age_seconds)} of ${dur(p.freshness_slo_seconds)}`, p.late ? ' — late' : '');
+      `${dur(p.freshness_age_seconds)} / ${dur(p.freshness_slo_seconds)}`, p.late ? ' — late' : '');
   }
   return h('tr', {dataset: {pipeline: p.name, status: p.status}},
     nameCell, statusCell, h('td', {class: 'last'}, lastContent),

@@ -227,7 +227,7 @@ export async function render(view, {name}) {
   }
 
   fill(view,
-    h('p', {class: 'crumbs'}, h('a', {href: '#/'}, 'Pipelines'), ' › ', trunc(p.name, 'span', {class: 'crumb-name'})),
+    h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'}, h('a', {href: '#/'}, 'Pipelines'), ' › ', trunc(p.name, 'span', {'aria-current': 'page'})),
     title, notes, actions,
     h('h2', {}, 'Summary'), props,
     h('h2', {}, 'Runs'), charts, runsBox,

@@ -14,8 +14,8 @@ export async function render(view, {id}) {
 
   function draw() {
     head.replaceChildren(
-      h('p', {class: 'crumbs'}, h('a', {href: '#/'}, 'Pipelines'), ' › ',
-        h('a', {href: route('pipelines', r.pipeline), class: 'crumb-name', title: r.pipeline}, r.pipeline), ' › run'),
+      h('nav', {class: 'crumbs', 'aria-label': 'Breadcrumb'}, h('a', {href: '#/'}, 'Pipelines'), ' › ',
+        trunc(r.pipeline, 'a', {href: route('pipelines', r.pipeline)}), ' › ', h('span', {'aria-current': 'page'}, 'run')),
       h('h1', {}, h('span', {class: 'title mono', title: r.id}, 'Run ' + r.id), h('span', {id: 'run-status'}, badge(r.status))));
     const steps = Object.entries(r.rejects_by_step || {}).sort((a, b) => b[1] - a[1]);
     const maxStep = Math.max(1, ...steps.map(([, n]) => n));
