@@ -6,4 +6,5 @@ import "github.com/backbone-etl/backbone/internal/connector"
 func Register(r *connector.Registry) {
 	r.AddSource(sourceSpec, newSource)
 	r.AddLookup(lookupSpec, newLookup)
+	r.AddSink(sinkSpec, newSink)
 }
