@@ -8,6 +8,7 @@ package builtin
 import (
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/connector/file"
+	"github.com/backbone-etl/backbone/internal/connector/httpc"
 	"github.com/backbone-etl/backbone/internal/connector/mysql"
 	"github.com/backbone-etl/backbone/internal/connector/postgres"
 	"github.com/backbone-etl/backbone/internal/connector/sqlite"
@@ -17,6 +18,7 @@ import (
 // Register adds the built-in sources, steps, lookups and sinks to r.
 func Register(r *connector.Registry) {
 	file.Register(r)
+	httpc.Register(r)
 	mysql.Register(r)
 	postgres.Register(r)
 	sqlite.Register(r)
