@@ -10,7 +10,9 @@ import (
 	"github.com/backbone-etl/backbone/internal/connector/file"
 	"github.com/backbone-etl/backbone/internal/connector/httpc"
 	"github.com/backbone-etl/backbone/internal/connector/mysql"
+	"github.com/backbone-etl/backbone/internal/connector/natsjs"
 	"github.com/backbone-etl/backbone/internal/connector/postgres"
+	"github.com/backbone-etl/backbone/internal/connector/rabbitmq"
 	"github.com/backbone-etl/backbone/internal/connector/sqlite"
 	"github.com/backbone-etl/backbone/internal/step"
 )
@@ -20,7 +22,9 @@ func Register(r *connector.Registry) {
 	file.Register(r)
 	httpc.Register(r)
 	mysql.Register(r)
+	natsjs.Register(r)
 	postgres.Register(r)
+	rabbitmq.Register(r)
 	sqlite.Register(r)
 	step.Register(r)
 }

@@ -28,12 +28,13 @@ the sink committed its batch; messages in flight are kept from redelivery
 with progress acknowledgements however slow the sink, and a stop hands the
 messages read but not committed back to the server.
 
-The checkpoint is the stream sequence up to which every message is in the
-sink. A message delivered again at or below it (the process died between
-the sink's commit and the acknowledgement) is acknowledged and skipped, so
-a sink that stores checkpoints with its rows holds each message exactly
-once. A stream deleted and created again restarts its sequences: the
-source sees it and reads the new stream from its start.
+The checkpoint holds the stream sequences of the messages the sink
+committed whose acknowledgement may not have reached the server (the
+process died between the two). Such a message delivered again is
+acknowledged and skipped: a sink that stores checkpoints with its rows
+(sqlite, postgres, mysql) holds each message exactly once; other sinks
+rely on their keys. A checkpoint of another life of the stream (deleted
+and created again) or of another subject is ignored.
 
 A message that is not a JSON object, or whose values do not convert to the
 schema, goes to the dead letters with its stream sequence and its body.
