@@ -29,6 +29,8 @@ type CustomerService struct {
 	fail  []int // statuses of the next requests
 	retry string
 
+	waits []reqWait // WhenRequests
+
 	Exists   func(id int64) bool
 	Requests atomic.Int64 // requests answered
 	Keys     atomic.Int64 // keys asked, per key or in batches
@@ -99,6 +101,35 @@ func (s *CustomerService) FailNext(retryAfter string, statuses ...int) {
 	s.mu.Unlock()
 }
 
+type reqWait struct {
+	n  int64
+	ch chan struct{}
+}
+
+// WhenRequests returns a channel closed once n requests (a multiple of
+// 100) were answered.
+func (s *CustomerService) WhenRequests(n int64) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ch := make(chan struct{})
+	s.waits = append(s.waits, reqWait{n, ch})
+	return ch
+}
+
+func (s *CustomerService) notify(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := s.waits[:0]
+	for _, w := range s.waits {
+		if n >= w.n {
+			close(w.ch)
+		} else {
+			keep = append(keep, w)
+		}
+	}
+	s.waits = keep
+}
+
 // Asked is how many times key id was asked.
 func (s *CustomerService) Asked(id int64) int64 {
 	if c, ok := s.perKey.Load(id); ok {
@@ -148,7 +179,9 @@ func (s *CustomerService) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.Requests.Add(1)
+	if n := s.Requests.Add(1); n%100 == 0 {
+		s.notify(n)
+	}
 	if status != 0 {
 		if retry != "" {
 			w.Header().Set("Retry-After", retry)
