@@ -239,7 +239,7 @@ func TestServeTwoProcessesOneLease(t *testing.T) {
 		}
 	}
 	var total, distinct int64
-	if err := db.QueryRow("SELECT count(*), count(DISTINCT order_id) FROM " + sinkSchema + ".orders").Scan(&total, &distinct); err != nil {
+	if err := db.QueryRow("SELECT count(*), count(DISTINCT order_id) FROM "+sinkSchema+".orders").Scan(&total, &distinct); err != nil {
 		t.Fatal(err)
 	}
 	if total != int64(rows) || distinct != int64(rows) {
