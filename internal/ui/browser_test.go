@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/backbone-etl/backbone/internal/api"
 	"github.com/backbone-etl/backbone/internal/state"
@@ -209,6 +210,62 @@ func (b *browser) setValue(id, v string) {
 		e.dispatchEvent(new Event('input', {bubbles: true})); return e.value })()`, js(id), js(v)))
 }
 
+// a11yCheck lists what the page shown breaks of the basics: a form
+// control without a label, a button or link without a name, a chart
+// without a text alternative, a column header without its scope, a
+// duplicate id, and text whose contrast with its background is under
+// WCAG AA's 4.5:1.
+const a11yCheck = `(() => {
+  const problems = [];
+  const shown = e => e.getClientRects().length > 0 && !e.closest('[hidden]');
+  for (const e of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby')) problems.push('unlabelled control ' + (e.id || e.name || e.type));
+  }
+  for (const e of document.querySelectorAll('button, a[href]')) {
+    if (shown(e) && !(e.textContent.trim() || e.getAttribute('aria-label'))) problems.push('a button or link without a name: ' + e.outerHTML.slice(0, 80));
+  }
+  for (const e of document.querySelectorAll('main svg')) {
+    if (!e.getAttribute('aria-label')) problems.push('a chart without aria-label');
+  }
+  for (const e of document.querySelectorAll('thead th')) {
+    if (e.getAttribute('scope') !== 'col') problems.push('a column header without scope: ' + e.textContent);
+  }
+  const ids = new Set();
+  for (const e of document.querySelectorAll('[id]')) {
+    if (ids.has(e.id)) problems.push('duplicate id ' + e.id);
+    ids.add(e.id);
+  }
+  const rgb = c => (c.match(/[\d.]+/g) || []).map(Number);
+  const lum = c => {
+    const [r, g, b] = rgb(c).slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const background = e => {
+    for (; e; e = e.parentElement) {
+      const c = getComputedStyle(e).backgroundColor, v = rgb(c);
+      if (v.length === 3 || (v.length === 4 && v[3] === 1)) return c;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  for (const e of document.querySelectorAll('body *')) {
+    if (e.closest('svg') || !shown(e)) continue;
+    if (![...e.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const fg = getComputedStyle(e).color, bg = background(e);
+    const a = lum(fg), b = lum(bg);
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    if (ratio < 4.5) problems.push('contrast ' + ratio.toFixed(2) + ' of "' + e.textContent.trim().slice(0, 40) + '" (' + fg + ' on ' + bg + ')');
+  }
+  return problems;
+})()`
+
+// accessible fails the test with what the page shown breaks of a11yCheck.
+func (b *browser) accessible(page string) {
+	b.t.Helper()
+	if ps := eval[[]string](b, a11yCheck); len(ps) > 0 {
+		b.t.Errorf("%s: %d accessibility problems:\n%s", page, len(ps), strings.Join(ps[:min(len(ps), 20)], "\n"))
+	}
+}
+
 // js quotes a Go string as a JavaScript string literal.
 func js(s string) string {
 	b, _ := json.Marshal(s)
@@ -298,12 +355,113 @@ func TestDashboardInABrowser(t *testing.T) {
 		if !eval[bool](b, "window.__sameDocument === true") {
 			t.Error("the page reloaded to show the update")
 		}
+		b.accessible("overview")
 		b.shot("overview", true)
+	})
+
+	t.Run("keyboard", func(t *testing.T) {
+		b.use(t)
+		s.use(t)
+		// A fresh load: the token is still in the tab, the focus nowhere.
+		b.do("reloading", chromedp.Reload())
+		b.until("the overview", "document.querySelectorAll('#pipelines tbody tr[data-pipeline]').length === 200")
+		b.do("tab", chromedp.KeyEvent("\t"))
+		if !eval[bool](b, `document.activeElement.classList.contains('skip') && document.activeElement.getBoundingClientRect().left >= 0`) {
+			t.Fatalf("the first Tab reaches %s, want the visible skip link", eval[string](b, "document.activeElement.outerHTML.slice(0, 80)"))
+		}
+		if !eval[bool](b, `(() => { const s = getComputedStyle(document.activeElement); return s.outlineStyle === 'solid' && parseFloat(s.outlineWidth) >= 2 })()`) {
+			t.Error("the focused skip link shows no focus outline")
+		}
+		route := eval[string](b, "location.hash")
+		b.do("enter", chromedp.KeyEvent("\r"))
+		if !eval[bool](b, `document.activeElement.id === 'main' && location.hash === `+js(route)) {
+			t.Errorf("the skip link leads to %q with the route %q", eval[string](b, "document.activeElement.id"), eval[string](b, "location.hash"))
+		}
+		b.do("tab to the filter", chromedp.KeyEvent("\t"))
+		if id := eval[string](b, "document.activeElement.id"); id != "filter-text" {
+			t.Fatalf("Tab from the content reaches #%s, want the name filter", id)
+		}
+		b.do("typing a filter", chromedp.KeyEvent("bulk_00"))
+		b.until("the filtered rows", "document.querySelectorAll('#pipelines tbody tr[data-pipeline]').length === 10 && document.querySelector('#overview-caption').textContent === '10 of 200 pipelines shown'")
+		b.setValue("filter-text", "")
+		b.until("every row again", "document.querySelectorAll('#pipelines tbody tr[data-pipeline]').length === 200")
+
+		// The focus survives a live refresh.
+		eval[string](b, `(() => { document.querySelector('a[data-key="p:healthy"]').focus(); return '' })()`)
+		stamp := eval[string](b, "document.getElementById('updated').textContent")
+		b.until("a refresh", "document.getElementById('updated').textContent !== "+js(stamp))
+		if key := eval[string](b, "document.activeElement.dataset.key || ''"); key != "p:healthy" {
+			t.Errorf("after a refresh the focus is on %q, want the link it was on", key)
+		}
+
+		// Enter follows the link; the new page's heading takes the focus.
+		b.do("enter", chromedp.KeyEvent("\r"))
+		b.until("the pipeline page", "document.getElementById('run-now')")
+		if tag := eval[string](b, "document.activeElement.tagName + ':' + document.activeElement.textContent"); !strings.HasPrefix(tag, "H1:healthy") {
+			t.Errorf("after navigating the focus is on %s, want the heading", tag)
+		}
+		// A confirmation opens on Cancel and closes with Escape, giving
+		// the focus back and changing nothing.
+		runs := len(s.runsOf("healthy"))
+		eval[string](b, `(() => { document.getElementById('run-now').focus(); return '' })()`)
+		b.do("enter", chromedp.KeyEvent("\r"))
+		b.until("the dialog", "document.getElementById('confirm').open")
+		if id := eval[string](b, "document.activeElement.id"); id != "confirm-cancel" {
+			t.Errorf("the dialog opens with the focus on #%s, want Cancel", id)
+		}
+		b.accessible("confirmation dialog")
+		b.do("escape", chromedp.KeyEvent(kb.Escape))
+		b.until("the dialog closed", "!document.getElementById('confirm').open")
+		if id := eval[string](b, "document.activeElement.id"); id != "run-now" {
+			t.Errorf("after Escape the focus is on #%s, want Run now", id)
+		}
+		if msg := eval[string](b, "document.getElementById('status').textContent"); msg != "" || len(s.runsOf("healthy")) != runs {
+			t.Errorf("a cancelled confirmation acted: %q", msg)
+		}
+	})
+
+	t.Run("line diff", func(t *testing.T) {
+		b.use(t)
+		var twenty, changed []string
+		for i := 1; i <= 20; i++ {
+			twenty = append(twenty, fmt.Sprint(i))
+			changed = append(changed, fmt.Sprint(i))
+		}
+		changed[9] = "ten"
+		tests := []struct {
+			name, a, b, want string
+			fold             bool // through hunks, as the page shows it
+		}{
+			{"same", "x\ny\n", "x\ny\n", "  x|  y", false},
+			{"added at the end", "x\n", "x\ny\n", "  x|+ y", false},
+			{"removed at the start", "x\ny\n", "y\n", "- x|  y", false},
+			{"changed in the middle", "a\nb\nc\n", "a\nB\nc\n", "  a|- b|+ B|  c", false},
+			{"from nothing", "", "a\n", "+ a", false},
+			{"to nothing", "a\nb", "", "- a|- b", false},
+			{"a line moved", "a\nb\nc\n", "b\nc\na\n", "- a|  b|  c|+ a", false},
+			{"no final newline", "a\nb", "a\nb\n", "  a|  b", false},
+			{"long unchanged runs fold", strings.Join(twenty, "\n"), strings.Join(changed, "\n"),
+				"… 6|  7|  8|  9|- 10|+ ten|  11|  12|  13|… 7", true},
+			{"nothing changed folds whole", "a\nb\nc\n", "a\nb\nc\n", "… 3", true},
+		}
+		for _, tt := range tests {
+			fold := "d => d"
+			if tt.fold {
+				fold = "m.hunks"
+			}
+			got := eval[string](b, fmt.Sprintf(`import('/assets/js/diff.js').then(m =>
+				(%s)(m.lineDiff(%s, %s)).map(d => d.op === '…' ? '… ' + d.count : d.op + ' ' + d.text).join('|'))`, fold, js(tt.a), js(tt.b)))
+			if got != tt.want {
+				t.Errorf("%s: got %q, want %q", tt.name, got, tt.want)
+			}
+		}
 	})
 
 	t.Run("pipeline: run now, backfill, pause and resume", func(t *testing.T) {
 		b.use(t)
 		s.use(t)
+		b.goTo("#/")
+		b.until("the overview", "document.querySelectorAll('#pipelines tbody tr[data-pipeline]').length === 200")
 		b.do("opening healthy", chromedp.Click(chromedp.CSS(`#pipelines a[data-key="p:healthy"]`)))
 		b.until("the pipeline page", "document.getElementById('actions') && document.querySelectorAll('#runs tbody tr').length === 1")
 		before := len(s.runsOf("healthy"))
@@ -348,6 +506,7 @@ func TestDashboardInABrowser(t *testing.T) {
 			t.Error("the API still shows the pipeline paused")
 		}
 		b.until("every run in the table", "document.querySelectorAll('#runs tbody tr').length === 3 && document.querySelectorAll('#run-charts svg').length === 3")
+		b.accessible("pipeline")
 		b.shot("pipeline", false)
 	})
 
@@ -373,6 +532,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		if st := eval[string](b, "document.querySelector('#pipeline-status').textContent"); st != "healthy" {
 			t.Errorf("after the fix: %s, want healthy", st)
 		}
+		b.accessible("pipeline-diff")
 		b.shot("pipeline-diff", false)
 	})
 
@@ -402,6 +562,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		if errs := eval[[]string](b, "[...document.querySelectorAll('#deadletters .dl-error')].map(e => e.textContent)"); len(errs) != 5 || !strings.Contains(errs[0], "v must be even") {
 			t.Errorf("dead letter errors %q", errs)
 		}
+		b.accessible("run")
 		b.shot("run", false)
 	})
 
@@ -430,6 +591,7 @@ func TestDashboardInABrowser(t *testing.T) {
 			b.do("selecting a dead letter", chromedp.Click(chromedp.CSS(fmt.Sprintf(`#deadletters tr[data-id="%d"] input.dl-select`, id))))
 		}
 		b.until("three selected", "document.getElementById('replay-selected').textContent === 'Replay selected (3)'")
+		b.accessible("deadletters")
 		b.shot("deadletters", false)
 		b.do("replay", chromedp.Click(chromedp.ID("replay-selected")))
 		b.confirm()
@@ -457,6 +619,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		if who := eval[string](b, "document.getElementById('who-name').textContent"); who != "viewer (read-only)" {
 			t.Errorf("signed in as %q", who)
 		}
+		b.accessible("overview-readonly")
 		b.shot("overview-readonly", true)
 
 		b.goTo("#/pipelines/healthy")
@@ -464,6 +627,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		if n := eval[int](b, "document.querySelectorAll('#actions, #run-now, #pause, #resume, #backfill, #backfill-form').length"); n != 0 {
 			t.Errorf("a read-only token sees %d change controls on the pipeline page", n)
 		}
+		b.accessible("pipeline-readonly")
 		b.shot("pipeline-readonly", false)
 
 		b.goTo("#/deadletters?pipeline=rejects")
@@ -471,6 +635,7 @@ func TestDashboardInABrowser(t *testing.T) {
 		if n := eval[int](b, "document.querySelectorAll('#dlq-actions, #select-all, input.dl-select, #replay-selected, #purge-selected').length"); n != 0 {
 			t.Errorf("a read-only token sees %d change controls on the dead letters page", n)
 		}
+		b.accessible("deadletters-readonly")
 		b.shot("deadletters-readonly", false)
 
 		// Asked anyway, with the tab's own token, the API refuses.

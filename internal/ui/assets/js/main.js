@@ -132,6 +132,12 @@ function login(message) {
 async function start() {
   setUnauthorizedHandler(() => signOut('Your token was refused: sign in again.'));
   document.getElementById('signout').addEventListener('click', () => signOut(''));
+  // The skip link moves the focus; following its #main would change the
+  // route, which lives in the fragment.
+  document.querySelector('.skip').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    main.focus();
+  });
   window.addEventListener('hashchange', () => {
     document.getElementById('status').textContent = '';
     if (whoami()) show({focus: true});
