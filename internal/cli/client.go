@@ -222,3 +222,55 @@ func (a *app) pauseCmd(resume bool) *cobra.Command {
 	clientFlags(cmd, &server, &token)
 	return cmd
 }
+
+func (a *app) versionsCmd() *cobra.Command {
+	var server, token, show string
+	cmd := &cobra.Command{
+		Use:   "versions PIPELINE",
+		Short: "List the versions of a pipeline that ran in a backbone serve, good and bad; --show HASH prints one",
+		Args:  cobraArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := a.client(server, token)
+			base := "/api/v1/pipelines/" + url.PathEscape(args[0]) + "/versions"
+			var vs []api.Version
+			if err := c.do(cmd.Context(), "GET", base, nil, &vs); err != nil {
+				return err
+			}
+			if show != "" {
+				var match []string
+				for _, v := range vs {
+					if strings.HasPrefix(v.Hash, show) {
+						match = append(match, v.Hash)
+					}
+				}
+				if len(match) != 1 {
+					return &usageError{msg: fmt.Sprintf("--show %q names %d versions of %s, want 1", show, len(match), args[0])}
+				}
+				var v api.Version
+				if err := c.do(cmd.Context(), "GET", base+"/"+url.PathEscape(match[0]), nil, &v); err != nil {
+					return err
+				}
+				fmt.Fprint(a.io.Out, v.Content)
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.io.Out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tFIRST SEEN\tLAST SEEN\tSTATUS\tCURRENT\tREASON")
+			for _, v := range vs {
+				cur := ""
+				if v.Current {
+					cur = "*"
+				}
+				st := v.Status
+				if st == "" {
+					st = "-"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", v.Hash[:min(12, len(v.Hash))], v.FirstSeen.Local().Format("2006-01-02 15:04:05"),
+					v.LastSeen.Local().Format("2006-01-02 15:04:05"), st, cur, v.Reason)
+			}
+			return tw.Flush()
+		},
+	}
+	clientFlags(cmd, &server, &token)
+	cmd.Flags().StringVar(&show, "show", "", "print the content of this version (a hash, or the start of one)")
+	return cmd
+}

@@ -142,7 +142,7 @@ other sources, and loads the result. A bad record goes to the dead letters; the 
 	root.PersistentFlags().StringVar(&a.stateArg, "state", "", "state store (SQLite file); default: the pipeline's state:, $BACKBONE_STATE, or .backbone/state.db")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return &usageError{msg: err.Error()} })
 	root.AddCommand(a.runCmd(), a.validateCmd(), a.testCmd(), a.diffCmd(), a.docsCmd(), a.runsCmd(), a.dlqCmd())
-	root.AddCommand(a.serveCmd(), a.statusCmd(), a.triggerCmd(), a.backfillCmd(), a.pauseCmd(false), a.pauseCmd(true))
+	root.AddCommand(a.serveCmd(), a.statusCmd(), a.triggerCmd(), a.backfillCmd(), a.pauseCmd(false), a.pauseCmd(true), a.versionsCmd())
 	return root
 }
 

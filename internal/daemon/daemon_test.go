@@ -290,3 +290,45 @@ func TestDrainCommitsAndResumes(t *testing.T) {
 		t.Errorf("sink holds %d rows, want 20000", n)
 	}
 }
+
+// A valid change while a run is in flight: the run finishes with the
+// version it started with, conserved; the next run uses the new one.
+func TestReloadUnderLoad(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.pipeline("busy", "settings: {batch_rows: 200}\n", "  - chaos: {mode: slow}\n  - map: {doubled: v * 2}\n")
+	h.input("busy", "a.csv", 0, 4000)
+	h.d.Reload(t.Context())
+	h.trigger("busy")
+	for {
+		if rows, _ := h.rows("busy"); len(rows) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.pipeline("busy", "settings: {batch_rows: 200}\n", "  - chaos: {mode: slow}\n  - map: {doubled: v * 3}\n")
+	h.input("busy", "b.csv", 4000, 4100)
+	h.d.Reload(t.Context())
+	first := h.waitRuns("the run in flight", func(m map[string][]state.Run) bool { return len(m["busy"]) == 1 })["busy"][0]
+	if first.Status != state.StatusSucceeded || first.Read != first.Written+first.Rejected+first.Filtered {
+		t.Fatalf("run in flight during the reload: %s read %d written %d", first.Status, first.Read, first.Written)
+	}
+	h.trigger("busy")
+	second := h.waitRuns("the next run", func(m map[string][]state.Run) bool { return len(m["busy"]) == 1 })["busy"][0]
+	if second.ConfigHash == first.ConfigHash {
+		t.Fatal("the next run did not use the new version")
+	}
+	got := h.table("busy")
+	if len(got) != int(first.Written+second.Written) {
+		t.Errorf("table holds %d rows, the runs wrote %d", len(got), first.Written+second.Written)
+	}
+	// Each row was written by exactly one version, whole: the old version
+	// took the files it had started (a.csv at least), the new one the rest.
+	for id, v := range got {
+		if v != 2*id && v != 3*id {
+			t.Fatalf("row %d = %d: neither version's value", id, v)
+		}
+	}
+	if got[0] != 0 || got[3999] != 2*3999 || got[4050] == 0 {
+		t.Errorf("a.csv by the old version, b.csv loaded: rows 3999 → %d, 4050 → %d", got[3999], got[4050])
+	}
+}

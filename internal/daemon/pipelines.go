@@ -257,8 +257,10 @@ func (d *Daemon) spec(p *pipe) scheduler.PipelineSpec {
 	defer d.mu.Unlock()
 	c := p.cur
 	var last time.Time
+	// The latest scheduled logical time: a retry repeats one already in
+	// the history as scheduled (or as a backfill, which must not count).
 	for _, r := range p.recent {
-		if r.Trigger == state.TriggerSchedule || r.Trigger == state.TriggerRetry {
+		if r.Trigger == state.TriggerSchedule {
 			last = r.LogicalTime
 			break
 		}
