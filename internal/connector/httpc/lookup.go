@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/jsonrec"
 	"github.com/backbone-etl/backbone/internal/connector/lookupcache"
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -123,10 +124,10 @@ func newLookup(p connector.Params) (connector.Lookup, error) {
 		}
 	}
 	var err error
-	if l.fields, err = newFieldReader(l.schema, cfg.Paths, nil); err != nil {
+	if l.fields, err = jsonrec.NewReader(l.schema, cfg.Paths); err != nil {
 		return nil, err
 	}
-	if l.record, err = parsePath(cfg.Record); err != nil {
+	if l.record, err = jsonrec.ParsePath(cfg.Record); err != nil {
 		return nil, connector.Errorf(p.FieldPos("record"), "record: %v", err)
 	}
 	switch {
@@ -182,7 +183,7 @@ func (l *lookup) checkBatch(p connector.Params) error {
 		return connector.Errorf(p.FieldPos("record"), "record is for per-key requests; a batch response's records are at batch.records")
 	}
 	var err error
-	if l.batchRecords, err = parsePath(b.Records); err != nil {
+	if l.batchRecords, err = jsonrec.ParsePath(b.Records); err != nil {
 		return connector.Errorf(pos, "batch.records: %v", err)
 	}
 	for _, k := range l.cfg.Key {
@@ -199,14 +200,14 @@ type lookup struct {
 	cfg    lookupConfig
 	http   HTTPConfig
 	schema *record.Schema
-	fields *fieldReader
-	record path
+	fields *jsonrec.Reader
+	record jsonrec.Path
 
 	tpl   *template // per key
 	slots []int     // key index of each placeholder
 
-	batchRecords path  // batch
-	keyIdx       []int // schema index of each key field
+	batchRecords jsonrec.Path // batch
+	keyIdx       []int        // schema index of each key field
 }
 
 // Schema implements connector.Schemer.
@@ -234,9 +235,8 @@ func (l *lookup) Open(ctx context.Context, env *connector.Env) (connector.Table,
 	if loc == nil {
 		loc = time.UTC
 	}
-	fr := *l.fields
-	fr.loc = loc
-	f := &fetcher{l: l, c: c, fields: &fr}
+	fr := l.fields.In(loc)
+	f := &fetcher{l: l, c: c, fields: fr}
 	size := 1
 	if l.tpl == nil {
 		size = l.cfg.Batch.Size
@@ -266,7 +266,7 @@ func (t *table) Close() error {
 type fetcher struct {
 	l      *lookup
 	c      *client
-	fields *fieldReader
+	fields *jsonrec.Reader
 }
 
 // Fetch implements lookupcache.Fetcher.
@@ -303,16 +303,16 @@ func (f *fetcher) one(ctx context.Context, k lookupcache.Key, out *lookupcache.R
 		}
 		return err
 	}
-	doc, err := decodeJSON(resp.body)
+	doc, err := jsonrec.Decode(resp.body)
 	if err != nil {
 		out.Err = connector.Reject(fmt.Errorf("%s: GET %s: %w", f.l.name(), redactURL(u), err))
 		return nil
 	}
-	rec, _ := f.l.record.get(doc)
+	rec, _ := f.l.record.Get(doc)
 	if rec == nil {
 		return nil // a miss
 	}
-	row, err := f.fields.row(rec)
+	row, err := f.fields.Row(rec)
 	if err != nil {
 		out.Err = connector.Reject(fmt.Errorf("%s: GET %s: the record does not convert: %w", f.l.name(), redactURL(u), err))
 		return nil
@@ -327,7 +327,7 @@ func (f *fetcher) one(ctx context.Context, k lookupcache.Key, out *lookupcache.R
 func (f *fetcher) fillKeys(row record.Row, k lookupcache.Key) {
 	for i, name := range f.l.cfg.Key {
 		if idx, ok := f.l.schema.Index(name); ok && row[idx] == nil {
-			if v, err := record.Convert(k.Vals[i], f.l.schema.Field(idx).Type, f.fields.loc); err == nil {
+			if v, err := record.Convert(k.Vals[i], f.l.schema.Field(idx).Type, f.fields.Location()); err == nil {
 				row[idx] = v
 			}
 		}
@@ -342,11 +342,11 @@ func (f *fetcher) batch(ctx context.Context, keys []lookupcache.Key, out []looku
 	if err != nil {
 		return err // a batch whose keys the service refuses is not one key's fault: the run stops
 	}
-	doc, err := decodeJSON(resp.body)
+	doc, err := jsonrec.Decode(resp.body)
 	if err != nil {
 		return fmt.Errorf("POST %s: %w", redactURL(u), err)
 	}
-	recs, found := f.l.batchRecords.get(doc)
+	recs, found := f.l.batchRecords.Get(doc)
 	index := make(map[string]int, len(keys))
 	for i, k := range keys {
 		index[k.Str] = i
@@ -356,7 +356,7 @@ func (f *fetcher) batch(ctx context.Context, keys []lookupcache.Key, out []looku
 	case []any:
 		kv := make([]any, len(f.l.keyIdx))
 		for _, rec := range x {
-			row, rerr := f.fields.row(rec)
+			row, rerr := f.fields.Row(rec)
 			if rerr != nil {
 				// The key may still be read, to reject its record alone.
 				row, _ = f.keyOnly(rec)
@@ -384,7 +384,7 @@ func (f *fetcher) batch(ctx context.Context, keys []lookupcache.Key, out []looku
 			if rec == nil {
 				continue
 			}
-			row, rerr := f.fields.row(rec)
+			row, rerr := f.fields.Row(rec)
 			if rerr != nil {
 				out[i] = lookupcache.Result{Err: connector.Reject(fmt.Errorf("%s: the record of %s does not convert: %w", f.l.name(), k.Str, rerr))}
 				continue
@@ -394,10 +394,10 @@ func (f *fetcher) batch(ctx context.Context, keys []lookupcache.Key, out []looku
 		}
 	case nil:
 		if !found {
-			return fmt.Errorf("POST %s: the response has nothing at %s (%s)", redactURL(u), f.l.batchRecords, members(doc))
+			return fmt.Errorf("POST %s: the response has nothing at %s (%s)", redactURL(u), f.l.batchRecords, jsonrec.Members(doc))
 		}
 	default:
-		return fmt.Errorf("POST %s: %s holds a JSON %s, not a list or an object of records", redactURL(u), f.l.batchRecords, jsonKind(recs))
+		return fmt.Errorf("POST %s: %s holds a JSON %s, not a list or an object of records", redactURL(u), f.l.batchRecords, jsonrec.Kind(recs))
 	}
 	return nil
 }
@@ -410,11 +410,11 @@ func (f *fetcher) keyOnly(rec any) (record.Row, error) {
 	}
 	row := make(record.Row, f.l.schema.Len())
 	for _, idx := range f.l.keyIdx {
-		v, _ := f.fields.paths[idx].get(obj)
+		v, _ := f.fields.Path(idx).Get(obj)
 		if v == nil {
 			return nil, errors.New("no key")
 		}
-		x, err := convert(v, f.l.schema.Field(idx).Type, f.fields.loc)
+		x, err := jsonrec.Convert(v, f.l.schema.Field(idx).Type, f.fields.Location())
 		if err != nil {
 			return nil, err
 		}

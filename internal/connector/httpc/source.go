@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/jsonrec"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -160,10 +161,10 @@ func newSource(p connector.Params) (connector.Source, error) {
 		return nil, connector.Errorf(p.FieldPos("method"), "method %q: want GET or POST", cfg.Method)
 	}
 	var err error
-	if s.records, err = parsePath(cfg.Records); err != nil {
+	if s.records, err = jsonrec.ParsePath(cfg.Records); err != nil {
 		return nil, connector.Errorf(p.FieldPos("records"), "records: %v", err)
 	}
-	if s.fields, err = newFieldReader(s.schema, cfg.Paths, nil); err != nil {
+	if s.fields, err = jsonrec.NewReader(s.schema, cfg.Paths); err != nil {
 		return nil, err
 	}
 	if err := s.checkPagination(p); err != nil {
@@ -194,7 +195,7 @@ func (s *source) checkPagination(p connector.Params) error {
 			pg.Param = "cursor"
 		}
 		var err error
-		if s.next, err = parsePath(pg.Next); err != nil || len(s.next) == 0 {
+		if s.next, err = jsonrec.ParsePath(pg.Next); err != nil || len(s.next) == 0 {
 			return connector.Errorf(pos, "pagination.next: %q is not a path in the response", pg.Next)
 		}
 	case pageNumber:
@@ -249,9 +250,9 @@ func (s *source) checkMode(p connector.Params) error {
 type source struct {
 	cfg     sourceConfig
 	schema  *record.Schema
-	records path
-	next    path
-	fields  *fieldReader
+	records jsonrec.Path
+	next    jsonrec.Path
+	fields  *jsonrec.Reader
 	since   string // the query parameter of the last cursor value
 	order   []int  // incremental: the cursor then the key fields
 }
@@ -303,13 +304,12 @@ func (s *source) Open(ctx context.Context, env *connector.Env, t connector.Task,
 	if loc == nil {
 		loc = time.UTC
 	}
-	fr := *s.fields
-	fr.loc = loc
+	fr := s.fields.In(loc)
 	limits := env.Limits
 	if limits.BatchRows <= 0 {
 		limits = record.DefaultLimits
 	}
-	r := &reader{s: s, c: c, fields: &fr, loc: loc, limits: limits, st: st, origin: s.cfg.Method + " " + redactURL(s.cfg.URL), sleep: sleepCtx}
+	r := &reader{s: s, c: c, fields: fr, loc: loc, limits: limits, st: st, origin: s.cfg.Method + " " + redactURL(s.cfg.URL), sleep: sleepCtx}
 	if r.since, err = s.parseMark(st.Since, loc); err == nil {
 		r.max, err = s.parseMark(st.Max, loc)
 	}
@@ -338,7 +338,7 @@ func (s *source) Open(ctx context.Context, env *connector.Env, t connector.Task,
 type reader struct {
 	s      *source
 	c      *client
-	fields *fieldReader
+	fields *jsonrec.Reader
 	loc    *time.Location
 	limits record.Limits
 	origin string
@@ -442,7 +442,7 @@ func (r *reader) finish() {
 // add converts one record into b: a row, a reject, or nothing when an
 // incremental read has it already.
 func (r *reader) add(b *record.Batch, rec any) {
-	row, err := r.fields.row(rec)
+	row, err := r.fields.Row(rec)
 	if err == nil && r.s.cfg.Mode == modeIncremental {
 		var mark []any
 		if mark, err = r.mark(row); err == nil {
@@ -496,22 +496,22 @@ func (r *reader) fetch(ctx context.Context, req *pageReq) error {
 		}
 		return fmt.Errorf("http source: %w", err)
 	}
-	doc, err := decodeJSON(resp.body)
+	doc, err := jsonrec.Decode(resp.body)
 	if err != nil {
 		return fmt.Errorf("http source: %s %s: %w", r.s.cfg.Method, redactURL(u), err)
 	}
-	list, found := r.s.records.get(doc)
+	list, found := r.s.records.Get(doc)
 	switch x := list.(type) {
 	case []any:
 		r.page = x
 	case nil:
 		if !found {
 			// A typo in records must not read as an empty API.
-			return fmt.Errorf("http source: %s %s: the response has nothing at %s (%s)", r.s.cfg.Method, redactURL(u), r.s.records, members(doc))
+			return fmt.Errorf("http source: %s %s: the response has nothing at %s (%s)", r.s.cfg.Method, redactURL(u), r.s.records, jsonrec.Members(doc))
 		}
 		r.page = nil // null: an empty page
 	default:
-		return fmt.Errorf("http source: %s %s: %s holds a JSON %s, not a list of records", r.s.cfg.Method, redactURL(u), r.s.records, jsonKind(list))
+		return fmt.Errorf("http source: %s %s: %s holds a JSON %s, not a list of records", r.s.cfg.Method, redactURL(u), r.s.records, jsonrec.Kind(list))
 	}
 	r.next = nil
 	if len(r.page) == 0 {
@@ -519,7 +519,7 @@ func (r *reader) fetch(ctx context.Context, req *pageReq) error {
 	}
 	switch r.s.cfg.Pagination.Type {
 	case pageCursor:
-		v, _ := r.s.next.get(doc)
+		v, _ := r.s.next.Get(doc)
 		switch x := v.(type) {
 		case string:
 			if x != "" {
@@ -532,7 +532,7 @@ func (r *reader) fetch(ctx context.Context, req *pageReq) error {
 			r.next = &pageReq{Cursor: x.String()}
 		case nil:
 		default:
-			return fmt.Errorf("http source: %s %s: the next cursor at %s is a JSON %s", r.s.cfg.Method, redactURL(u), r.s.next, jsonKind(v))
+			return fmt.Errorf("http source: %s %s: the next cursor at %s is a JSON %s", r.s.cfg.Method, redactURL(u), r.s.next, jsonrec.Kind(v))
 		}
 	case pageNumber:
 		r.next = &pageReq{Page: req.Page + 1}
