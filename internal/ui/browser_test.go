@@ -316,6 +316,8 @@ func TestDashboardInABrowser(t *testing.T) {
 		s.use(t)
 		b.signIn("not-a-token")
 		b.until("the refusal", "document.getElementById('login-error').textContent.includes('does not know this token')")
+		b.accessible("sign-in")
+		b.shot("signin", true)
 	})
 
 	t.Run("overview", func(t *testing.T) {

@@ -89,10 +89,11 @@ export function dur(sec) {
   if (sec < 1) return Math.round(sec * 1000) + ' ms';
   if (sec < 60) return (sec < 10 && !Number.isInteger(sec) ? sec.toFixed(1) : Math.round(sec)) + ' s';
   const m = Math.floor(sec / 60), sr = Math.round(sec % 60);
-  if (m < 60) return `${m}m ${sr}s`;
+  if (m < 60) return sr ? `${m}m ${sr}s` : `${m}m`;
   const hr = Math.floor(m / 60), mr = m % 60;
-  if (hr < 48) return `${hr}h ${mr}m`;
-  return `${Math.floor(hr / 24)}d ${hr % 24}h`;
+  if (hr < 48) return mr ? `${hr}h ${mr}m` : `${hr}h`;
+  const dr = hr % 24;
+  return dr ? `${Math.floor(hr / 24)}d ${dr}h` : `${Math.floor(hr / 24)}d`;
 }
 
 const dateTime = new Intl.DateTimeFormat(undefined, {

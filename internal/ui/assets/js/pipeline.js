@@ -134,7 +134,7 @@ export async function render(view, {name}) {
       return;
     }
     runsBox.replaceChildren(h('table', {id: 'runs'},
-      h('caption', {}, `The last ${runs.length} runs, newest first`),
+      h('caption', {}, runs.length === 1 ? 'The only run so far' : `The last ${runs.length} runs, newest first`),
       h('thead', {}, h('tr', {}, ['Run', 'Status', 'Trigger', 'Logical time', 'Started', 'Duration'].map(c => h('th', {scope: 'col'}, c)),
         ['Read', 'Written', 'Rejected', 'Filtered'].map(c => h('th', {scope: 'col', class: 'num'}, c)),
         h('th', {scope: 'col'}, 'Error'))),
