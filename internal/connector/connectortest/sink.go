@@ -273,12 +273,21 @@ func (s *sinkSuite) testCheckpoints(t *testing.T) {
 		stored = append(stored, bs[1].Rows...)
 		checkCheckpoints(t, "after a second commit", s.load(t, tg, env), want)
 
+		// A commit of checkpoints alone, as the engine makes when a task
+		// ends without a batch since the last commit.
+		c := connector.Checkpoint{Task: "c", Pos: record.Position("end"), Done: true, Fingerprint: "f2"}
+		s.commit(t, w, []connector.Checkpoint{c})
+		want = append(want, c)
+		checkCheckpoints(t, "after a commit of checkpoints alone", s.load(t, tg, env), want)
+		checkRows(t, "after a commit of checkpoints alone", tg.Stored(t), stored, exactlyOnce)
+
 		// A commit cut short by its context: rows and checkpoint move
 		// together or not at all.
 		s.writeBatch(t, ctx, w, bs[2])
 		a3 := cp("a", "3")
 		if err := w.Commit(cancelled(ctx), []connector.Checkpoint{a3}); err == nil {
-			want = []connector.Checkpoint{a3, b}
+			t.Log("the commit succeeded despite its cancelled context")
+			want = []connector.Checkpoint{a3, b, c}
 			stored = append(stored, bs[2].Rows...)
 		}
 		checkCheckpoints(t, "after a commit with a cancelled context", s.load(t, tg, env), want)
@@ -502,6 +511,7 @@ func (s *sinkSuite) testAbandoned(t *testing.T) {
 		b := bs[1]
 		s.writeBatch(t, ctx, w, b)
 		if err := w.Commit(cancelled(ctx), []connector.Checkpoint{cp("t", string(b.Pos))}); err == nil {
+			t.Log("the commit succeeded despite its cancelled context")
 			checkRows(t, "after a Commit that succeeded despite its cancelled context", tg.Stored(t), append(slices.Clone(committed), b.Rows...), exactlyOnce)
 			w.Close()
 			lk.check(t)

@@ -89,6 +89,10 @@ func NewEnv(t testing.TB) *connector.Env {
 // answer by then is reported rather than left to hang the test binary.
 const nextTimeout = 30 * time.Second
 
+// unboundedRun bounds a run of an unbounded source, which the suite stops
+// once every row is committed: one that never gets there is reported.
+const unboundedRun = time.Minute
+
 // cancelBound is how promptly Next and Open must return once their context
 // is cancelled.
 const cancelBound = 5 * time.Second
@@ -139,7 +143,8 @@ func RunSource(t *testing.T, h SourceHarness) {
 }
 
 type sourceSuite struct {
-	h SourceHarness
+	h      SourceHarness
+	broker bool // the readers are connector.Ackers: reads are destructive once acknowledged
 }
 
 // setup makes a target of n rows over about tasks tasks and starts the
@@ -212,6 +217,12 @@ func (s *sourceSuite) open(t testing.TB, src connector.Source, env *connector.En
 	if err != nil {
 		r.Close()
 		t.Fatalf("Open task %q: the reader's %v", task.Key, err)
+	}
+	if _, ok := r.(connector.Acker); ok {
+		s.broker = true
+	}
+	if sc, ok := src.(connector.Schemer); ok && sc.Schema() != nil && !sc.Schema().Equal(r.Schema()) {
+		t.Errorf("the source declares schema (%s) but its reader's is (%s): steps are checked against the first", sc.Schema(), r.Schema())
 	}
 	return r, p
 }
@@ -291,11 +302,19 @@ func (s *sourceSuite) checkBatch(t testing.TB, r connector.Reader, p *projection
 }
 
 // readTask opens task at pos with src and reads at most max batches (all
-// when max < 0). It reports whether the end of the task was reached.
+// when max < 0), then closes the reader. It reports whether the end of the
+// task was reached. Nothing is acknowledged: a broker delivers the
+// messages again.
 func (s *sourceSuite) readTask(t testing.TB, src connector.Source, env *connector.Env, task connector.Task, pos record.Position, max int) ([]batchRead, bool) {
 	t.Helper()
 	r, p := s.open(t, src, env, task, pos)
 	defer r.Close()
+	return s.read(t, r, p, task, max)
+}
+
+// read reads at most max batches (all when max < 0) from r.
+func (s *sourceSuite) read(t testing.TB, r connector.Reader, p *projection, task connector.Task, max int) ([]batchRead, bool) {
+	t.Helper()
 	var out []batchRead
 	for max < 0 || len(out) < max {
 		b, end := s.next(t, r, p)
@@ -308,6 +327,21 @@ func (s *sourceSuite) readTask(t testing.TB, src connector.Source, env *connecto
 		out = append(out, b)
 	}
 	return out, false
+}
+
+// ack acknowledges the batches of r up to pos, as the engine does after a
+// commit, when r is a broker's reader.
+func (s *sourceSuite) ack(t testing.TB, r connector.Reader, pos record.Position) {
+	t.Helper()
+	a, ok := r.(connector.Acker)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nextTimeout)
+	defer cancel()
+	if err := a.Ack(ctx, pos); err != nil {
+		t.Fatalf("Ack of %s: %v", showPos(pos), err)
+	}
 }
 
 func rowsOf(bs []batchRead) []record.Row {
@@ -356,35 +390,82 @@ func (s *sourceSuite) testResume(t *testing.T) {
 		ref, _ := s.readTask(t, src, env, task, nil, -1)
 		want := rowsOf(ref)
 		all = append(all, want...)
-		m := len(ref)
-		for acked := 0; acked <= m; acked++ {
-			// First process: read the acknowledged batches and, when there is
-			// one, a batch in flight whose acknowledgement never comes.
-			first, _ := s.readTask(t, src, env, task, nil, min(acked+1, m))
-			var pos record.Position
-			var done []record.Row
-			if acked > 0 {
-				if len(first) < acked {
-					t.Fatalf("task %q: a second read from the start returned %d batches, the first %d", task.Key, len(first), m)
-				}
-				pos = first[acked-1].pos
-				done = rowsOf(first[:acked])
-			}
-			// Restart: a new source, the same plan, the task from its
-			// checkpoint.
-			src2 := tg.Source(t)
-			if got, want := taskKeys(s.plan(t, src2, env)), taskKeys(tasks); !slices.Equal(got, want) {
-				t.Fatalf("after a restart Plan names tasks %q, before %q: checkpoints are found by task key", got, want)
-			}
-			rest, _ := s.readTask(t, src2, env, task, pos, -1)
-			what := fmt.Sprintf("task %q: %d of %d batches acknowledged, then the rest from %s", task.Key, acked, m, showPos(pos))
-			if !checkRows(t, what, append(done, rowsOf(rest)...), want, exactlyOnce) {
-				break
-			}
+		if !s.broker {
+			s.resumeEveryBatch(t, tg, env, tasks, task, ref)
 		}
+		s.resumeChain(t, tg, env, task, want)
 	}
 	checkRows(t, "rows of every task", all, rows, exactlyOnce)
 	lk.check(t)
+}
+
+// resumeEveryBatch restarts after every batch of a task in turn: a first
+// process reads the acknowledged batches and, when there is one, a batch
+// in flight whose acknowledgement never comes; a restarted source reads the
+// rest from the position of the last acknowledged batch. ref is the task
+// read whole. A broker's reads cannot be repeated from the start, so only
+// sources whose positions say where to read take this test.
+func (s *sourceSuite) resumeEveryBatch(t testing.TB, tg *SourceTarget, env *connector.Env, tasks []connector.Task, task connector.Task, ref []batchRead) {
+	t.Helper()
+	src := tg.Source(t)
+	want := rowsOf(ref)
+	m := len(ref)
+	for acked := 0; acked <= m; acked++ {
+		first, _ := s.readTask(t, src, env, task, nil, min(acked+1, m))
+		var pos record.Position
+		var done []record.Row
+		if acked > 0 {
+			if len(first) < acked {
+				t.Fatalf("task %q: a second read from the start returned %d batches, the first %d", task.Key, len(first), m)
+			}
+			pos = first[acked-1].pos
+			done = rowsOf(first[:acked])
+		}
+		// Restart: a new source, the same plan, the task from its
+		// checkpoint.
+		src2 := tg.Source(t)
+		if got, want := taskKeys(s.plan(t, src2, env)), taskKeys(tasks); !slices.Equal(got, want) {
+			t.Fatalf("after a restart Plan names tasks %q, before %q: checkpoints are found by task key", got, want)
+		}
+		rest, _ := s.readTask(t, src2, env, task, pos, -1)
+		what := fmt.Sprintf("task %q: %d of %d batches acknowledged, then the rest from %s", task.Key, acked, m, showPos(pos))
+		if !checkRows(t, what, append(done, rowsOf(rest)...), want, exactlyOnce) {
+			return
+		}
+	}
+}
+
+// resumeChain reads a task through a chain of processes, each a restart
+// from the position its predecessor acknowledged last (acknowledged to the
+// broker too, for a broker's reader): each reads n batches and
+// acknowledges the first a, with (n, a) going round (1, 0) — the only batch
+// in flight —, (2, 1) — one acknowledged, one in flight —, and (3, 3) —
+// everything read acknowledged. The acknowledged batches hold every row of
+// the task exactly once.
+func (s *sourceSuite) resumeChain(t testing.TB, tg *SourceTarget, env *connector.Env, task connector.Task, want []record.Row) {
+	t.Helper()
+	steps := [][2]int{{1, 0}, {2, 1}, {3, 3}}
+	var pos record.Position
+	var acked []record.Row
+	for i := 0; ; i++ {
+		if i > 3*len(want)+10 {
+			t.Fatalf("task %q: the chain of restarts does not end", task.Key)
+		}
+		n, a := steps[i%3][0], steps[i%3][1]
+		r, p := s.open(t, tg.Source(t), env, task, pos)
+		got, end := s.read(t, r, p, task, n)
+		a = min(a, len(got))
+		if a > 0 {
+			pos = got[a-1].pos
+			acked = append(acked, rowsOf(got[:a])...)
+			s.ack(t, r, pos)
+		}
+		r.Close()
+		if end && a == len(got) {
+			break
+		}
+	}
+	checkRows(t, fmt.Sprintf("task %q read by a chain of restarts, each from the last position acknowledged", task.Key), acked, want, exactlyOnce)
 }
 
 func (s *sourceSuite) testEngine(t *testing.T) {
@@ -460,8 +541,11 @@ func (s *sourceSuite) testEngine(t *testing.T) {
 	}
 }
 
-// runEngine runs p. An unbounded run is stopped softly once full is
-// closed, which then counts as success.
+// runEngine runs p. An unbounded run is stopped once full is closed, which
+// then counts as success: softly for a broker's reader, which the engine
+// interrupts at a soft stop, hard as well for other readers, which need not
+// notice a soft stop while they wait for data (every row is committed by
+// then, so nothing is lost).
 func (s *sourceSuite) runEngine(t testing.TB, p *config.Pipeline, opts engine.Options, full <-chan struct{}) (*engine.Result, error) {
 	t.Helper()
 	if !s.h.Unbounded || full == nil {
@@ -469,6 +553,9 @@ func (s *sourceSuite) runEngine(t testing.TB, p *config.Pipeline, opts engine.Op
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	hard, cancelHard := context.WithCancel(context.Background())
+	defer cancelHard()
+	opts.Hard = hard
 	type result struct {
 		res *engine.Result
 		err error
@@ -478,9 +565,21 @@ func (s *sourceSuite) runEngine(t testing.TB, p *config.Pipeline, opts engine.Op
 		res, err := engine.Run(ctx, p, opts)
 		done <- result{res, err}
 	}()
+	bound := time.NewTimer(unboundedRun)
+	defer bound.Stop()
 	select {
+	case <-bound.C:
+		cancel()
+		cancelHard()
+		<-done
+		return nil, fmt.Errorf("the run did not commit every row within %s", unboundedRun)
 	case <-full:
 		cancel()
+		if !s.broker {
+			// A reader that is no broker's waits for data through the soft
+			// stop; everything is committed, so nothing is lost by a hard one.
+			cancelHard()
+		}
 		r := <-done
 		if errors.Is(r.err, context.Canceled) {
 			r.err = nil
@@ -646,11 +745,14 @@ func (s *sourceSuite) testContinue(t *testing.T) {
 	}
 	seen := map[string]progress{}
 	for _, task := range tasks {
-		bs, end := s.readTask(t, src, env, task, nil, -1)
+		r, p := s.open(t, src, env, task, nil)
+		bs, end := s.read(t, r, p, task, -1)
 		pr := progress{done: end && task.Final, fingerprint: task.Fingerprint}
 		if len(bs) > 0 {
 			pr.pos = bs[len(bs)-1].pos
+			s.ack(t, r, pr.pos)
 		}
+		r.Close()
 		seen[task.Key] = pr
 	}
 	more := RowRange(int64(s.h.Rows)+1, 150)
