@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,7 +41,10 @@ A message that is not a JSON object, or whose values do not convert to the
 schema, goes to the dead letters with its stream sequence and its body.
 A message delivered more than max_deliver times (each run before failed on
 it) goes to the dead letters with its body instead of to the steps, and
-the stream flows on.
+the stream flows on. After a failed run, the messages delivered again are
+read one at a time, each once the one before is committed, until a new
+message comes: a poison message fails its runs alone, and the messages
+that were delivered with it do not reach max_deliver on its account.
 
 At start, the source warns when the stream can lose messages the server
 acknowledged: memory storage, or a single replica on a file store.`,
@@ -58,6 +62,7 @@ acknowledged: memory storage, or a single replica on a file store.`,
 		{Name: "max_ack_pending", Type: connector.TInt, Default: "20000", Doc: "Most messages delivered and not yet acknowledged; the server stops delivering past it. Keep it above a few batches."},
 		{Name: "ack_wait", Type: connector.TDuration, Default: "30s", Doc: "How long the server waits for an acknowledgement before delivering a message again (after a crash)."},
 		{Name: "max_deliver", Type: connector.TInt, Default: "5", Doc: "Deliveries of a message to the steps; the next delivery goes to the dead letters."},
+		{Name: "suspect_wait", Type: connector.TDuration, Default: "5s", Doc: "After a failed run, messages delivered again are read one at a time, each once the one before is committed, so that a poison message fails its runs alone: this bounds the wait for that commit."},
 		{Name: "timezone", Type: connector.TString, Doc: "Zone of timestamps written without one (IANA name); the run's zone by default."},
 	},
 	Example: `source:
@@ -83,6 +88,7 @@ type sourceConfig struct {
 	MaxAckPending int                 `yaml:"max_ack_pending"`
 	AckWait       connector.Duration  `yaml:"ack_wait"`
 	MaxDeliver    int                 `yaml:"max_deliver"`
+	SuspectWait   connector.Duration  `yaml:"suspect_wait"`
 	Timezone      string              `yaml:"timezone"`
 }
 
@@ -97,7 +103,7 @@ func newSource(p connector.Params) (connector.Source, error) {
 	cfg := sourceConfig{
 		URL: DefaultURL, Deliver: "all", Format: payload.FormatJSON, RawField: payload.DefaultRawField,
 		Linger: connector.Duration(100 * time.Millisecond), MaxAckPending: 20000,
-		AckWait: connector.Duration(30 * time.Second), MaxDeliver: 5,
+		AckWait: connector.Duration(30 * time.Second), MaxDeliver: 5, SuspectWait: connector.Duration(5 * time.Second),
 	}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
@@ -117,6 +123,7 @@ func newSource(p connector.Params) (connector.Source, error) {
 		{"max_ack_pending", cfg.MaxAckPending < 1, "max_ack_pending must be positive"},
 		{"ack_wait", time.Duration(cfg.AckWait) < time.Second, "ack_wait must be at least 1s"},
 		{"max_deliver", cfg.MaxDeliver < 1, "max_deliver must be at least 1"},
+		{"suspect_wait", cfg.SuspectWait < 0, "suspect_wait cannot be negative"},
 	}
 	for _, c := range checks {
 		if c.bad {
@@ -256,11 +263,12 @@ func (s *source) open(ctx context.Context, env *connector.Env, log *slog.Logger,
 		nc: nc, dec: dec, log: log,
 		stream: info.Config.Name, created: info.Created, subject: s.cfg.Subject, skip: skip,
 		batch: batch, linger: time.Duration(s.cfg.Linger), ackWait: time.Duration(s.cfg.AckWait),
-		maxDeliver: uint64(s.cfg.MaxDeliver), deferDecode: env.DeferDecode,
-		high: start.Seq,
-		msgs: make(chan jetstream.Msg, batch),
-		errs: make(chan error, 8),
-		stop: make(chan struct{}),
+		maxDeliver: uint64(s.cfg.MaxDeliver), suspectWait: time.Duration(s.cfg.SuspectWait), deferDecode: env.DeferDecode,
+		high:   start.Seq,
+		msgs:   make(chan jetstream.Msg, batch),
+		errs:   make(chan error, 8),
+		stop:   make(chan struct{}),
+		settle: make(chan struct{}, 1),
 	}
 	r.wg.Go(func() { r.fetch(cons) })
 	r.wg.Go(r.keepAlive)
@@ -282,6 +290,7 @@ type reader struct {
 	linger      time.Duration
 	ackWait     time.Duration
 	maxDeliver  uint64
+	suspectWait time.Duration
 	deferDecode bool
 
 	msgs chan jetstream.Msg // received, for Next
@@ -295,9 +304,12 @@ type reader struct {
 	n     uint64          // batches returned
 	carry []string        // replies of messages delivered again, acked with the next batch
 
-	mu      sync.Mutex
-	pending []pendingBatch // returned and not yet acknowledged, in order
-	closed  bool
+	mu       sync.Mutex
+	pending  []pendingBatch // returned and not yet acknowledged, in order
+	returned int64          // messages cut into batches
+	closed   bool
+	fetched  atomic.Int64  // messages fetch handed to Next
+	settle   chan struct{} // a batch was returned or acknowledged
 
 	drained []jetstream.Msg // received by fetch after Close began, NAKed last (fetch's own until it ends)
 }
@@ -359,14 +371,30 @@ const fetchWait = 500 * time.Millisecond
 // fetch pulls messages for Next, one request of at most a batch at a time.
 // It blocks while Next has not taken what it has, and then asks for no
 // more: memory stays bounded and the server keeps the rest.
+//
+// After a failure, the messages of the failed batches come first, each
+// delivered once more. One of them may be what failed (a poison message),
+// and every message delivered with it counts a delivery too: so messages
+// delivered again are fetched one at a time, each once the one before is
+// committed and acknowledged, until a message delivered for the first time
+// shows that they are behind. A poison message then fails its runs alone
+// and reaches max_deliver alone.
 func (r *reader) fetch(cons jetstream.Consumer) {
+	suspect := true // until a first delivery is seen
 	for {
 		select {
 		case <-r.stop:
 			return
 		default:
 		}
-		mb, err := cons.Fetch(r.batch, jetstream.FetchMaxWait(fetchWait))
+		n := r.batch
+		if suspect {
+			n = 1
+			if !r.settled() {
+				return
+			}
+		}
+		mb, err := cons.Fetch(n, jetstream.FetchMaxWait(fetchWait))
 		if err != nil {
 			if !r.fetchFailed(err) {
 				return
@@ -374,6 +402,15 @@ func (r *reader) fetch(cons jetstream.Consumer) {
 			continue
 		}
 		for m := range mb.Messages() {
+			if md, err := m.Metadata(); err == nil {
+				switch {
+				case md.NumDelivered == 1:
+					suspect = false
+				case !contains(r.skip, md.Sequence.Stream):
+					suspect = true
+				}
+			}
+			r.fetched.Add(1)
 			select {
 			case r.msgs <- m:
 			case <-r.stop:
@@ -384,6 +421,28 @@ func (r *reader) fetch(cons jetstream.Consumer) {
 			if !r.fetchFailed(err) {
 				return
 			}
+		}
+	}
+}
+
+// settled waits until every message fetched was returned by Next and
+// acknowledged; it reports false when the reader is closing.
+func (r *reader) settled() bool {
+	deadline := time.NewTimer(r.suspectWait)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		idle := len(r.pending) == 0 && r.returned == r.fetched.Load()
+		r.mu.Unlock()
+		if idle {
+			return true
+		}
+		select {
+		case <-r.stop:
+			return false
+		case <-deadline.C:
+			return true
+		case <-r.settle:
 		}
 	}
 }
@@ -509,6 +568,8 @@ func (r *reader) cut() *record.Batch {
 		}
 		bodies = append(bodies, body{seq, m.Data()})
 	}
+	r.returned += int64(len(msgs))
+	r.signal()
 	if len(pb.replies) == 0 {
 		return nil
 	}
@@ -548,6 +609,13 @@ var (
 	progressBody = []byte("+WPI")
 )
 
+func (r *reader) signal() {
+	select {
+	case r.settle <- struct{}{}:
+	default:
+	}
+}
+
 // Ack implements connector.Acker.
 func (r *reader) Ack(ctx context.Context, pos record.Position) error {
 	p, err := decodePosition(pos)
@@ -562,6 +630,7 @@ func (r *reader) Ack(ctx context.Context, pos record.Position) error {
 	}
 	done, r.pending = r.pending[:i:i], r.pending[i:]
 	r.mu.Unlock()
+	defer r.signal()
 	for _, pb := range done {
 		for _, reply := range pb.replies {
 			if err := r.nc.Publish(reply, ackBody); err != nil {
