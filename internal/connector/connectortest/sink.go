@@ -63,6 +63,9 @@ type SinkTarget struct {
 //     with a cancelled context leaves nothing of its rows visible, and the
 //     engine's retry of the same batch stores it once;
 //   - Keyed: rows written again by key replace the stored ones;
+//   - Guard: a transactional writer's guarded commit stores nothing when
+//     the sink's checkpoint moved away from its base (another process
+//     committed the task), and fails with connector.ErrCheckpointConflict;
 //   - Engine: a run whose writes or commits fail midway, then a second run,
 //     store every row exactly once (at least once for a sink that is
 //     neither transactional, once nor keyed), the second run resuming
@@ -84,6 +87,7 @@ func RunSink(t *testing.T, h SinkHarness) {
 	t.Run("Refused", s.testRefused)
 	t.Run("Abandoned", s.testAbandoned)
 	t.Run("Keyed", s.testKeyed)
+	t.Run("Guard", s.testGuard)
 	t.Run("Engine", s.testEngine)
 }
 
@@ -573,6 +577,74 @@ func (s *sinkSuite) testKeyed(t *testing.T) {
 	s.commit(t, w, []connector.Checkpoint{cp("t", "150")})
 	checkRows(t, "after writing rows 51 to 150 again with new values", tg.Stored(t), append(rows[:50:50], again...), exactlyOnce)
 	w.Close()
+	lk.check(t)
+}
+
+func (s *sinkSuite) testGuard(t *testing.T) {
+	env, tg, lk := s.setup(t)
+	ctx := context.Background()
+	probe := s.open(t, tg.Sink(t), env)
+	info := probe.Info()
+	probe.Close()
+	if !info.Transactional {
+		t.Skip("the writer keeps no checkpoints with its rows")
+	}
+	rows := Rows(4 * BatchRows)
+	bs := batches(rows)
+	guard := func(pos string, base *connector.Checkpoint) []connector.Checkpoint {
+		return []connector.Checkpoint{{Task: "t", Pos: record.Position(pos), Guard: true, Base: base}}
+	}
+	stale := func(w connector.Writer, b *record.Batch, cps []connector.Checkpoint, what string) {
+		t.Helper()
+		s.writeBatch(t, ctx, w, b)
+		if err := w.Commit(ctx, cps); !errors.Is(err, connector.ErrCheckpointConflict) {
+			t.Errorf("%s: Commit returned %v, want an error wrapping connector.ErrCheckpointConflict", what, err)
+		}
+	}
+	first := &connector.Checkpoint{Task: "t", Pos: record.Position("1")}
+	if info.Once {
+		// Runs one after the other, each committing once: the second
+		// started from no checkpoint, but the first committed one meanwhile.
+		a := s.open(t, tg.Sink(t), env)
+		s.writeBatch(t, ctx, a, bs[0])
+		if err := a.Commit(ctx, guard("1", nil)); err != nil {
+			t.Fatalf("a first guarded commit: %v", err)
+		}
+		a.Close()
+		b := s.open(t, tg.Sink(t), env)
+		stale(b, bs[1], guard("1", nil), "a run started from no checkpoint, after another committed one")
+		b.Close()
+		checkRows(t, "after a stale run's commit", tg.Stored(t), bs[0].Rows, exactlyOnce)
+		checkCheckpoints(t, "after a stale run's commit", s.load(t, tg, env), []connector.Checkpoint{*first})
+		c := s.open(t, tg.Sink(t), env)
+		s.writeBatch(t, ctx, c, bs[2])
+		if err := c.Commit(ctx, guard("3", first)); err != nil {
+			t.Fatalf("a guarded commit over the stored checkpoint: %v", err)
+		}
+		c.Close()
+		checkRows(t, "after a run over the stored checkpoint", tg.Stored(t), bs[2].Rows, exactlyOnce)
+		lk.check(t)
+		return
+	}
+	// Two processes writing the task at once.
+	a, b := s.open(t, tg.Sink(t), env), s.open(t, tg.Sink(t), env)
+	defer a.Close()
+	defer b.Close()
+	s.writeBatch(t, ctx, a, bs[0])
+	if err := a.Commit(ctx, guard("1", nil)); err != nil {
+		t.Fatalf("a first guarded commit: %v", err)
+	}
+	stale(b, bs[1], guard("1", nil), "a process started from no checkpoint, after another committed one")
+	s.writeBatch(t, ctx, a, bs[2])
+	if err := a.Commit(ctx, guard("2", first)); err != nil {
+		t.Fatalf("a guarded commit over the process's own checkpoint: %v", err)
+	}
+	stale(b, bs[3], guard("2", first), "a process whose base the other moved past")
+	want := append(slices.Clone(bs[0].Rows), bs[2].Rows...)
+	checkRows(t, "after the stale commits", tg.Stored(t), want, exactlyOnce)
+	checkCheckpoints(t, "after the stale commits", s.load(t, tg, env), []connector.Checkpoint{cp("t", "2")})
+	a.Close()
+	b.Close()
 	lk.check(t)
 }
 
