@@ -1,17 +1,34 @@
 #!/usr/bin/env bash
 # Benchmarks Backbone against Miller and a bare encoding/csv read loop on the
-# same generated data, and prints one table: rows/s, ratios and peak RSS.
+# same generated data, and against PostgreSQL's own tools, and prints tables:
+# rows/s, ratios measured in the same run, and peak RSS.
 #
 #   bash bench/run.sh                          # 1M rows
 #   BENCH_ROWS="1000000 10000000" bash bench/run.sh
+#   BENCH_SCENARIOS=pg bash bench/run.sh       # only the PostgreSQL scenarios (files, pg)
 #
-# Scenarios:
+# File scenarios:
 #   a  CSV → filter + map → JSONL
 #   b  a, plus enrichment from a 100k-row customers CSV and an FX JSON
 #   c  CSV → SQLite upsert
+#
+# PostgreSQL scenarios (BENCH_PG_DSN, default the local server; each against
+# a baseline run on the same data just before or after it):
+#   enrich   CSV → enrich (100k customers from PostgreSQL, preloaded; fx) →
+#            PostgreSQL append, vs psql \copy of the same rows into a logged
+#            table; the same enrichment in SQL (stage, join, insert) shown too
+#   upsert   CSV → PostgreSQL upsert, vs \copy into a temp table + INSERT …
+#            ON CONFLICT, with all keys new, then all keys present
+#   pg→pg    PostgreSQL → PostgreSQL incremental, vs COPY TO | COPY FROM
+#            piped through psql
+#   pgloader CSV → PostgreSQL append vs pgloader loading the same CSV
+#   poison   CSV → PostgreSQL append into a table with a CHECK and a
+#            varchar(3), clean input vs the same with refused rows
+#   peak RSS of every Backbone run (target at 10M rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows_list=${BENCH_ROWS:-1000000}
+scenarios=${BENCH_SCENARIOS:-files pg}
 data=bench/data
 out=bench/out
 mkdir -p "$data" "$out"
@@ -71,9 +88,13 @@ YAML
   echo "$f"
 }
 
-printf '\n%-10s %-34s %12s %10s %10s %10s\n' rows scenario rows/s vs_miller vs_loop rss_MiB
 for rows in $rows_list; do
   [ -f "$data/orders-$rows.csv" ] || "$out/gen" -dir "$data" -rows "$rows" -customers 100000 >/dev/null
+done
+
+if [[ " $scenarios " == *" files "* ]]; then
+printf '\n%-10s %-34s %12s %10s %10s %10s\n' rows scenario rows/s vs_miller vs_loop rss_MiB
+for rows in $rows_list; do
   read -r loop_s loop_rss < <(measure "$out/readloop" "$data/orders-$rows.csv")
   read -r mlr_s mlr_rss < <(measure mlr --icsv --ojsonl filter '$status != "cancelled"' then put '$total = $qty * $unit_price' "$data/orders-$rows.csv")
   loop_rate=$(awk -v r="$rows" -v s="$loop_s" 'BEGIN { printf "%d", r / s }')
@@ -101,3 +122,177 @@ for rows in $rows_list; do
 done
 echo
 echo "targets: a ≥ 6.00× miller; b time ≤ 1.3× a; peak RSS ≤ 128 MiB at 10M rows"
+fi
+
+[[ " $scenarios " == *" pg "* ]] || exit 0
+
+# ---------------------------------------------------------------- PostgreSQL
+# Every Backbone run and its baseline load the same rows into tables of the
+# same DDL (logged), one after the other, BENCH_REPEAT times in turn (3 by
+# default; 1 for a 10M run on a shared machine), and the best time of each
+# side counts: the ratio then holds while the machine's load drifts.
+pg_dsn=${BENCH_PG_DSN:-postgres://postgres@127.0.0.1:5432/test}
+repeat=${BENCH_REPEAT:-3}
+S=bench_pg
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
+psql_cmd=(psql "$pg_dsn" -X -q -v ON_ERROR_STOP=1)
+psqlq() { "${psql_cmd[@]}" "$@"; }
+orders_ddl="order_id bigint, customer_id bigint, qty bigint, unit_price numeric, currency text, status text, ordered_at timestamptz"
+orders_cols="order_id, customer_id, qty, unit_price, currency, status, ordered_at"
+orders_schema="{order_id: int, customer_id: int, qty: int, unit_price: decimal, currency: string, status: string, ordered_at: timestamp}"
+
+# table NAME [EXTRA_DDL]: (re)creates $S.NAME with the orders columns.
+table() { psqlq -c "DROP TABLE IF EXISTS $S.$1; CREATE TABLE $S.$1 ($orders_ddl${2:+, $2})"; }
+rate() { awk -v r="$1" -v s="$2" 'BEGIN { printf "%d", r / s }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# keep VAR "SECONDS RSS": VAR becomes the least seconds and the largest RSS
+# seen so far ("" before the first).
+keep() {
+  local cur=${!1} s r cs cr
+  if [ -z "$2" ]; then echo "a measured command failed ($1)" >&2; exit 1; fi
+  read -r s r <<<"$2"
+  if [ -z "$cur" ]; then printf -v "$1" '%s %s' "$s" "$r"; return; fi
+  read -r cs cr <<<"$cur"
+  printf -v "$1" '%s %s' "$(awk -v a="$s" -v b="$cs" 'BEGIN { print (a < b ? a : b) }')" "$((r > cr ? r : cr))"
+}
+# bbrun NAME YAML_BODY: a pipeline NAME with a fresh state store and no
+# checkpoint in the target, run under /usr/bin/time: "seconds rss_kib".
+bbrun() {
+  local f="$out/pg-$1.yaml"
+  printf 'name: %s\nstate: %s\n%s\n' "$1" "$PWD/$out/state-pg-$1.db" "$2" >"$f"
+  rm -f "$out/state-pg-$1.db"*
+  psqlq -c "DELETE FROM $S.backbone_checkpoints WHERE pipeline = '$1'" 2>/dev/null || true
+  measure "$out/backbone" run -q "$f"
+}
+max_rss=0
+# line ROWS SCENARIO "SECONDS RSS" BASELINE "SECONDS" [TARGET]: one row of
+# the table; the RSS is Backbone's.
+line() {
+  local rows=$1 name=$2 bs br base=$4 s r="-" mark="" rss
+  read -r bs br <<<"$3"
+  read -r s _ <<<"$5"
+  local bb_rate base_rate
+  bb_rate=$(rate "$rows" "$bs")
+  base_rate=$(rate "$rows" "$s")
+  r=$(ratio "$bb_rate" "$base_rate")
+  if [ -n "${6:-}" ]; then
+    if awk -v r="$r" -v t="$6" 'BEGIN { exit !(r + 0 >= t + 0) }'; then mark="ok"; else mark="MISS"; fi
+  fi
+  rss="-"
+  if [ -n "$br" ]; then rss=$((br / 1024)); [ "$br" -gt "$max_rss" ] && max_rss=$br; fi
+  printf '%-10s %-44s %9s  %-26s %9s %6s %7s %-4s %8s\n' "$rows" "$name" "$bb_rate" "$base" "$base_rate" "$r" "${6:+≥ $6}" "$mark" "$rss"
+}
+
+if ! psqlq -c 'SELECT 1' >/dev/null 2>&1; then
+  echo "PostgreSQL at $pg_dsn is unreachable: PostgreSQL scenarios skipped" >&2
+  exit 0
+fi
+if ! command -v pgloader >/dev/null 2>&1; then
+  echo "installing pgloader (Debian package)" >&2
+  (apt-get update -qq && apt-get install -y -qq pgloader) >/dev/null || echo "pgloader could not be installed: its row is skipped" >&2
+fi
+
+printf '\n%-10s %-44s %9s  %-26s %9s %6s %7s %-4s %8s\n' rows "backbone scenario (best of $repeat)" rows/s baseline rows/s ratio target "" rss_MiB
+for rows in $rows_list; do
+  csv="$PWD/$data/orders-$rows.csv"
+  max_rss=0
+  psqlq -c "DROP SCHEMA IF EXISTS $S CASCADE; CREATE SCHEMA $S"
+  psqlq -v fx="$(cat "$data/fx.json")" <<SQL
+CREATE TABLE $S.customers (customer_id bigint PRIMARY KEY, name text, region text, tier text);
+\copy $S.customers FROM '$PWD/$data/customers-100000.csv' CSV HEADER
+CREATE TABLE $S.fx (currency text PRIMARY KEY, rate numeric);
+INSERT INTO $S.fx SELECT key, (value->>'rate')::numeric FROM json_each(:'fx'::json);
+SQL
+  enriched="region text, tier text, total_usd numeric"
+  source="source: {type: csv, path: $csv, schema: $orders_schema}"
+  sink() { echo "sink: {type: postgres, dsn: \"$pg_dsn\", db_schema: $S, table: $1, mode: ${2:-append}${2:+, key: [order_id]}}"; }
+  copy=""; sqlenrich=""; enrich=""; plain=""; pipe=""; pg2pg=""; pgl=""; clean=""; poison=""
+  up_sql_new=""; up_sql_present=""; up_new=""; up_present=""
+
+  # the poisoned input: a CHECK (qty <= 100) and a varchar(3) refuse rows
+  poisoned="$PWD/$out/poisoned-$rows.csv"
+  awk -F, -v OFS=, 'NR > 1 && $1 % 100003 == 0 { $3 = 1000 } NR > 1 && $1 % 100019 == 7 { $5 = "EURO" } { print }' "$csv" >"$poisoned"
+  bad=$(awk -F, 'NR > 1 && ($1 % 100003 == 0 || $1 % 100019 == 7) { n++ } END { print n + 0 }' "$csv")
+  have_pgloader=$(command -v pgloader >/dev/null 2>&1 && echo 1 || echo "")
+  cat >"$out/pgloader.load" <<LOAD
+LOAD CSV FROM '$csv' ($orders_cols)
+  INTO $pg_dsn TARGET TABLE $S.pgl ($orders_cols)
+  WITH skip header = 1, fields terminated by ',', fields optionally enclosed by '"';
+LOAD
+  upsert_sql="INSERT INTO $S.up_sql SELECT * FROM stage ON CONFLICT (order_id) DO UPDATE SET
+    customer_id = EXCLUDED.customer_id, qty = EXCLUDED.qty, unit_price = EXCLUDED.unit_price,
+    currency = EXCLUDED.currency, status = EXCLUDED.status, ordered_at = EXCLUDED.ordered_at"
+  stage_and=(-c "BEGIN" -c "CREATE TEMP TABLE stage ($orders_ddl) ON COMMIT DROP" -c "\\copy stage FROM '$csv' CSV HEADER")
+
+  for ((i = 0; i < repeat; i++)); do
+    # CSV → PG append, plain and enriched, vs \copy, enrichment in SQL, pgloader
+    table copied
+    keep copy "$(measure "${psql_cmd[@]}" -c "\\copy $S.copied ($orders_cols) FROM '$csv' CSV HEADER")"
+    table plain
+    keep plain "$(bbrun bench_pg_append "$source
+$(sink plain)")"
+    table enriched_sql "$enriched"
+    keep sqlenrich "$(measure "${psql_cmd[@]}" "${stage_and[@]}" \
+      -c "INSERT INTO $S.enriched_sql SELECT o.*, c.region, c.tier, o.qty * o.unit_price * f.rate FROM stage o LEFT JOIN $S.customers c USING (customer_id) LEFT JOIN $S.fx f USING (currency)" \
+      -c "COMMIT")"
+    table enriched "$enriched"
+    keep enrich "$(bbrun bench_pg_enrich "$source
+lookups:
+  customers: {type: postgres, dsn: \"$pg_dsn\", db_schema: $S, table: customers, key: customer_id, cache: {mode: preload}}
+  fx: {type: json, path: $PWD/$data/fx.json, key: currency, schema: {currency: string, rate: decimal}}
+steps:
+  - enrich: {lookup: customers, on: customer_id, fields: [region, tier], missing: null}
+  - map:
+      total_usd: qty * unit_price * lookup(\"fx\", currency).rate
+$(sink enriched)")"
+    if [ -n "$have_pgloader" ]; then
+      table pgl
+      keep pgl "$(measure pgloader --quiet "$out/pgloader.load")"
+    fi
+
+    # upsert, all keys new then all keys present
+    table up_sql "PRIMARY KEY (order_id)"
+    keep up_sql_new "$(measure "${psql_cmd[@]}" "${stage_and[@]}" -c "$upsert_sql" -c "COMMIT")"
+    keep up_sql_present "$(measure "${psql_cmd[@]}" "${stage_and[@]}" -c "$upsert_sql" -c "COMMIT")"
+    table up_bb "PRIMARY KEY (order_id)"
+    keep up_new "$(bbrun bench_pg_upsert_new "$source
+$(sink up_bb upsert)")"
+    keep up_present "$(bbrun bench_pg_upsert_present "$source
+$(sink up_bb upsert)")"
+
+    # PostgreSQL → PostgreSQL incremental, vs COPY TO | COPY FROM
+    if [ "$i" = 0 ]; then psqlq -c "CREATE INDEX ON $S.copied (ordered_at, order_id); ANALYZE $S.copied"; fi
+    table piped
+    keep pipe "$(measure bash -o pipefail -c "psql '$pg_dsn' -X -q -c 'COPY $S.copied TO STDOUT' | psql '$pg_dsn' -X -q -v ON_ERROR_STOP=1 -c 'COPY $S.piped FROM STDIN'")"
+    table pg2pg
+    keep pg2pg "$(bbrun bench_pg_incremental "source: {type: postgres, dsn: \"$pg_dsn\", db_schema: $S, table: copied, mode: incremental, cursor: ordered_at, key: order_id}
+$(sink pg2pg)")"
+
+    # poison rows: clean input vs the same with refused rows
+    for t in clean poison; do
+      table $t "CHECK (qty <= 100)"
+      psqlq -c "ALTER TABLE $S.$t ALTER COLUMN currency TYPE varchar(3)"
+    done
+    keep clean "$(bbrun bench_pg_clean "$source
+$(sink clean)")"
+    keep poison "$(bbrun bench_pg_poison "source: {type: csv, path: $poisoned, schema: $orders_schema}
+$(sink poison)")"
+  done
+  loaded=$(psqlq -At -c "SELECT count(*) FROM $S.poison")
+  [ "$loaded" -eq $((rows - bad)) ] || echo "poison: $loaded rows loaded, want $((rows - bad))" >&2
+
+  line "$rows" "CSV → enrich (PG customers, fx) → PG append" "$enrich" "psql \\copy" "$copy" 0.8
+  line "$rows" "CSV → enrich (PG customers, fx) → PG append" "$enrich" "enrichment in SQL" "$sqlenrich"
+  line "$rows" "CSV → PG upsert, all keys new" "$up_new" "temp table + ON CONFLICT" "$up_sql_new" 0.9
+  line "$rows" "CSV → PG upsert, all keys present" "$up_present" "temp table + ON CONFLICT" "$up_sql_present" 0.9
+  line "$rows" "PG → PG incremental" "$pg2pg" "COPY TO | COPY FROM" "$pipe" 0.8
+  line "$rows" "CSV → PG append" "$plain" "psql \\copy" "$copy"
+  [ -n "$pgl" ] && line "$rows" "CSV → PG append" "$plain" "pgloader" "$pgl"
+  line "$rows" "CSV → PG append, $bad rows refused" "$poison" "the same, clean" "$clean" 0.9
+  printf '%-10s %-44s %9s  %-26s %9s %6s %7s %-4s %8s\n' "$rows" "peak RSS of these Backbone runs" "" "" "" "" \
+    "$([ "$rows" -ge 10000000 ] && echo "≤ 128")" "$([ "$rows" -ge 10000000 ] && { [ $((max_rss / 1024)) -le 128 ] && echo ok || echo MISS; })" $((max_rss / 1024))
+  psqlq -c "DROP SCHEMA $S CASCADE"
+done
+echo
+echo "targets: enrich → append ≥ 0.80× \\copy; upsert ≥ 0.90× temp table + ON CONFLICT (keys new and present);"
+echo "         PG → PG incremental ≥ 0.80× COPY TO | COPY FROM; refused rows ≥ 0.90× clean; peak RSS ≤ 128 MiB at 10M rows"
