@@ -12,7 +12,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/backbone-etl/backbone/internal/connector"
-	"github.com/backbone-etl/backbone/internal/record"
 )
 
 // The tests run against the NATS JetStream server of the machine
@@ -109,13 +108,6 @@ func streamBodies(t testing.TB, js jetstream.JetStream, stream string) [][]byte 
 		out = append(out, m.Data)
 	}
 	return out
-}
-
-func testEnv(t testing.TB) *connector.Env {
-	return &connector.Env{
-		Pipeline: "natstest", RunID: "run", RunTime: time.Now(), Dir: t.TempDir(),
-		Limits: record.Limits{BatchRows: 100, BatchBytes: 4 << 20, MaxRecordBytes: 1 << 20}, Location: time.UTC,
-	}
 }
 
 func buildSource(t testing.TB, yaml string) connector.Source {

@@ -117,6 +117,21 @@ func tableIDs(t testing.TB, db string) []int64 {
 	return ids
 }
 
+// tableCount counts the rows of the sink's table, 0 before it exists.
+func tableCount(t testing.TB, db string) int {
+	t.Helper()
+	conn, err := sql.Open("sqlite", "file:"+db+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var n int
+	if err := conn.QueryRow(`SELECT count(*) FROM events`).Scan(&n); err != nil {
+		return 0
+	}
+	return n
+}
+
 // runUntil runs p until the sink holds want rows (then stops it softly),
 // or until the run ends by itself.
 func runUntil(t *testing.T, p *config.Pipeline, st state.Store, db string, want int) (*engine.Result, error) {
@@ -124,8 +139,8 @@ func runUntil(t *testing.T, p *config.Pipeline, st state.Store, db string, want 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var once sync.Once
-	opts := engine.Options{Store: st, ProgressEvery: 20 * time.Millisecond, Progress: func(engine.Progress) {
-		if len(tableIDs(t, db)) >= want {
+	opts := engine.Options{Store: st, ProgressEvery: 100 * time.Millisecond, Progress: func(engine.Progress) {
+		if tableCount(t, db) >= want {
 			once.Do(cancel)
 		}
 	}}
