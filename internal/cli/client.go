@@ -136,11 +136,16 @@ func (a *app) statusCmd() *cobra.Command {
 						(time.Duration(p.FreshnessSLOSeconds) * time.Second).String())
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Status, last, written, rejected, next, fresh)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, p := range ps {
 				if p.Problem != "" {
-					fmt.Fprintf(tw, "  ! %s\t\t\t\t\t\t\n", p.Problem)
+					fmt.Fprintf(a.io.Out, "%s: %s\n", p.Name, p.Problem)
 				}
 			}
-			return tw.Flush()
+			return nil
 		},
 	}
 	clientFlags(cmd, &server, &token)

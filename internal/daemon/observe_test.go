@@ -21,6 +21,7 @@ func TestFreshnessBreachAndResolve(t *testing.T) {
 	h.d.Reload(t.Context())
 	h.trigger("fresh")
 	h.waitRuns("first run", func(m map[string][]state.Run) bool { return len(m["fresh"]) == 1 })
+	h.idle()
 
 	h.advance(4 * time.Minute)
 	var p api.PipelineDetail

@@ -95,16 +95,22 @@ func (d *Daemon) runJob(ctx context.Context, job scheduler.Job) error {
 			Written: res.Run.Written - last.Written, Filtered: res.Run.Filtered - last.Filtered})
 		d.metrics.finished(cfg.Name, trigger, res)
 	}
-	d.finished(ctx, job, cfg, res, err, trial, prevOK)
+	rolledBack := d.finished(ctx, job, cfg, res, err, trial, prevOK)
 	if d.o.OnRun != nil && res != nil {
 		d.o.OnRun(res.Run)
+	}
+	if rolledBack {
+		// Handled: the restored version runs at once (queued by finished);
+		// a retry of the bad version's attempt would only delay it.
+		return nil
 	}
 	return err
 }
 
 // finished records a run's outcome on its pipeline, judges a new version,
-// and raises or clears alerts.
-func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pipeline, res *engine.Result, err error, trial, prevOK bool) {
+// and raises or clears alerts. It reports whether the version was rolled
+// back.
+func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pipeline, res *engine.Result, err error, trial, prevOK bool) bool {
 	var run *state.Run
 	if res != nil {
 		r := res.Run
@@ -156,6 +162,7 @@ func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pi
 		}
 		d.notify.Resolve("run_failed/" + cfg.Name)
 		d.notify.Resolve("budget/" + cfg.Name)
+		d.notify.Resolve("rollback/" + cfg.Name) // the restored version runs well
 	case cancelled:
 	case isBudget:
 		d.notify.Fire(alert.Alert{Kind: alert.KindBudgetBreached, Pipeline: cfg.Name, Key: "budget/" + cfg.Name,
@@ -166,7 +173,7 @@ func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pi
 			Summary: fmt.Sprintf("%s: run failed (attempt %d)", cfg.Name, job.Attempt), Details: runDetails(run, err)})
 	}
 	if !bad {
-		return
+		return false
 	}
 	reason := p.bad[cfg.Hash]
 	if merr := d.store.MarkVersion(context.WithoutCancel(ctx), cfg.Name, cfg.Hash, state.VersionBad, reason); merr != nil {
@@ -174,7 +181,7 @@ func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pi
 	}
 	if rollback == nil {
 		d.log.Warn("new version is bad", "pipeline", cfg.Name, "version", short(cfg.Hash), "reason", reason)
-		return
+		return false
 	}
 	if run != nil && run.CursorAfter == run.CursorBefore {
 		// The bad run committed nothing: the restored version reads the
@@ -187,7 +194,7 @@ func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pi
 		}
 	}
 	d.log.Warn("new version is bad: rolled back", "pipeline", cfg.Name, "bad", short(cfg.Hash), "restored", short(rollback.Hash), "reason", reason)
-	d.notify.Fire(alert.Alert{Kind: alert.KindVersionRolledBack, Pipeline: cfg.Name, Key: "rollback/" + cfg.Name + "/" + cfg.Hash,
+	d.notify.Fire(alert.Alert{Kind: alert.KindVersionRolledBack, Pipeline: cfg.Name, Key: "rollback/" + cfg.Name,
 		Summary: fmt.Sprintf("%s: version %s %s; version %s restored and run again from the same checkpoint",
 			cfg.Name, short(cfg.Hash), reason, short(rollback.Hash)),
 		Details: map[string]string{"bad_version": cfg.Hash, "restored_version": rollback.Hash, "reason": reason,
@@ -199,6 +206,7 @@ func (d *Daemon) finished(ctx context.Context, job scheduler.Job, cfg *config.Pi
 	if _, terr := d.sched.Trigger(cfg.Name, scheduler.TriggerManual, job.Logical); terr != nil {
 		d.log.Warn("running the restored version", "pipeline", cfg.Name, "error", terr)
 	}
+	return true
 }
 
 func runDetails(run *state.Run, err error) map[string]string {
