@@ -13,6 +13,7 @@ import (
 	"github.com/backbone-etl/backbone/internal/connector/natsjs"
 	"github.com/backbone-etl/backbone/internal/connector/postgres"
 	"github.com/backbone-etl/backbone/internal/connector/rabbitmq"
+	"github.com/backbone-etl/backbone/internal/connector/redis"
 	"github.com/backbone-etl/backbone/internal/connector/sqlite"
 	"github.com/backbone-etl/backbone/internal/step"
 )
@@ -25,6 +26,7 @@ func Register(r *connector.Registry) {
 	natsjs.Register(r)
 	postgres.Register(r)
 	rabbitmq.Register(r)
+	redis.Register(r)
 	sqlite.Register(r)
 	step.Register(r)
 }
