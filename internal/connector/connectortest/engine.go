@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -74,8 +75,7 @@ type ackSink struct {
 	rows   []record.Row
 	acked  map[string]bool // positions of committed batches
 	cps    map[string]connector.Checkpoint
-	closed bool // full was closed
-	opens  int
+	closed bool     // full was closed
 	badPos []string // batches without a position
 }
 
@@ -89,9 +89,6 @@ func (s *ackSink) Open(_ context.Context, _ *connector.Env, schema *record.Schem
 	if err != nil {
 		return nil, fmt.Errorf("conformance sink: %w", err)
 	}
-	s.mu.Lock()
-	s.opens++
-	s.mu.Unlock()
 	return &ackWriter{s: s, proj: p}, nil
 }
 
@@ -131,6 +128,13 @@ func (s *ackSink) snapshot() (rows []record.Row, acked map[string]bool, cps map[
 		cps[k] = v
 	}
 	return append([]record.Row(nil), s.rows...), acked, cps
+}
+
+// problems lists what the sink found wrong in the batches it was given.
+func (s *ackSink) problems() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.badPos)
 }
 
 type ackWriter struct {
