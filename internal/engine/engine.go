@@ -225,6 +225,13 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		if err := r.opts.Store.StartRun(hard, &res.Run); err != nil {
 			return nil, fmt.Errorf("state store: %w", err)
 		}
+		// Every version that runs is kept with its runs, secrets redacted.
+		if r.p.Hash != "" && len(r.p.Raw) > 0 {
+			if err := r.opts.Store.SaveVersion(hard, state.Version{Pipeline: r.p.Name, Hash: r.p.Hash,
+				Content: []byte(r.p.Redactor.Redact(string(r.p.Raw))), LastSeen: start}); err != nil {
+				return nil, fmt.Errorf("state store: %w", err)
+			}
+		}
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -249,6 +256,13 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		if !r.opts.DryRun {
 			if ferr := r.opts.Store.FinishRun(context.WithoutCancel(hard), &res.Run); ferr != nil && err == nil {
 				err = fmt.Errorf("state store: %w", ferr)
+			}
+			// A version is good once one of its runs (not a replay of
+			// dead letters, not a backfill) succeeded.
+			if err == nil && r.p.Hash != "" && len(r.p.Raw) > 0 && !r.opts.noCheckpoints {
+				if merr := r.opts.Store.MarkVersion(context.WithoutCancel(hard), r.p.Name, r.p.Hash, state.VersionGood, ""); merr != nil {
+					r.log.Warn("state store: marking the version good", "error", merr)
+				}
 			}
 		}
 	}()

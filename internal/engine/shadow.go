@@ -68,6 +68,12 @@ type discardStore struct{ state.Store }
 
 func (discardStore) StartRun(context.Context, *state.Run) error  { return nil }
 func (discardStore) FinishRun(context.Context, *state.Run) error { return nil }
+func (discardStore) SaveVersion(context.Context, state.Version) error {
+	return nil
+}
+func (discardStore) MarkVersion(context.Context, string, string, string, string) error {
+	return nil
+}
 
 // SampleOptions bound what Sample reads.
 type SampleOptions struct {
