@@ -18,6 +18,8 @@ type metrics struct {
 
 	read, written, filtered *prometheus.CounterVec // pipeline
 	rejected                *prometheus.CounterVec // pipeline, step
+	stepIn, stepOut         *prometheus.CounterVec // pipeline, step
+	stepFiltered            *prometheus.CounterVec // pipeline, step
 	runs                    *prometheus.CounterVec // pipeline, status, trigger
 	duration                *prometheus.HistogramVec
 	lastSuccess             *prometheus.GaugeVec
@@ -38,6 +40,9 @@ func newMetrics(alertStats func() (sent, failed int64)) *metrics {
 	m.written = f.counter("backbone_records_written_total", "Records written to the sink.", "pipeline")
 	m.filtered = f.counter("backbone_records_filtered_total", "Records dropped by a filter.", "pipeline")
 	m.rejected = f.counter("backbone_records_rejected_total", "Records rejected, by the step that rejected them.", "pipeline", "step")
+	m.stepIn = f.counter("backbone_step_records_in_total", "Records into a step.", "pipeline", "step")
+	m.stepOut = f.counter("backbone_step_records_out_total", "Records out of a step.", "pipeline", "step")
+	m.stepFiltered = f.counter("backbone_step_records_filtered_total", "Records a step filtered.", "pipeline", "step")
 	m.runs = f.counter("backbone_runs_total", "Runs finished, by status and trigger.", "pipeline", "status", "trigger")
 	m.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "backbone_run_duration_seconds",
 		Help: "Duration of finished runs.", Buckets: prometheus.ExponentialBuckets(0.05, 2.5, 14)}, []string{"pipeline", "status"})
@@ -95,6 +100,11 @@ func (m *metrics) finished(pipeline, trigger string, res *engine.Result) {
 	m.duration.WithLabelValues(pipeline, r.Status).Observe(res.Duration.Seconds())
 	for step, n := range res.RejectsByStep {
 		m.rejected.WithLabelValues(pipeline, step).Add(float64(n))
+	}
+	for _, sc := range res.Steps {
+		m.stepIn.WithLabelValues(pipeline, sc.Step).Add(float64(sc.In))
+		m.stepOut.WithLabelValues(pipeline, sc.Step).Add(float64(sc.Out))
+		m.stepFiltered.WithLabelValues(pipeline, sc.Step).Add(float64(sc.Filtered))
 	}
 	for name, hm := range res.LookupCache {
 		m.cacheHits.WithLabelValues(pipeline, name).Add(float64(hm[0]))

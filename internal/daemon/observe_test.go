@@ -65,7 +65,8 @@ func TestFreshnessBreachAndResolve(t *testing.T) {
 	// A metric tells the age.
 	_, metrics := h.call("GET", "/metrics", readToken, "", nil)
 	if !strings.Contains(metrics, `backbone_freshness_slo_seconds{pipeline="fresh"} 300`) ||
-		!strings.Contains(metrics, `backbone_records_written_total{pipeline="fresh"} 6`) {
+		!strings.Contains(metrics, `backbone_records_written_total{pipeline="fresh"} 6`) ||
+		!strings.Contains(metrics, `backbone_step_records_out_total{pipeline="fresh",step="map[1]"} 6`) {
 		t.Errorf("metrics lack the freshness objective or the written count:\n%s", grepLines(metrics, "fresh"))
 	}
 }

@@ -81,6 +81,14 @@ type Result struct {
 	Schema        *record.Schema
 	// LookupCache has, per lookup with a cache, its hits and misses.
 	LookupCache map[string][2]int64
+	// Steps are the records in and out of each step, in pipeline order.
+	Steps []StepCount
+}
+
+// StepCount is what one step of a run saw.
+type StepCount struct {
+	Step              string
+	In, Out, Filtered int64
 }
 
 // Reason is a reject reason and how often it occurred.
@@ -160,6 +168,8 @@ type runner struct {
 type boundStep struct {
 	label string
 	step  connector.Step
+	// Records in and out of the step, and those it filtered, over the run.
+	in, out, filtered atomic.Int64
 }
 
 func newRunner(p *config.Pipeline, opts Options) (*runner, error) {
@@ -243,6 +253,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		res.Duration = res.Run.End.Sub(start)
 		res.TopReasons = r.topReasons(5)
 		res.LookupCache = r.cacheStats
+		for _, bs := range append(append([]*boundStep(nil), r.parallel...), r.ordered...) {
+			res.Steps = append(res.Steps, StepCount{Step: bs.label, In: bs.in.Load(), Out: bs.out.Load(), Filtered: bs.filtered.Load()})
+		}
 		switch {
 		case err == nil:
 			res.Run.Status = state.StatusSucceeded
@@ -756,10 +769,14 @@ func (r *runner) firstSchema() *record.Schema { return r.in }
 
 func (r *runner) runSteps(ctx context.Context, steps []*boundStep, b *record.Batch) error {
 	for _, s := range steps {
+		in, filtered := b.Len(), b.Filtered
 		if err := s.step.Process(ctx, b); err != nil {
 			return fmt.Errorf("%s: %w", s.label, err)
 		}
 		b.Compact()
+		s.in.Add(int64(in))
+		s.out.Add(int64(b.Len()))
+		s.filtered.Add(int64(b.Filtered - filtered))
 	}
 	return nil
 }

@@ -164,3 +164,19 @@ func TestShortRunOverBudgetCommitsNothing(t *testing.T) {
 		}
 	}
 }
+
+// Each step's records in, out and filtered are counted over the run.
+func TestStepCounts(t *testing.T) {
+	src := &numSource{tasks: map[string]int{"a": 100, "b": 50}, batch: 7}
+	res, err := engine.Run(t.Context(), pipeline(t, src, newMemSink(connector.WriterInfo{Transactional: true}), evenFilter{}), engine.Options{Store: openStore(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Steps) != 1 {
+		t.Fatalf("steps %+v", res.Steps)
+	}
+	got := res.Steps[0]
+	if got.In != 150 || got.Out != 75 || got.Filtered != 75 {
+		t.Errorf("step counts %+v, want in 150, out 75, filtered 75", got)
+	}
+}
