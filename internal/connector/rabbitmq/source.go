@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	amqp "github.com/rabbitmq/amqp091-go"
@@ -37,7 +38,11 @@ than max_deliver times (each run before failed on it) goes to the dead
 letters instead of to the steps, and the queue flows on: a quorum queue
 counts deliveries itself (x-delivery-count; keep its x-delivery-limit above
 max_deliver, or the broker drops the message first), and for a classic
-queue the source counts the redeliveries it sees, by message id or by body.`,
+queue the source counts the redeliveries it sees, by message id or by body.
+After a failed run, the messages delivered again are read one at a time
+(basic.get), each once the one before is committed, until a new message
+comes: a poison message fails its runs alone, and the messages that were
+delivered with it do not reach max_deliver on its account.`,
 	Fields: []connector.FieldSpec{
 		{Name: "url", Type: connector.TString, Default: DefaultURL, Secret: true, Doc: "Broker URL (amqp:// or amqps://), with user, password and virtual host."},
 		{Name: "queue", Type: connector.TString, Required: true, Doc: "The queue to consume."},
@@ -48,6 +53,7 @@ queue the source counts the redeliveries it sees, by message id or by body.`,
 		{Name: "linger", Type: connector.TDuration, Default: "100ms", Doc: "How long a batch waits for more messages after its first one."},
 		{Name: "prefetch", Type: connector.TInt, Doc: "Most messages delivered and not yet acknowledged (basic.qos); 4 batches by default. Keep it above a batch."},
 		{Name: "max_deliver", Type: connector.TInt, Default: "5", Doc: "Deliveries of a message to the steps; the next delivery goes to the dead letters."},
+		{Name: "suspect_wait", Type: connector.TDuration, Default: "5s", Doc: "After a failed run, messages delivered again are read one at a time, each once the one before is committed, so that a poison message fails its runs alone: this bounds the wait for that commit. 0: read them like the others."},
 		{Name: "timezone", Type: connector.TString, Doc: "Zone of timestamps written without one (IANA name); the run's zone by default."},
 	},
 	Example: `source:
@@ -64,16 +70,17 @@ sink:
 }
 
 type sourceConfig struct {
-	URL        string              `yaml:"url"`
-	Queue      string              `yaml:"queue"`
-	Format     string              `yaml:"format"`
-	Schema     connector.SchemaDef `yaml:"schema"`
-	RawField   string              `yaml:"raw_field"`
-	BatchSize  int                 `yaml:"batch_size"`
-	Linger     connector.Duration  `yaml:"linger"`
-	Prefetch   int                 `yaml:"prefetch"`
-	MaxDeliver int                 `yaml:"max_deliver"`
-	Timezone   string              `yaml:"timezone"`
+	URL         string              `yaml:"url"`
+	Queue       string              `yaml:"queue"`
+	Format      string              `yaml:"format"`
+	Schema      connector.SchemaDef `yaml:"schema"`
+	RawField    string              `yaml:"raw_field"`
+	BatchSize   int                 `yaml:"batch_size"`
+	Linger      connector.Duration  `yaml:"linger"`
+	Prefetch    int                 `yaml:"prefetch"`
+	MaxDeliver  int                 `yaml:"max_deliver"`
+	SuspectWait connector.Duration  `yaml:"suspect_wait"`
+	Timezone    string              `yaml:"timezone"`
 }
 
 type source struct {
@@ -88,7 +95,7 @@ type source struct {
 
 func newSource(p connector.Params) (connector.Source, error) {
 	cfg := sourceConfig{URL: DefaultURL, Format: payload.FormatJSON, RawField: payload.DefaultRawField,
-		Linger: connector.Duration(100 * time.Millisecond), MaxDeliver: 5}
+		Linger: connector.Duration(100 * time.Millisecond), MaxDeliver: 5, SuspectWait: connector.Duration(5 * time.Second)}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
@@ -106,6 +113,7 @@ func newSource(p connector.Params) (connector.Source, error) {
 		{"linger", cfg.Linger <= 0, "linger must be positive"},
 		{"prefetch", cfg.Prefetch < 0 || cfg.Prefetch > 65535, "prefetch must be between 1 and 65535"},
 		{"max_deliver", cfg.MaxDeliver < 1, "max_deliver must be at least 1"},
+		{"suspect_wait", cfg.SuspectWait < 0, "suspect_wait cannot be negative"},
 	}
 	for _, c := range checks {
 		if c.bad {
@@ -183,7 +191,8 @@ func (s *source) Open(ctx context.Context, env *connector.Env, t connector.Task,
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}
 	r := &reader{conn: conn, dec: dec, queue: s.cfg.Queue, batch: batch, prefetch: prefetch, linger: time.Duration(s.cfg.Linger),
-		maxDeliver: s.cfg.MaxDeliver, deferDecode: env.DeferDecode, seen: s.seen, log: env.Logger}
+		maxDeliver: s.cfg.MaxDeliver, suspectWait: time.Duration(s.cfg.SuspectWait), deferDecode: env.DeferDecode, seen: s.seen, log: env.Logger,
+		msgs: make(chan amqp.Delivery, batch), errs: make(chan error, 1), stop: make(chan struct{}), settle: make(chan struct{}, 1)}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -208,15 +217,23 @@ type reader struct {
 	prefetch    int
 	linger      time.Duration
 	maxDeliver  int
+	suspectWait time.Duration
 	deferDecode bool
 	seen        *redeliveries
 
-	deliveries <-chan amqp.Delivery
-	closed     chan *amqp.Error
-	held       []amqp.Delivery
+	closed chan *amqp.Error
+	msgs   chan amqp.Delivery // from fetch, for Next
+	errs   chan error         // fetch's failure, for Next
+	stop   chan struct{}      // closed by Close
+	settle chan struct{}      // a batch was returned or acknowledged
+	wg     sync.WaitGroup
+	held   []amqp.Delivery
 
-	mu      sync.Mutex
-	pending []pendingBatch
+	fetched   atomic.Int64
+	consuming atomic.Bool
+	mu        sync.Mutex
+	pending   []pendingBatch
+	returned  int64 // messages cut into batches
 }
 
 type pendingBatch struct {
@@ -235,11 +252,115 @@ func (r *reader) start() error {
 	}
 	r.closed = ch.NotifyClose(make(chan *amqp.Error, 1))
 	r.tag = fmt.Sprintf("backbone-%d", time.Now().UnixNano())
-	r.deliveries, err = ch.Consume(r.queue, r.tag, false, false, false, false, nil)
-	if err != nil {
-		return amqpError(fmt.Sprintf("consume queue %q", r.queue), err)
-	}
+	r.wg.Go(r.fetch)
 	return nil
+}
+
+// fetch hands messages to Next.
+//
+// After a failure, the messages of the failed batches come first, each
+// delivered once more. One of them may be what failed (a poison message),
+// and every message delivered with it counts a delivery too: so messages
+// delivered again are got one at a time (basic.get), each once the one
+// before is committed and acknowledged, until a message delivered for the
+// first time, or an empty queue, shows that they are behind. Then fetch
+// consumes, within the prefetch window.
+func (r *reader) fetch() {
+	for r.suspectWait > 0 {
+		if !r.settled() {
+			return
+		}
+		d, ok, err := r.ch.Get(r.queue, false)
+		if err != nil {
+			r.fail(amqpError(fmt.Sprintf("get from queue %q", r.queue), err))
+			return
+		}
+		if !ok {
+			break
+		}
+		if !r.give(d) {
+			return
+		}
+		if !redelivered(d) {
+			break
+		}
+	}
+	r.consuming.Store(true)
+	deliveries, err := r.ch.Consume(r.queue, r.tag, false, false, false, false, nil)
+	if err != nil {
+		r.fail(amqpError(fmt.Sprintf("consume queue %q", r.queue), err))
+		return
+	}
+	for {
+		select {
+		case d, ok := <-deliveries:
+			if !ok {
+				r.fail(r.lost())
+				return
+			}
+			if !r.give(d) {
+				return
+			}
+		case <-r.stop:
+			return
+		}
+	}
+}
+
+// give hands d to Next; false when the reader is closing (closing the
+// channel hands d back to the queue).
+func (r *reader) give(d amqp.Delivery) bool {
+	r.fetched.Add(1)
+	select {
+	case r.msgs <- d:
+		return true
+	case <-r.stop:
+		return false
+	}
+}
+
+func (r *reader) fail(err error) {
+	select {
+	case r.errs <- err:
+	default:
+	}
+}
+
+func redelivered(d amqp.Delivery) bool {
+	if c, ok := d.Headers["x-delivery-count"]; ok && c != int64(0) && c != int32(0) {
+		return true
+	}
+	return d.Redelivered
+}
+
+// settled waits until every message fetched was returned by Next and
+// acknowledged, or suspect_wait; it reports false when the reader is
+// closing.
+func (r *reader) settled() bool {
+	deadline := time.NewTimer(r.suspectWait)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		idle := len(r.pending) == 0 && r.returned == r.fetched.Load()
+		r.mu.Unlock()
+		if idle {
+			return true
+		}
+		select {
+		case <-r.stop:
+			return false
+		case <-deadline.C:
+			return true
+		case <-r.settle:
+		}
+	}
+}
+
+func (r *reader) signal() {
+	select {
+	case r.settle <- struct{}{}:
+	default:
+	}
 }
 
 // Schema implements connector.Reader.
@@ -259,10 +380,7 @@ func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
 	}
 	for len(r.held) < r.batch {
 		select {
-		case d, ok := <-r.deliveries:
-			if !ok {
-				return nil, r.lost()
-			}
+		case d := <-r.msgs:
 			r.held = append(r.held, d)
 			if timer == nil {
 				t := time.NewTimer(r.linger)
@@ -270,6 +388,8 @@ func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
 				timer = t.C
 			}
 			continue
+		case err := <-r.errs:
+			return nil, err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-timer:
@@ -353,7 +473,9 @@ func (r *reader) cut() *record.Batch {
 	}
 	r.mu.Lock()
 	r.pending = append(r.pending, pb)
+	r.returned += int64(len(msgs))
 	r.mu.Unlock()
+	r.signal()
 	b.Pos = position{Queue: r.queue, Tag: pb.tag}.encode()
 	decode := func(b *record.Batch) {
 		width := b.Schema.Len()
@@ -393,6 +515,7 @@ func (r *reader) Ack(ctx context.Context, pos record.Position) error {
 	done := r.pending[:i:i]
 	r.pending = r.pending[i:]
 	r.mu.Unlock()
+	defer r.signal()
 	if len(done) == 0 {
 		return nil
 	}
@@ -410,7 +533,20 @@ func (r *reader) Ack(ctx context.Context, pos record.Position) error {
 // Close implements connector.Reader: closing the channel hands every
 // message not acknowledged back to the queue, in its place.
 func (r *reader) Close() error {
+	select {
+	case <-r.stop:
+		return nil
+	default:
+	}
+	close(r.stop)
+	r.wg.Wait()
 	if r.ch != nil {
+		if r.consuming.Load() {
+			// A quorum queue applies a cancel after the acknowledgements
+			// sent before it, and answers once it did; closing the channel
+			// at once could hand acknowledged messages back to the queue.
+			_ = r.ch.Cancel(r.tag, false)
+		}
 		_ = r.ch.Close()
 	}
 	return r.conn.Close()
