@@ -48,6 +48,7 @@ func (a *app) serveCmd() *cobra.Command {
 		maxConcurrent               int
 		jsonLogs                    bool
 		leaseTTL                    time.Duration
+		keepHistory, keepEmpty      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -87,6 +88,7 @@ token every endpoint but /healthz refuses. The API listens on 127.0.0.1 unless t
 				opts.DrainTimeout = d
 			}
 			opts.LeaseTTL = leaseTTL
+			opts.KeepHistory, opts.KeepEmpty = keepHistory, keepEmpty
 			if a.stateArg != "" {
 				opts.State = a.stateArg
 			} else if v, ok := a.io.Env("BACKBONE_STATE"); ok && v != "" && opts.State == "" {
@@ -140,6 +142,8 @@ token every endpoint but /healthz refuses. The API listens on 127.0.0.1 unless t
 	cmd.Flags().IntVar(&maxConcurrent, "max-concurrent", 0, "runs in flight over all pipelines (0: twice the CPUs)")
 	cmd.Flags().StringVar(&drain, "drain-timeout", "30s", "on SIGTERM, how long runs in flight have to commit")
 	cmd.Flags().BoolVar(&jsonLogs, "json-logs", false, "log as JSON lines")
+	cmd.Flags().DurationVar(&keepHistory, "keep-history", 30*24*time.Hour, "how long run history is kept (each pipeline's newest run and success always are)")
+	cmd.Flags().DurationVar(&keepEmpty, "keep-empty-runs", 24*time.Hour, "how long runs that succeeded without reading anything are kept")
 	cmd.Flags().DurationVar(&leaseTTL, "lease-ttl", 30*time.Second, "with a PostgreSQL state store: how long a pipeline's lease outlives a process that stops renewing it")
 	return cmd
 }

@@ -69,6 +69,11 @@ type Options struct {
 	// AlertBackoff is the first wait before an alert is sent again; 1s
 	// when zero.
 	AlertBackoff time.Duration
+	// KeepHistory is how long run history is kept; 30 days when zero.
+	// Runs that succeeded without reading anything are kept KeepEmpty (a
+	// day when zero): a pipeline every minute writes 1440 of them a day.
+	// Each pipeline's newest run and newest success are always kept.
+	KeepHistory, KeepEmpty time.Duration
 	// OnRun, when set, is called after every run with its history record
 	// (tests and embedding programs).
 	OnRun func(state.Run)
@@ -132,6 +137,12 @@ func New(ctx context.Context, o Options) (*Daemon, error) {
 	}
 	if o.CheckEvery <= 0 {
 		o.CheckEvery = time.Second
+	}
+	if o.KeepHistory <= 0 {
+		o.KeepHistory = 30 * 24 * time.Hour
+	}
+	if o.KeepEmpty <= 0 {
+		o.KeepEmpty = 24 * time.Hour
 	}
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 30 * time.Second
@@ -281,6 +292,7 @@ func (d *Daemon) Run(ctx, hard context.Context, listening func(addr string)) err
 	loopCtx, stopLoops := context.WithCancel(ctx)
 	loops.Go(func() { d.watch(loopCtx) })
 	loops.Go(func() { d.checkLoop(loopCtx) })
+	loops.Go(func() { d.pruneLoop(loopCtx) })
 
 	select {
 	case <-ctx.Done():
@@ -394,4 +406,25 @@ func (r *redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (r *redactHandler) WithGroup(name string) slog.Handler {
 	return &redactHandler{h: r.h.WithGroup(name), s: r.s}
+}
+
+// pruneLoop trims the run history at start and every hour.
+func (d *Daemon) pruneLoop(ctx context.Context) {
+	for {
+		now := d.clock.Now()
+		n, err := d.store.PruneRuns(ctx, now.Add(-d.o.KeepHistory), now.Add(-d.o.KeepEmpty))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			d.log.Warn("pruning run history", "error", err)
+		case n > 0:
+			d.log.Info("run history pruned", "runs", n)
+		}
+		t := time.NewTimer(time.Hour)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
 }

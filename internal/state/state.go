@@ -64,6 +64,13 @@ type Store interface {
 	// CountDeadLetters counts the dead letters matching f; f.Limit is ignored.
 	CountDeadLetters(ctx context.Context, f DLQFilter) (int, error)
 
+	// PruneRuns deletes the history of runs that ended before before, and
+	// of runs that succeeded without reading anything and ended before
+	// emptyBefore, keeping for each pipeline its newest run and its newest
+	// successful run (freshness and catch-up need them). Running runs and
+	// dead letters are never deleted. It returns the runs deleted.
+	PruneRuns(ctx context.Context, before, emptyBefore time.Time) (int, error)
+
 	// SaveVersion records a pipeline version that is about to run: a new
 	// (pipeline, hash) is inserted with its content; a known one keeps its
 	// content and status and only has LastSeen moved.

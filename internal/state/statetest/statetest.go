@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"DeadLetterReAdd", testDeadLetterReAdd},
 		{"DeadLetterDelete", testDeadLetterDelete},
 		{"Versions", testVersions},
+		{"PruneRuns", testPruneRuns},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"CancelledContext", testCancelledContext},
 		{"Close", testClose},
