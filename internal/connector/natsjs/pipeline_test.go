@@ -83,7 +83,7 @@ func loadPipeline(t *testing.T, dir, src string) *config.Pipeline {
 	return p
 }
 
-func openState(t *testing.T, dir string) state.Store {
+func openState(t testing.TB, dir string) state.Store {
 	t.Helper()
 	st, err := sqlitestate.Open(context.Background(), filepath.Join(dir, "state.db"))
 	if err != nil {
