@@ -148,4 +148,3 @@ sink:
 		b.ReportMetric(pipeRate/min(pubRate, conRate), "ratio")
 	}
 }
-
