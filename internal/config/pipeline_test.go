@@ -288,8 +288,8 @@ func TestLoadBatchRowsAtLeastOne(t *testing.T) {
 }
 
 func TestLoadErrors(t *testing.T) {
-	const sources = "csv, http, jsonl, mysql, parquet, postgres, sqlite"
-	const sinks = "csv, http, jsonl, mysql, parquet, postgres, sqlite, stdout"
+	const sources = "csv, http, jsonl, mysql, nats, parquet, postgres, rabbitmq, sqlite"
+	const sinks = "csv, http, jsonl, mysql, nats, parquet, postgres, rabbitmq, sqlite, stdout"
 	const steps = "cast, dedupe, drop, enrich, filter, map, rename, select, validate"
 	tests := []struct {
 		name string
@@ -1090,6 +1090,6 @@ func ExampleLoad() {
 	_, err := config.Load("orders.yaml", src, config.Options{Registry: r, Env: func(string) (string, bool) { return "", false }})
 	fmt.Println(err)
 	// Output:
-	// orders.yaml:2:9: unknown source type "cvs" (did you mean "csv"?); known: csv, http, jsonl, mysql, parquet, postgres, sqlite
+	// orders.yaml:2:9: unknown source type "cvs" (did you mean "csv"?); known: csv, http, jsonl, mysql, nats, parquet, postgres, rabbitmq, sqlite
 	// orders.yaml:7:15: pipeline.settings.batch_rows: want an integer, got "many"
 }
