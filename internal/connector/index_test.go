@@ -2,7 +2,13 @@ package connector
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"reflect"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -43,4 +49,155 @@ func TestIndexFindsKeysAcrossRepresentations(t *testing.T) {
 	if _, ok, _ := multi.Get(context.Background(), []any{"1", "x"}); !ok {
 		t.Error("a two-column key given as text does not find the row")
 	}
+}
+
+func TestIndexIntegerKeysDenseAndSparse(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "k", Type: record.Int}, record.Field{Name: "v", Type: record.String})
+	tests := []struct {
+		name string
+		keys []int64
+		miss []int64
+	}{
+		{"dense from 1", seq(1, 500), []int64{0, 501, -1, math.MinInt64, math.MaxInt64}},
+		{"dense around zero", seq(-250, 250), []int64{-251, 251}},
+		{"sparse", []int64{1, 1 << 40, -(1 << 40), 77, 1_000_003}, []int64{2, 1<<40 + 1}},
+		{"sparse, many", spaced(200, 1000), []int64{1, 999, 1001}},
+		{"extremes", append(seq(1, 100), math.MinInt64, math.MaxInt64), []int64{0, math.MinInt64 + 1, math.MaxInt64 - 1}},
+		{"dense near the top", seq(math.MaxInt64-199, math.MaxInt64), []int64{math.MaxInt64 - 200, math.MinInt64}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ix, err := NewIndex(s, []string{"k"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, k := range tc.keys {
+				ix.Add(record.Row{k, fmt.Sprint("v", k)})
+			}
+			ctx := context.Background()
+			for _, k := range tc.keys {
+				r, ok, err := ix.Get(ctx, []any{k})
+				if err != nil || !ok || r[0] != k || r[1] != fmt.Sprint("v", k) {
+					t.Fatalf("Get(%d) = %v, %v, %v", k, r, ok, err)
+				}
+			}
+			for _, k := range tc.miss {
+				if r, ok, err := ix.Get(ctx, []any{k}); ok || err != nil {
+					t.Errorf("Get(%d) = %v, %v, %v; want no row", k, r, ok, err)
+				}
+			}
+			if ix.Len() != len(tc.keys) {
+				t.Errorf("Len %d, want %d", ix.Len(), len(tc.keys))
+			}
+		})
+	}
+}
+
+func seq(lo, hi int64) []int64 {
+	var out []int64
+	for k := lo; ; k++ {
+		out = append(out, k)
+		if k == hi {
+			return out
+		}
+	}
+}
+
+func spaced(n int, step int64) []int64 {
+	out := make([]int64, n)
+	for i := range out {
+		out[i] = int64(i) * step
+	}
+	return out
+}
+
+// A key added again replaces its row for later lookups, and a row handed
+// out before stays as it was, also when the index grows after a Get.
+func TestIndexReplaceKeepsRowsHandedOut(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "k", Type: record.Int}, record.Field{Name: "v", Type: record.String})
+	ix, _ := NewIndex(s, []string{"k"})
+	ctx := context.Background()
+	for k := int64(0); k < 100; k++ {
+		ix.Add(record.Row{k, "first"})
+	}
+	before, ok, _ := ix.Get(ctx, []any{int64(7)})
+	if !ok {
+		t.Fatal("no row for 7")
+	}
+	for k := int64(0); k < 3000; k++ { // past the first chunk, which grows
+		ix.Add(record.Row{k, fmt.Sprint("second ", k)})
+	}
+	after, ok, _ := ix.Get(ctx, []any{int64(7)})
+	if !ok || after[1] != "second 7" {
+		t.Errorf("after a second Add: %v, %v; want the second row", after, ok)
+	}
+	if before[1] != "first" {
+		t.Errorf("the row handed out before became %v", before)
+	}
+	if r, ok, _ := ix.Get(ctx, []any{int64(2999)}); !ok || r[1] != "second 2999" {
+		t.Errorf("a key added after a Get: %v, %v", r, ok)
+	}
+	if ix.Len() != 3000 {
+		t.Errorf("Len %d, want 3000", ix.Len())
+	}
+}
+
+// Values come back equal to what was added, whatever their type, also when
+// the index stores a repeated text once; rows of another length than the
+// schema's come back as they were.
+func TestIndexKeepsValues(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "k", Type: record.String}, record.Field{Name: "v", Type: record.Any})
+	ix, _ := NewIndex(s, []string{"k"})
+	when := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	vals := []any{nil, "emea", int64(5), int64(1 << 40), 2.5, record.MustDec("19.99"), when, record.LocalDate(19000),
+		true, []byte("raw"), map[string]any{"a": "b"}, []any{"x"}, json.Number("12")}
+	for i, v := range vals {
+		ix.Add(record.Row{fmt.Sprint("k", i), v})
+	}
+	for i := 0; i < 2000; i++ { // a field with many distinct texts
+		ix.Add(record.Row{fmt.Sprint("n", i), fmt.Sprint("name ", i)})
+	}
+	ix.Add(record.Row{"short"})
+	ix.Add(record.Row{"long", "x", "extra"})
+	ctx := context.Background()
+	for i, v := range vals {
+		r, ok, _ := ix.Get(ctx, []any{fmt.Sprint("k", i)})
+		if !ok || !reflect.DeepEqual(r[1], v) {
+			t.Errorf("value %d: got %#v, want %#v", i, r, v)
+		}
+	}
+	for i := 0; i < 2000; i += 199 {
+		if r, ok, _ := ix.Get(ctx, []any{fmt.Sprint("n", i)}); !ok || r[1] != fmt.Sprint("name ", i) {
+			t.Errorf("n%d: %v, %v", i, r, ok)
+		}
+	}
+	if r, ok, _ := ix.Get(ctx, []any{"short"}); !ok || len(r) != 1 {
+		t.Errorf("short row: %v, %v", r, ok)
+	}
+	if r, ok, _ := ix.Get(ctx, []any{"long"}); !ok || !reflect.DeepEqual(r, record.Row{"long", "x", "extra"}) {
+		t.Errorf("long row: %v, %v", r, ok)
+	}
+}
+
+// Get runs concurrently once the index is built, the dense table being made
+// by whichever Get comes first.
+func TestIndexConcurrentGet(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "k", Type: record.Int}, record.Field{Name: "v", Type: record.Int})
+	ix, _ := NewIndex(s, []string{"k"})
+	for k := int64(0); k < 5000; k++ {
+		ix.Add(record.Row{k, k * 2})
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			for k := int64(0); k < 5000; k += 7 {
+				r, ok, err := ix.Get(context.Background(), []any{k})
+				if err != nil || !ok || r[1] != k*2 {
+					t.Errorf("Get(%d) = %v, %v, %v", k, r, ok, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

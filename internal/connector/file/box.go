@@ -5,68 +5,24 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
-// Putting an int64, a string, a decimal or a timestamp into an `any` costs
-// one heap allocation per value: at eight fields a record, that is most of
-// the time a source spends. A boxer instead stores the values of one batch
-// in typed slabs and builds each interface to point at its slot, which is
-// exactly what the compiler's own boxing produces (an interface of a
-// non-pointer type holds a pointer to an immutable copy of the value), but
-// with one allocation per few hundred values.
-//
-// Safety rests on three facts: the interface layout (type word, data
-// word) that the runtime and reflect rely on; slots are written once,
-// before boxing, and never again (each batch gets fresh slabs, so a value
-// handed out is never overwritten); the data word is a real pointer into
-// the slab, so the garbage collector keeps the slab alive as long as any
-// value boxed from it. TestBoxSurvivesGC exercises the last point.
+// Values are boxed in record.Slabs: one allocation per few hundred values
+// instead of one per value (see record.Slab for why that is safe). A slab
+// here belongs to one batch's boxer.
 
-// eface is the layout of an empty interface.
-type eface struct {
-	typ  unsafe.Pointer
-	data unsafe.Pointer
-}
-
-// boxable lists the types a slab may hold: none is pointer-shaped, so the
-// interface's data word always points at the value.
-type boxable interface {
-	int64 | float64 | string | record.Dec | time.Time | record.LocalDate
-}
-
-// typeWord returns the interface type word of T.
-func typeWord[T boxable]() unsafe.Pointer {
-	var zero T
-	var v any = zero
-	return (*eface)(unsafe.Pointer(&v)).typ
-}
+// boxable lists the types a slab may hold.
+type boxable = record.Boxable
 
 // slab hands out interfaces to values of T stored in chunks.
-type slab[T boxable] struct {
-	typ   unsafe.Pointer
-	chunk []T
-	size  int
-}
+type slab[T boxable] struct{ record.Slab[T] }
 
-func newSlab[T boxable](size int) slab[T] {
-	return slab[T]{typ: typeWord[T](), size: size}
-}
+func newSlab[T boxable](size int) slab[T] { return slab[T]{record.NewSlab[T](size)} }
 
 // box stores v in the slab and returns it as an interface.
-func (s *slab[T]) box(v T) any {
-	if len(s.chunk) == cap(s.chunk) {
-		s.chunk = make([]T, 0, s.size)
-	}
-	s.chunk = append(s.chunk, v)
-	var out any
-	e := (*eface)(unsafe.Pointer(&out))
-	e.typ = s.typ
-	e.data = unsafe.Pointer(&s.chunk[len(s.chunk)-1])
-	return out
-}
+func (s *slab[T]) box(v T) any { return s.Box(v) }
 
 // boxer converts field text to values for one batch. A boxer must not be
 // used for two batches: its slabs back the values already handed out.
