@@ -151,6 +151,21 @@ type Acker interface {
 	Ack(ctx context.Context, pos record.Position) error
 }
 
+// Unbounded is implemented by a Source whose input never ends by itself (a
+// broker's queue or stream). Its run is continuous: `backbone run` goes on
+// until Ctrl-C, and `serve` starts it when the pipeline loads and again
+// after it stops, with no timeout; freshness is the time since its last
+// written record.
+type Unbounded interface {
+	Unbounded() bool
+}
+
+// IsUnbounded reports whether s is an Unbounded source that says so.
+func IsUnbounded(s Source) bool {
+	u, ok := s.(Unbounded)
+	return ok && u.Unbounded()
+}
+
 // Sink writes records. Open is called once per run with the schema of the
 // rows that will arrive.
 type Sink interface {

@@ -72,6 +72,7 @@ func testRegistry() *connector.Registry {
 			c := &chaos{}
 			return c, p.Decode(c)
 		})
+	registerTicker(r)
 	return r
 }
 
@@ -414,4 +415,28 @@ func (h *harness) idle() {
 		time.Sleep(5 * time.Millisecond)
 	}
 	h.advance(0)
+}
+
+// write writes a pipeline file from a format with one int argument.
+func (h *harness) write(file, format string, n int) {
+	h.t.Helper()
+	if err := os.WriteFile(filepath.Join(h.dir, file), []byte(fmt.Sprintf(format, n)), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// waitRows waits until a table holds at least n rows, failing after 20s.
+func (h *harness) waitRows(name string, n int) {
+	h.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		rows, err := h.rows(name)
+		if len(rows) >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("table %s holds %d rows (%v), want %d\nlog:\n%s", name, len(rows), err, n, h.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

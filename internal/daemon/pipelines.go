@@ -15,6 +15,7 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/alert"
 	"github.com/backbone-etl/backbone/internal/config"
+	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/engine"
 	"github.com/backbone-etl/backbone/internal/scheduler"
 	"github.com/backbone-etl/backbone/internal/state"
@@ -40,7 +41,10 @@ type pipe struct {
 	recent      []state.Run // newest first, at most recentRuns
 	problem     string      // a refused reload, a rollback: shown in the API
 	freshSince  time.Time   // when freshness is measured from without a success
-	late        bool
+	// continuous: the source is unbounded; one long run goes on until the
+	// daemon stops, the version changes, or it fails (then it restarts).
+	continuous bool
+	late       bool
 }
 
 const recentRuns = 20
@@ -227,12 +231,20 @@ func (d *Daemon) apply(ctx context.Context, src *source, hash string, p *config.
 			old.trial = old.good == nil || old.good.Hash != p.Hash
 			old.prevOK = old.lastRun != nil && old.lastRun.Status == state.StatusSucceeded
 		}
+		changed := old.cur.Hash != p.Hash
 		old.cur, old.sched, old.problem = p, sch, ""
+		old.continuous = connector.IsUnbounded(p.Source.Source)
+		if changed && old.continuous {
+			// A continuous run never ends by itself: stop it at a batch
+			// boundary, and the new version starts when it has committed.
+			d.stopLive(p.Name, errNewVersion)
+		}
 	}
 	d.mu.Unlock()
 
 	if old == nil {
-		np := &pipe{name: p.Name, file: src.path, cur: p, sched: sch, bad: map[string]string{}, freshSince: d.clock.Now()}
+		np := &pipe{name: p.Name, file: src.path, cur: p, sched: sch, bad: map[string]string{}, freshSince: d.clock.Now(),
+			continuous: connector.IsUnbounded(p.Source.Source)}
 		d.restore(ctx, np)
 		d.mu.Lock()
 		d.pipes[p.Name] = np
@@ -248,7 +260,40 @@ func (d *Daemon) apply(ctx context.Context, src *source, hash string, p *config.
 	if p.Freshness > 0 {
 		d.metrics.freshnessSLO.WithLabelValues(p.Name).Set(p.Freshness.Seconds())
 	}
-	d.log.Info("pipeline loaded", "pipeline", p.Name, "file", src.path, "version", short(p.Hash), "schedule", p.Schedule)
+	d.log.Info("pipeline loaded", "pipeline", p.Name, "file", src.path, "version", short(p.Hash), "schedule", p.Schedule,
+		"continuous", old.continuous)
+	if old.continuous {
+		d.startContinuous(p.Name)
+	}
+}
+
+// watchdog is the schedule of a continuous pipeline: it restarts a run that
+// ended (a failure past its retries); a tick while the run goes on is
+// skipped.
+var watchdog, _ = scheduler.Parse("every 1m", time.UTC)
+
+// errNewVersion is the cause of stopping a continuous run for a reload.
+var errNewVersion = errors.New("a new version of the pipeline was loaded")
+
+// startContinuous starts a continuous pipeline's run unless one is in
+// flight or queued.
+func (d *Daemon) startContinuous(name string) {
+	st, err := d.sched.Status(name)
+	if err != nil || st.InFlight > 0 || st.Queued > 0 || st.Paused || st.Quarantined {
+		return
+	}
+	if _, err := d.sched.Trigger(name, scheduler.TriggerManual, time.Time{}); err != nil && !errors.Is(err, scheduler.ErrAlreadyQueued) {
+		d.log.Warn("starting a continuous pipeline", "pipeline", name, "error", err)
+	}
+}
+
+// stopLive stops the runs in flight of a pipeline softly (caller holds d.mu).
+func (d *Daemon) stopLive(name string, cause error) {
+	for _, lr := range d.live {
+		if lr.pipeline == name && lr.stop != nil {
+			lr.stop(cause)
+		}
+	}
 }
 
 // spec is the scheduler's view of a pipeline.
@@ -265,12 +310,16 @@ func (d *Daemon) spec(p *pipe) scheduler.PipelineSpec {
 			break
 		}
 	}
+	sch, timeout, catchUp := p.sched, c.Runs.Timeout, scheduler.CatchUp(c.Runs.CatchUp)
+	if p.continuous {
+		sch, timeout, catchUp = watchdog, 0, scheduler.CatchUpSkip
+	}
 	return scheduler.PipelineSpec{
 		Name:            c.Name,
-		Schedule:        p.sched,
-		CatchUp:         scheduler.CatchUp(c.Runs.CatchUp),
+		Schedule:        sch,
+		CatchUp:         catchUp,
 		Concurrency:     c.Runs.Concurrency,
-		Timeout:         c.Runs.Timeout,
+		Timeout:         timeout,
 		QuarantineAfter: c.Runs.QuarantineAfter,
 		LastLogical:     last,
 		Retry: scheduler.RetryPolicy{Retries: c.Runs.Retries, Backoff: c.Runs.Backoff,

@@ -24,7 +24,15 @@ type liveRun struct {
 	id       string
 	progress engine.Progress
 	changed  time.Time // when progress last moved
+	wroteAt  time.Time // when the written count last grew: freshness of a continuous run
+	saved    time.Time // when the progress was last stored in the history
+	// stop cancels the run softly (it stops reading, commits and ends).
+	stop func(cause error)
 }
+
+// progressEvery is how often a run in flight has its counts stored in the
+// history: a continuous run shows as one long run that moves.
+const progressEvery = 10 * time.Second
 
 // runJob is the scheduler's Run: one attempt of one run.
 func (d *Daemon) runJob(ctx context.Context, job scheduler.Job) error {
@@ -43,7 +51,10 @@ func (d *Daemon) runJob(ctx context.Context, job scheduler.Job) error {
 	}
 
 	trigger := string(job.Trigger)
-	live := &liveRun{pipeline: cfg.Name, id: engine.NewRunID(d.clock.Now()), changed: d.clock.Now()}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	now := d.clock.Now()
+	live := &liveRun{pipeline: cfg.Name, id: engine.NewRunID(now), changed: now, wroteAt: now, saved: now, stop: stop}
 	d.mu.Lock()
 	d.live[live.id] = live
 	d.mu.Unlock()
@@ -69,13 +80,27 @@ func (d *Daemon) runJob(ctx context.Context, job scheduler.Job) error {
 		Progress: func(pr engine.Progress) {
 			d.metrics.progress(cfg.Name, engine.Progress{Read: pr.Read - last.Read,
 				Written: pr.Written - last.Written, Filtered: pr.Filtered - last.Filtered})
+			now := d.clock.Now()
 			live.mu.Lock()
 			if pr.Read != live.progress.Read || pr.Written != live.progress.Written {
-				live.changed = d.clock.Now()
+				live.changed = now
+			}
+			if pr.Written != live.progress.Written {
+				live.wroteAt = now
 			}
 			live.progress = pr
+			save := now.Sub(live.saved) >= progressEvery
+			if save {
+				live.saved = now
+			}
 			live.mu.Unlock()
 			last = pr
+			if save {
+				r := state.Run{ID: live.id, Read: pr.Read, Written: pr.Written, Rejected: pr.Rejected, Filtered: pr.Filtered}
+				if err := d.store.UpdateRun(ctx, &r); err != nil && ctx.Err() == nil {
+					d.log.Warn("storing a run's progress", "pipeline", cfg.Name, "error", err)
+				}
+			}
 		},
 		ProgressEvery: time.Second,
 	}
@@ -98,6 +123,13 @@ func (d *Daemon) runJob(ctx context.Context, job scheduler.Job) error {
 	rolledBack := d.finished(ctx, job, cfg, res, err, trial, prevOK)
 	if d.o.OnRun != nil && res != nil {
 		d.o.OnRun(res.Run)
+	}
+	if errors.Is(context.Cause(ctx), errNewVersion) {
+		// Stopped for a reload: the new version goes on as this run ends.
+		if _, terr := d.sched.Trigger(cfg.Name, scheduler.TriggerManual, time.Time{}); terr != nil && !errors.Is(terr, scheduler.ErrAlreadyQueued) {
+			d.log.Warn("restarting a continuous pipeline", "pipeline", cfg.Name, "error", terr)
+		}
+		return nil
 	}
 	if rolledBack {
 		// Handled: the restored version runs at once (queued by finished);
@@ -258,7 +290,11 @@ func (d *Daemon) hooks() scheduler.Hooks {
 			d.log.Warn("lease lost; the run stops without committing more", "pipeline", job.Pipeline, "error", err)
 		},
 		Skipped: func(s scheduler.Skip) {
-			d.log.Info("logical times skipped", "pipeline", s.Pipeline, "reason", string(s.Reason))
+			level := slog.LevelInfo
+			if s.Reason == scheduler.SkipMissed {
+				level = slog.LevelDebug // the scheduler logs the count; a continuous pipeline's watchdog skips every tick
+			}
+			d.log.Log(context.Background(), level, "logical times skipped", "pipeline", s.Pipeline, "reason", string(s.Reason))
 		},
 	}
 }
@@ -291,10 +327,14 @@ func (d *Daemon) checkFreshness() {
 	var vs []verdict
 	d.mu.Lock()
 	stalled := map[string]time.Duration{}
+	wrote := map[string]time.Time{}
 	for _, lr := range d.live {
 		lr.mu.Lock()
 		if idle := now.Sub(lr.changed); idle > stalled[lr.pipeline] {
 			stalled[lr.pipeline] = idle
+		}
+		if lr.wroteAt.After(wrote[lr.pipeline]) {
+			wrote[lr.pipeline] = lr.wroteAt
 		}
 		lr.mu.Unlock()
 	}
@@ -302,6 +342,13 @@ func (d *Daemon) checkFreshness() {
 		since := p.lastSuccess
 		if since.IsZero() {
 			since = p.freshSince
+		}
+		if p.continuous {
+			// One long run: fresh is the time since it last wrote a record.
+			if w := wrote[p.name]; w.After(since) {
+				since = w
+			}
+			stalled[p.name] = 0
 		}
 		age := now.Sub(since)
 		v := verdict{name: p.name, age: age, slo: p.cur.Freshness}
