@@ -101,6 +101,7 @@ func TestCrashCSVToSQLite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: not in -short")
 	}
+	t.Parallel() // with the other crash tests: most of their time is spent in other processes
 	rows := crashRows(t)
 	data := t.TempDir()
 	writeOrders(t, data, 4, rows)

@@ -178,26 +178,17 @@ func dbCrashRows(t *testing.T, def int) int {
 	return def
 }
 
-// crashScenarios are the kills of a database crash test: SIGKILL at random
-// instants (five seeds), and at named points: inside the sink's commit (rows
-// and checkpoint written, COMMIT not sent), before the commit, and after
-// the dead letters of a batch were stored but not its rows.
-var crashScenarios = []struct{ name, failpoint string }{
-	{name: "seed-1"}, {name: "seed-2"}, {name: "seed-3"}, {name: "seed-4"}, {name: "seed-5"},
-	{name: "inside-sink-commit", failpoint: "sink-commit:5"},
-	{name: "before-commit", failpoint: "before-commit:9"},
-	{name: "after-dead-letters", failpoint: "after-dead-letters:2"},
-}
-
 // TestCrashCSVToDatabases kills `backbone run` loading CSV into PostgreSQL
 // and MariaDB (upsert, checkpoints in the target's transaction) at random
-// instants and at named points, reruns it, and checks the table equals an
-// uninterrupted run's (count, distinct keys, a hash over all columns), no
-// dead letter is stored twice, and the run history conserves every record.
+// instants and at named points of the commit (crashChains), reruns it, and
+// checks the table equals an uninterrupted run's (count, distinct keys, a
+// hash over all columns), no dead letter is stored twice, and the run
+// history conserves every record.
 func TestCrashCSVToDatabases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: not in -short")
 	}
+	t.Parallel()
 	for _, target := range []func(*testing.T) dbTarget{postgresTarget, mysqlTarget} {
 		tg := target(t)
 		t.Run(tg.name, func(t *testing.T) {
@@ -230,7 +221,7 @@ settings: {batch_rows: 2000}
 				t.Fatalf("reference run: %+v, %d dead letters", want, wantDL)
 			}
 			t.Logf("reference: %d rows, %d dead letters in %s", want.count, wantDL, full)
-			for i, c := range crashScenarios {
+			for i, c := range crashChains {
 				t.Run(c.name, func(t *testing.T) {
 					var schema string
 					setup := func() string {
@@ -239,18 +230,18 @@ settings: {batch_rows: 2000}
 						pipelineIn(dir, schema)
 						return dir
 					}
-					dir, kills := crashRuns(t, setup, c.failpoint, uint64(i+1), full, 2)
+					dir := crashChain(t, setup, c.kills, uint64(i+1), full)
 					before := tg.count(t, schema)
-					t.Logf("%d kill(s), %d rows committed before the last run", kills, before)
+					t.Logf("killed %q; %d rows committed before the last run", c.kills, before)
 					if res := backbone(t, dir, nil, "run", "pipeline.yaml"); res.code != 0 {
-						t.Fatalf("run after %d kill(s): exit %d\n%s", kills, res.code, res.out)
+						t.Fatalf("run after the kills: exit %d\n%s", res.code, res.out)
 					}
 					checkHistory(t, filepath.Join(dir, ".backbone", "state.db"), "crash", tg.count(t, schema)-before)
 					if got := tg.digest(t, schema); got != want {
-						t.Fatalf("after %d kill(s): table %+v, want %+v", kills, got, want)
+						t.Fatalf("after the kills: table %+v, want %+v", got, want)
 					}
 					if n := deadLettersOf(t, filepath.Join(dir, ".backbone", "state.db"), "crash"); n != wantDL {
-						t.Fatalf("after %d kill(s): %d dead letters, want %d", kills, n, wantDL)
+						t.Fatalf("after the kills: %d dead letters, want %d", n, wantDL)
 					}
 				})
 			}

@@ -2,10 +2,15 @@ package e2e
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // runRecord is one run of the history, as the tool prints it.
@@ -152,4 +157,70 @@ func sourceRejects(t *testing.T, db *sql.DB, schema string) int {
 // sourceOrdersQuery.
 func sinkOrdersQuery(table string) string {
 	return "SELECT " + ordersColumns + ", total FROM " + table + " ORDER BY order_id"
+}
+
+// crashChains are the scenarios of the database crash tests: five seeds,
+// each a chain of three kills of runs that resume one another: SIGKILL at a
+// random instant, death at a named point of the commit (inside the sink's
+// commit: rows and checkpoint written, COMMIT not sent; before the commit;
+// after a batch's dead letters were stored but not its rows), and SIGKILL at
+// a random instant again. A last run then completes the load.
+var crashChains = []struct {
+	name  string
+	kills []string // "" for a random instant, else a failpoint NAME:N
+}{
+	{"seed-1", []string{"", "sink-commit:3", ""}},
+	{"seed-2", []string{"", "before-commit:5", ""}},
+	{"seed-3", []string{"", "sink-commit:7", ""}},
+	{"seed-4", []string{"", "after-dead-letters:2", ""}},
+	{"seed-5", []string{"", "sink-commit:1", ""}},
+}
+
+// crashChain runs `backbone run` in a directory made by setup once per
+// kill, each run resuming what the ones before left, and kills it: with
+// SIGKILL at a random instant within window (drawn from seed) or at a
+// failpoint. When a run ends before its kill (the machine got faster than
+// the reference run), the chain starts over in a new directory with half
+// the window, so that every kill really happens. It returns the directory.
+func crashChain(t *testing.T, setup func() string, kills []string, seed uint64, window time.Duration) string {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 42))
+	for try := 0; try < 6; try++ {
+		dir := setup()
+		killed := 0
+		for _, fp := range kills {
+			cmd := exec.Command(binary, "run", "-q", "pipeline.yaml")
+			cmd.Dir = dir
+			cmd.Env = os.Environ()
+			if fp != "" {
+				cmd.Env = append(cmd.Env, "BACKBONE_FAILPOINT="+fp)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var timer *time.Timer
+			if fp == "" {
+				delay := time.Duration(rng.Int64N(int64(window)*8/10+1)) + 10*time.Millisecond
+				timer = time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+			}
+			err := cmd.Wait()
+			if timer != nil {
+				timer.Stop()
+			}
+			if err == nil {
+				break // the run finished before its kill
+			}
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+				t.Fatalf("a run died of something else than its kill: %v", err)
+			}
+			killed++
+		}
+		if killed == len(kills) {
+			return dir
+		}
+		window /= 2
+	}
+	t.Fatal("the chain of kills never completed: the test proves nothing")
+	return ""
 }

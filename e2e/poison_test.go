@@ -55,6 +55,7 @@ func TestPoisonRows(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1M rows: not in -short")
 	}
+	t.Parallel()
 	pg := reachable(t, "pgx", pgDSN, "PostgreSQL at 127.0.0.1:5432")
 	data := t.TempDir()
 	keys := poisonInput(t, data, dbCrashRows(t, 1_000_000))
