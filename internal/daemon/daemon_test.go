@@ -37,10 +37,23 @@ func TestSchedulesAndIsolation(t *testing.T) {
 			return len(m["good1"]) == 1 && len(m["good2"]) == 1
 		})
 	}
-	// The healthy ones ran once per minute, each logical time once.
-	runs, err := h.d.store.Runs(t.Context(), state.RunFilter{})
-	if err != nil {
-		t.Fatal(err)
+	// The healthy ones ran once per minute, each logical time once. The
+	// panicking pipeline's last run may still be finishing: wait for it.
+	var runs []state.Run
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var err error
+		if runs, err = h.d.store.Runs(t.Context(), state.RunFilter{}); err != nil {
+			t.Fatal(err)
+		}
+		busy := false
+		for _, r := range runs {
+			busy = busy || (r.Pipeline == "panicky" && r.Status == state.StatusRunning)
+		}
+		if !busy || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	byPipe := map[string][]state.Run{}
 	for _, r := range runs {
