@@ -1025,11 +1025,13 @@ func (r *runner) write(ctx context.Context, w connector.Writer, b *record.Batch)
 }
 
 // maxReadRetries and maxWriteRetries bound the retries of transient
-// failures; with backoff they span about a minute, long enough for a
-// database to restart.
+// failures; with backoff they span about a minute (35 to 70 s for writes),
+// long enough for a database to restart: a PostgreSQL restart with crash
+// recovery on a loaded machine refused connections for up to 14 s, longer
+// than the 6 to 13 s that eight attempts waited.
 const (
-	maxReadRetries  = 8
-	maxWriteRetries = 8
+	maxReadRetries  = 12
+	maxWriteRetries = 12
 )
 
 // backoff is the wait before retry n (from 1): exponential from 100ms, at
