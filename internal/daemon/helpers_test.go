@@ -177,21 +177,25 @@ func newHarness(t *testing.T, e env, tweak func(*Options)) *harness {
 func (h *harness) start(e env, tweak func(*Options)) {
 	t := h.t
 	o := Options{
-		Dir:          h.dir,
-		State:        filepath.Join(h.data, "state.db"),
-		Listen:       "127.0.0.1:0",
-		Tokens:       []api.Token{{Name: "ops", Role: api.RoleAdmin, Value: adminToken}, {Name: "viewer", Role: api.RoleRead, Value: readToken}},
-		Webhooks:     []alert.Webhook{{URL: h.hooks.srv.URL, Headers: map[string]string{"Authorization": "Bearer hook-secret-5d2e"}}},
-		ReloadEvery:  -1,
-		Clock:        h.clock,
-		Registry:     testRegistry(),
-		Env:          e.lookup,
-		Logger:       slogTo(h.logs),
-		RetryJitter:  -1,
-		AlertBackoff: 10 * time.Millisecond,
-		DrainTimeout: 10 * time.Second,
-		Grace:        2 * time.Second,
-		OnRun:        func(r state.Run) { h.runs <- r },
+		Dir:         h.dir,
+		State:       filepath.Join(h.data, "state.db"),
+		Listen:      "127.0.0.1:0",
+		Tokens:      []api.Token{{Name: "ops", Role: api.RoleAdmin, Value: adminToken}, {Name: "viewer", Role: api.RoleRead, Value: readToken}},
+		Webhooks:    []alert.Webhook{{URL: h.hooks.srv.URL, Headers: map[string]string{"Authorization": "Bearer hook-secret-5d2e"}}},
+		ReloadEvery: -1,
+		Clock:       h.clock,
+		// No run waits for a global slot: on the fake clock, a waiting run
+		// would start only at the next Advance (the scheduler's own tests
+		// cover the global limit).
+		MaxConcurrent: 64,
+		Registry:      testRegistry(),
+		Env:           e.lookup,
+		Logger:        slogTo(h.logs),
+		RetryJitter:   -1,
+		AlertBackoff:  10 * time.Millisecond,
+		DrainTimeout:  10 * time.Second,
+		Grace:         2 * time.Second,
+		OnRun:         func(r state.Run) { h.runs <- r },
 	}
 	if tweak != nil {
 		tweak(&o)
