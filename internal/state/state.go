@@ -64,6 +64,11 @@ type Store interface {
 	// CountDeadLetters counts the dead letters matching f; f.Limit is ignored.
 	CountDeadLetters(ctx context.Context, f DLQFilter) (int, error)
 
+	// UpdateRun records the progress of a running run: its counts and
+	// CursorAfter. A run that is no longer running is left alone (its
+	// FinishRun won); ErrNotFound when the run is unknown.
+	UpdateRun(ctx context.Context, r *Run) error
+
 	// PruneRuns deletes the history of runs that ended before before, and
 	// of runs that succeeded without reading anything and ended before
 	// emptyBefore, keeping for each pipeline its newest run and its newest

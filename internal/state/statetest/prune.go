@@ -1,6 +1,7 @@
 package statetest
 
 import (
+	"errors"
 	"sort"
 	"testing"
 
@@ -49,5 +50,37 @@ func testPruneRuns(t *testing.T, s state.Store) {
 	want := []string{"a4", "a5", "b1", "b2", "c1"}
 	if diff := cmp.Diff(want, ids); diff != "" || n != 3 {
 		t.Errorf("after pruning (%d deleted) (-want +got):\n%s", n, diff)
+	}
+}
+
+// testUpdateRun: a running run's counts move; a finished one's do not.
+func testUpdateRun(t *testing.T, s state.Store) {
+	ctx := t.Context()
+	r := state.Run{ID: "u1", Pipeline: "p", Start: at(0)}
+	if err := s.StartRun(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	r.Read, r.Written, r.Rejected, r.Filtered, r.CursorAfter = 10, 7, 2, 1, `{"t":"AQ=="}`
+	if err := s.UpdateRun(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Run(ctx, "u1")
+	if err != nil || got.Read != 10 || got.Written != 7 || got.Rejected != 2 || got.Filtered != 1 || got.CursorAfter != r.CursorAfter || got.Status != state.StatusRunning {
+		t.Fatalf("after UpdateRun: %+v %v", got, err)
+	}
+	r.Status, r.End, r.Read, r.Written = state.StatusSucceeded, at(1), 20, 17
+	if err := s.FinishRun(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	late := r
+	late.Read, late.Written = 11, 8
+	if err := s.UpdateRun(ctx, &late); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Run(ctx, "u1"); got.Read != 20 || got.Status != state.StatusSucceeded {
+		t.Errorf("a late progress update changed a finished run: %+v", got)
+	}
+	if err := s.UpdateRun(ctx, &state.Run{ID: "nope"}); !errors.Is(err, state.ErrNotFound) {
+		t.Errorf("UpdateRun of an unknown run: %v, want ErrNotFound", err)
 	}
 }

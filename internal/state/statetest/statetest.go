@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"DeadLetterDelete", testDeadLetterDelete},
 		{"Versions", testVersions},
 		{"PruneRuns", testPruneRuns},
+		{"UpdateRun", testUpdateRun},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"CancelledContext", testCancelledContext},
 		{"Close", testClose},
