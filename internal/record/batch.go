@@ -2,8 +2,10 @@ package record
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 // Field is one named, typed column of a Schema.
@@ -13,15 +15,19 @@ type Field struct {
 }
 
 // Schema is the ordered list of fields of the rows of a Batch. A Schema is
-// immutable once built: steps that change fields build a new one.
+// immutable once built: steps that change fields build a new one (with
+// Derive). Only its row capacity hint (RowCap) changes, as later steps are
+// bound.
 type Schema struct {
 	fields []Field
 	index  map[string]int
+	room   *atomic.Int32 // the widest schema derived along this one's chain
 }
 
 // NewSchema builds a schema; a repeated name is an error.
 func NewSchema(fields ...Field) (*Schema, error) {
-	s := &Schema{fields: append([]Field(nil), fields...), index: make(map[string]int, len(fields))}
+	s := &Schema{fields: append([]Field(nil), fields...), index: make(map[string]int, len(fields)), room: new(atomic.Int32)}
+	s.room.Store(int32(min(len(fields), math.MaxInt32)))
 	for i, f := range fields {
 		if f.Name == "" {
 			return nil, fmt.Errorf("field %d has no name", i+1)
@@ -41,6 +47,37 @@ func MustSchema(fields ...Field) *Schema {
 		panic(err)
 	}
 	return s
+}
+
+// Derive is NewSchema for the schema of rows that a step makes from rows of
+// base (adding, removing or retyping fields). Base and the derived schema
+// share one row capacity hint: see RowCap.
+func (base *Schema) Derive(fields ...Field) (*Schema, error) {
+	s, err := NewSchema(fields...)
+	if err != nil || base == nil || base.room == nil {
+		return s, err
+	}
+	s.room = base.room
+	for n := int32(len(fields)); ; {
+		cur := s.room.Load()
+		if cur >= n || s.room.CompareAndSwap(cur, n) {
+			break
+		}
+	}
+	return s, nil
+}
+
+// RowCap is the capacity worth giving a row of s: the length of the widest
+// schema derived from s, or from a schema s was derived from, when the
+// steps of a pipeline were bound. A source or a step that makes rows of s
+// with that capacity (and says so with Batch.OwnCap) lets the later steps
+// add their fields in place instead of copying each row. It is a hint:
+// whoever widens a row checks its capacity.
+func (s *Schema) RowCap() int {
+	if s.room == nil {
+		return len(s.fields)
+	}
+	return max(len(s.fields), int(s.room.Load()))
 }
 
 // Len is the number of fields.
@@ -134,6 +171,13 @@ type Batch struct {
 	// Prepared holds what a sink's Prepare made of the batch on a worker
 	// (encoded bytes), for its Write to use.
 	Prepared any
+	// OwnCap reports that each row's capacity beyond its length is its own:
+	// no other row's values (in this batch or elsewhere) live there, so a
+	// step may widen a row in place, up to cap(row). Whoever makes the rows
+	// sets it only when it made them so; whoever puts a row of other making
+	// into Rows clears it. False, the safe default, means a row's spare
+	// capacity may belong to someone else.
+	OwnCap bool
 
 	dropped []bool // marks of Drop/RejectRow until Compact
 }

@@ -362,3 +362,42 @@ func TestDefaultLimits(t *testing.T) {
 		t.Errorf("DefaultLimits = %+v: want positive sizes and records allowed to fill a batch", l)
 	}
 }
+
+func TestRowCapFollowsDerivedSchemas(t *testing.T) {
+	f := func(names ...string) []Field {
+		out := make([]Field, len(names))
+		for i, n := range names {
+			out[i] = Field{Name: n, Type: String}
+		}
+		return out
+	}
+	src := MustSchema(f("a", "b", "c")...)
+	other := MustSchema(f("a", "b", "c")...)
+	if src.RowCap() != 3 {
+		t.Fatalf("RowCap of a new schema = %d, want its length 3", src.RowCap())
+	}
+	narrow, err := src.Derive(f("a")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, _ := narrow.Derive(f("a", "x", "y", "z", "w")...)
+	wider, _ := wide.Derive(f("a", "x", "y", "z", "w", "v")...)
+	for name, s := range map[string]*Schema{"source": src, "narrow": narrow, "wide": wide, "wider": wider} {
+		if s.RowCap() != 6 {
+			t.Errorf("RowCap of %s = %d, want 6: the widest schema of the chain", name, s.RowCap())
+		}
+	}
+	if other.RowCap() != 3 {
+		t.Errorf("RowCap of an unrelated schema = %d, want 3", other.RowCap())
+	}
+	if _, err := src.Derive(f("a", "a")...); err == nil {
+		t.Error("Derive accepted a repeated name")
+	}
+	if src.RowCap() != 6 {
+		t.Errorf("a failed Derive changed RowCap to %d", src.RowCap())
+	}
+	var none *Schema
+	if s, err := none.Derive(f("q")...); err != nil || s.RowCap() != 1 {
+		t.Errorf("Derive from nil: %v, %v", s, err)
+	}
+}

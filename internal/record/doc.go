@@ -11,7 +11,11 @@
 //   - every record a source consumed is, in its batch, a row, a reject or
 //     part of Filtered, so read = rows + rejects + filtered holds per batch;
 //
-//   - a Position is opaque outside the source that made it.
+//   - a Position is opaque outside the source that made it;
+//
+//   - a row's capacity beyond its length is written only when the batch
+//     says the row owns it (Batch.OwnCap): steps then add fields in place,
+//     up to the capacity the schema chain asked for (Schema.RowCap).
 //
 //     s := record.MustSchema(record.Field{Name: "id", Type: record.Int})
 //     v, err := record.ParseText("42", record.Int, nil) // int64(42)

@@ -97,16 +97,53 @@ func listNames(names []string) string {
 	return strings.Join(names, ", ")
 }
 
-// newRows returns n rows of width values backed by one allocation, so that
-// widening a batch costs one allocation, not one per row.
-func newRows(n, width int) []record.Row {
-	slab := make([]any, n*width)
+// newRows returns n rows of width values and room values of capacity,
+// backed by one allocation, so that widening a batch costs one allocation,
+// not one per row. Each row's capacity is its own.
+func newRows(n, width, room int) []record.Row {
+	room = max(room, width)
+	slab := make([]any, n*room)
 	rows := make([]record.Row, n)
 	for i := range rows {
-		rows[i] = slab[i*width : (i+1)*width : (i+1)*width]
+		rows[i] = slab[i*room : i*room+width : (i+1)*room]
 	}
 	return rows
 }
+
+// widener gives the rows of one batch room for the fields a step adds. A
+// row that owns capacity enough (Batch.OwnCap) grows in place; the others
+// move, all at once, to new rows with the capacity the steps after this one
+// need (Schema.RowCap), so that they grow in place. Either way the widened
+// rows own their capacity: call done once the batch's rows are widened.
+type widener struct {
+	width, room int
+	inPlace     bool
+	spare       []record.Row
+}
+
+func newWidener(b *record.Batch, out *record.Schema) widener {
+	return widener{width: out.Len(), room: out.RowCap(), inPlace: b.OwnCap}
+}
+
+// widen returns row with width values: its own followed by nulls. left is
+// the number of rows of the batch still to widen, this one included.
+func (w *widener) widen(row record.Row, left int) record.Row {
+	if w.inPlace && cap(row) >= w.width {
+		nr := row[:w.width]
+		clear(nr[len(row):]) // what a step before left there is not this row's
+		return nr
+	}
+	if len(w.spare) == 0 {
+		w.spare = newRows(left, w.width, w.room)
+	}
+	nr := w.spare[0]
+	w.spare = w.spare[1:]
+	copy(nr, row)
+	return nr
+}
+
+// done records that the batch's rows own their capacity.
+func (w *widener) done(b *record.Batch) { b.OwnCap = true }
 
 // evalPool keeps one set of evaluators per goroutine that processes
 // batches: an Evaluator is never shared between goroutines.

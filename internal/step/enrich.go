@@ -165,7 +165,11 @@ func (s *enrichStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Sc
 		s.addIdx = append(s.addIdx, i)
 	}
 	s.name, s.in, s.table = label(env, "enrich"), in, t
-	s.out = record.MustSchema(fields...)
+	out, err := in.Derive(fields...)
+	if err != nil {
+		return nil, s.errorf(s.pos, "%v", err)
+	}
+	s.out = out
 	return s.out, nil
 }
 
@@ -189,8 +193,8 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 	if err := sameSchema(s.name, b, s.in); err != nil {
 		return err
 	}
-	n, nk, width, outW := len(b.Rows), len(s.onIdx), s.in.Len(), s.out.Len()
-	var spare []record.Row // wider rows, for rows without room to grow
+	n, nk, width := len(b.Rows), len(s.onIdx), s.in.Len()
+	w := newWidener(b, s.out)
 	// One slab for every key: a table may keep the key it was given.
 	keys := make([]any, n*nk)
 	var answers []connector.Answer
@@ -231,14 +235,7 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 				continue
 			}
 		}
-		// Widening never uses a row's spare capacity: it may belong to the
-		// next row.
-		if spare == nil {
-			spare = newRows(n-i, outW)
-		}
-		nr := spare[0]
-		spare = spare[1:]
-		copy(nr, row)
+		nr := w.widen(row, n-i) // the added fields null
 		if ok {
 			for k, ti := range s.addIdx {
 				if ti < len(found) {
@@ -248,6 +245,7 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 		}
 		b.Rows[i] = nr
 	}
+	w.done(b)
 	b.Schema = s.out
 	b.Compact()
 	return nil

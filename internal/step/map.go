@@ -60,7 +60,7 @@ func (s *mapStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schem
 		// Fields are only appended or replaced in place, so every schema
 		// seen on the way is a prefix of the final one by position: each
 		// program can run over the final row.
-		cur, err := record.NewSchema(fields...)
+		cur, err := in.Derive(fields...)
 		if err != nil {
 			return nil, s.errorf(e.NamePos, "%v", err)
 		}
@@ -80,7 +80,7 @@ func (s *mapStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schem
 		s.types = append(s.types, t)
 		s.progs = append(s.progs, prog)
 	}
-	out, err := record.NewSchema(fields...)
+	out, err := in.Derive(fields...)
 	if err != nil {
 		return nil, s.errorf(s.pos, "%v", err)
 	}
@@ -96,22 +96,13 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 	evs := s.evs.get()
 	defer s.evs.put(evs)
 	inW, outW := s.in.Len(), s.out.Len()
-	var (
-		spare []record.Row // wider rows, for rows without room to grow
-		saved = make([]any, len(s.targets))
-	)
+	saved := make([]any, len(s.targets))
+	w := newWidener(b, s.out)
 	for i, row := range b.Rows {
-		// A map that adds no field works in the row itself. Widening never
-		// uses a row's spare capacity: it may belong to the next row.
-		var nr record.Row
-		if outW == inW {
-			nr = row
-		} else {
-			if spare == nil {
-				spare = newRows(len(b.Rows)-i, outW)
-			}
-			nr, spare = spare[0], spare[1:]
-			copy(nr, row)
+		// A map that adds no field works in the row itself.
+		nr := row
+		if outW != inW {
+			nr = w.widen(row, len(b.Rows)-i)
 		}
 		for k, t := range s.targets {
 			saved[k] = nr[t]
@@ -132,6 +123,9 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 		b.Rows[i] = nr
 	}
 	clear(saved)
+	if outW != inW {
+		w.done(b)
+	}
 	b.Schema = s.out
 	b.Compact()
 	return nil

@@ -110,7 +110,11 @@ func (s *projectStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.S
 		fields[k] = in.Field(i)
 	}
 	s.name, s.in, s.idx = label(env, s.kind), in, idx
-	s.out = record.MustSchema(fields...)
+	out, err := in.Derive(fields...)
+	if err != nil {
+		return nil, s.errorf(s.pos, "%v", err)
+	}
+	s.out = out
 	return s.out, nil
 }
 
@@ -191,7 +195,11 @@ func (s *renameStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Sc
 		seen[f.Name] = i
 	}
 	s.name, s.in = label(env, "rename"), in
-	s.out = record.MustSchema(fields...)
+	out, err := in.Derive(fields...)
+	if err != nil {
+		return nil, s.errorf(s.pos, "%v", err)
+	}
+	s.out = out
 	return s.out, nil
 }
 
@@ -248,7 +256,11 @@ func (s *castStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Sche
 		s.types = append(s.types, t)
 	}
 	s.name, s.in, s.loc = label(env, "cast"), in, location(env)
-	s.out = record.MustSchema(fields...)
+	out, err := in.Derive(fields...)
+	if err != nil {
+		return nil, s.errorf(s.pos, "%v", err)
+	}
+	s.out = out
 	return s.out, nil
 }
 

@@ -368,7 +368,7 @@ func (r *csvReader) Next(ctx context.Context) (*record.Batch, error) {
 		bRecs, bSpans := recs, spans
 		b.Decode = func(b *record.Batch) {
 			d := r.convert(buf, bRecs, bSpans)
-			b.Rows, b.Lines, b.Raw, b.Rejects = d.Rows, d.Lines, d.Raw, d.Rejects
+			b.Rows, b.Lines, b.Raw, b.Rejects, b.OwnCap = d.Rows, d.Lines, d.Raw, d.Rejects, d.OwnCap
 		}
 		r.recsCap, r.spansCap = max(r.recsCap, cap(recs)), max(r.spansCap, cap(spans))
 		recs, spans = nil, nil
@@ -392,7 +392,11 @@ func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Bat
 		Lines:  make([]int64, 0, len(recs)),
 		Raw:    make([][]byte, 0, len(recs)),
 	}
-	vals := make([]any, len(recs)*n)
+	// Each row gets the room the pipeline's steps will widen it to, so
+	// that they add their fields in place.
+	room := max(r.schema.RowCap(), n)
+	vals := make([]any, len(recs)*room)
+	b.OwnCap = true
 	bx := newBoxer(len(recs))
 	for i := range recs {
 		st := &recs[i]
@@ -401,7 +405,7 @@ func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Bat
 			b.Rejects = append(b.Rejects, record.Reject{Line: st.line, Step: "source", Err: st.reason, Raw: raw})
 			continue
 		}
-		row := record.Row(vals[i*n : (i+1)*n : (i+1)*n])
+		row := record.Row(vals[i*room : i*room+n : (i+1)*room])
 		fs := spans[st.f0:st.f1]
 		ok := true
 		for j, t := range r.types {
