@@ -42,8 +42,11 @@
 //     the engine's retry of that Write does), or, when rows of several Writes
 //     were lost, nothing is committed any more and the run restarts from the
 //     checkpoint stored with the rows. A COMMIT whose outcome is unknown (the
-//     connection died during it) is never retried blindly: the next run
-//     reads the truth from the checkpoints.
+//     connection died during it) is never retried blindly: the next Commit,
+//     after the engine wrote the batch again, reads the stored checkpoints
+//     and either commits the rows or, when the lost COMMIT had stored them,
+//     drops them; with rows of several Writes at stake the next run reads
+//     the truth from the checkpoints.
 //
 //   - mode replace loads into <table>__backbone_new, each Write committed on
 //     its own (nothing reads that table), then commits the checkpoints with a

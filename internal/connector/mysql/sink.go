@@ -254,6 +254,11 @@ type writer struct {
 	pending int  // Writes whose rows are staged in the open transaction
 	lost    bool // the rows of the last Write were rolled back by a failure: Commit refuses until they are written again
 	broken  bool // rows of several Writes were rolled back: nothing can be committed any more
+	// unsure holds the checkpoints of a COMMIT whose connection failed
+	// before its answer came: the next Commit reads the stored ones to
+	// tell whether that COMMIT happened.
+	unsure       []connector.Checkpoint
+	beforeCommit func() // tests: runs just before COMMIT is sent
 
 	// replace
 	loaded   bool // the load table was created
@@ -858,6 +863,11 @@ func (w *writer) commitTx(ctx context.Context, cps []connector.Checkpoint, mark 
 			}
 			w.inTx = true
 		}
+		if w.unsure != nil {
+			if err := w.settle(ctx, cps); err != nil {
+				return err
+			}
+		}
 		for _, cp := range cps {
 			var pos any
 			if cp.Pos != nil {
@@ -889,6 +899,9 @@ func (w *writer) commitTx(ctx context.Context, cps []connector.Checkpoint, mark 
 			}
 		}
 		failpoint.Hit("sink-commit") // rows and checkpoints written, not committed
+		if w.beforeCommit != nil {
+			w.beforeCommit()
+		}
 		if err := w.execText(ctx, "COMMIT"); err != nil {
 			ambiguous = true
 			return err
@@ -896,8 +909,23 @@ func (w *writer) commitTx(ctx context.Context, cps []connector.Checkpoint, mark 
 		w.inTx = false
 		return nil
 	})
+	if errors.Is(err, errSettled) {
+		return nil
+	}
 	if err == nil {
 		return nil
+	}
+	if ambiguous && !mark && len(cps) > 0 && w.pending <= 1 && isTransient(err) {
+		// The server went away (a restart, a failover) with the COMMIT in
+		// flight. The engine writes the batch again and commits the same
+		// checkpoints; that Commit first reads the stored checkpoints: if
+		// they are these, the COMMIT happened and the rows written again
+		// are dropped, else they are committed now.
+		w.abandon(ctx)
+		w.unsure = slices.Clone(cps)
+		w.pending, w.lost = 0, true
+		return fmt.Errorf("mysql: %s, table %q: the connection failed during COMMIT; the next commit finds out from the stored checkpoints whether it happened: %w",
+			w.srv.where, w.cfg.Table, connector.Transient(w.srv.redact(err)))
 	}
 	if ambiguous {
 		w.abandon(ctx)
@@ -905,6 +933,49 @@ func (w *writer) commitTx(ctx context.Context, cps []connector.Checkpoint, mark 
 		return fmt.Errorf("mysql: %s, table %q: the connection failed during COMMIT, whether rows and checkpoints were committed is unknown: the next run resumes from the checkpoint stored with the rows (%v)", w.srv.where, w.cfg.Table, w.srv.redact(err))
 	}
 	return w.fail(ctx, err, true)
+}
+
+// errSettled ends a Commit whose rows and checkpoints an earlier COMMIT,
+// whose answer was lost, had committed already.
+var errSettled = errors.New("settled")
+
+// settle tells, in the open transaction, whether the COMMIT of w.unsure
+// happened: the stored checkpoints are those it wrote. It returns
+// errSettled, after rolling back what was staged again, when it happened
+// and cps are the same checkpoints (the same batch, written again).
+func (w *writer) settle(ctx context.Context, cps []connector.Checkpoint) error {
+	unsure := w.unsure
+	committed := true
+	for _, cp := range unsure {
+		pos, done, exists, err := w.storedCheckpoint(ctx, cp.Task)
+		if err != nil {
+			return fmt.Errorf("checkpoint of task %q: %w", cp.Task, err)
+		}
+		if !exists || string(pos) != string(cp.Pos) || done != cp.Done {
+			committed = false
+			break
+		}
+	}
+	if !committed {
+		w.unsure = nil
+		return nil // the staged rows and cps are committed now
+	}
+	if !sameCheckpoints(unsure, cps) {
+		w.broken = true
+		return fmt.Errorf("the COMMIT whose answer was lost did commit, and this commit is of other checkpoints: %w", errBroken)
+	}
+	if err := w.execText(ctx, "ROLLBACK"); err != nil {
+		return err // still unsure: the next Commit settles again
+	}
+	w.inTx, w.unsure = false, nil
+	return errSettled
+}
+
+// sameCheckpoints reports whether a and b are the same checkpoints.
+func sameCheckpoints(a, b []connector.Checkpoint) bool {
+	return slices.EqualFunc(a, b, func(x, y connector.Checkpoint) bool {
+		return x.Task == y.Task && string(x.Pos) == string(y.Pos) && x.Done == y.Done && x.Fingerprint == y.Fingerprint
+	})
 }
 
 // commitReplace commits the checkpoints with the swap mark, then swaps the
