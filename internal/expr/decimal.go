@@ -29,44 +29,47 @@ var int64Type = reflect.TypeOf(int64(0))
 type operator struct {
 	fn    string
 	arith bool // + - * /; comparisons otherwise
-	run   func(a, b any) (any, error)
+	run   func(st *evalState, a, b any) (any, error)
 }
 
 var operators = map[string]operator{
-	"+":  {fn: "$add", arith: true, run: func(a, b any) (any, error) { return arith('+', a, b) }},
-	"-":  {fn: "$sub", arith: true, run: func(a, b any) (any, error) { return arith('-', a, b) }},
-	"*":  {fn: "$mul", arith: true, run: func(a, b any) (any, error) { return arith('*', a, b) }},
-	"/":  {fn: "$div", arith: true, run: func(a, b any) (any, error) { return arith('/', a, b) }},
-	"<":  {fn: "$lt", run: func(a, b any) (any, error) { return compare("<", a, b) }},
-	"<=": {fn: "$le", run: func(a, b any) (any, error) { return compare("<=", a, b) }},
-	">":  {fn: "$gt", run: func(a, b any) (any, error) { return compare(">", a, b) }},
-	">=": {fn: "$ge", run: func(a, b any) (any, error) { return compare(">=", a, b) }},
-	"==": {fn: "$eq", run: func(a, b any) (any, error) { return equal(a, b), nil }},
-	"!=": {fn: "$ne", run: func(a, b any) (any, error) { return !equal(a, b), nil }},
+	"+":  {fn: "$add", arith: true, run: func(st *evalState, a, b any) (any, error) { return arith(st, '+', a, b) }},
+	"-":  {fn: "$sub", arith: true, run: func(st *evalState, a, b any) (any, error) { return arith(st, '-', a, b) }},
+	"*":  {fn: "$mul", arith: true, run: func(st *evalState, a, b any) (any, error) { return arith(st, '*', a, b) }},
+	"/":  {fn: "$div", arith: true, run: func(st *evalState, a, b any) (any, error) { return arith(st, '/', a, b) }},
+	"<":  {fn: "$lt", run: func(_ *evalState, a, b any) (any, error) { return compare("<", a, b) }},
+	"<=": {fn: "$le", run: func(_ *evalState, a, b any) (any, error) { return compare("<=", a, b) }},
+	">":  {fn: "$gt", run: func(_ *evalState, a, b any) (any, error) { return compare(">", a, b) }},
+	">=": {fn: "$ge", run: func(_ *evalState, a, b any) (any, error) { return compare(">=", a, b) }},
+	"==": {fn: "$eq", run: func(_ *evalState, a, b any) (any, error) { return equal(a, b), nil }},
+	"!=": {fn: "$ne", run: func(_ *evalState, a, b any) (any, error) { return !equal(a, b), nil }},
 }
 
 // fastFuncs are the operator functions as expr calls them directly, by
-// name: "$" + the name the checker knows. They fail by panicking with an
-// error, which the VM returns.
-var fastFuncs = func() map[string]any {
-	m := map[string]any{}
+// name: "$" + the name the checker knows (see directFunc).
+var fastFuncs = func() map[string]directFunc {
+	m := map[string]directFunc{}
 	for _, o := range operators {
 		run := o.run
-		m["$"+o.fn] = func(a, b any) any {
-			v, err := run(a, b)
+		m["$"+o.fn] = directFunc{typ: binaryType, make: func(st *evalState) any {
+			return func(a, b any) any {
+				v, err := run(st, a, b)
+				if err != nil {
+					panic(err)
+				}
+				return v
+			}
+		}}
+	}
+	m["$$neg"] = directFunc{typ: reflect.TypeOf((func(any) any)(nil)), make: func(st *evalState) any {
+		return func(a any) any {
+			v, err := negate(st, a)
 			if err != nil {
 				panic(err)
 			}
 			return v
 		}
-	}
-	m["$$neg"] = func(a any) any {
-		v, err := negate(a)
-		if err != nil {
-			panic(err)
-		}
-		return v
-	}
+	}}
 	return m
 }()
 
@@ -148,14 +151,14 @@ func operatorOptions() []exprlang.Option {
 	for sym, o := range operators {
 		f := &builtin.Function{
 			Name:     o.fn,
-			Func:     func(args ...any) (any, error) { return o.run(args[0], args[1]) },
+			Func:     func(args ...any) (any, error) { return o.run(nil, args[0], args[1]) },
 			Validate: opResult(sym, o.arith),
 		}
 		opts = append(opts, func(c *conf.Config) { c.Functions[f.Name] = f })
 	}
 	neg := &builtin.Function{
 		Name: "$neg",
-		Func: func(args ...any) (any, error) { return negate(args[0]) },
+		Func: func(args ...any) (any, error) { return negate(nil, args[0]) },
 		Validate: func(args []reflect.Type) (reflect.Type, error) {
 			if !numeric(args[0]) {
 				return nil, fmt.Errorf("invalid operation: -%s", typeName(args[0]))
@@ -227,8 +230,8 @@ func isDec(v any) bool {
 
 // arith computes a op b: exactly when one side is a decimal and the other
 // an integer or decimal, in float64 when the other is a float, and by expr's
-// own rules otherwise.
-func arith(op byte, a, b any) (any, error) {
+// own rules otherwise. A decimal or float result is boxed by st.
+func arith(st *evalState, op byte, a, b any) (any, error) {
 	if a == nil || b == nil {
 		return nil, fmt.Errorf("invalid operation: %s %c %s", kindName(a), op, kindName(b))
 	}
@@ -238,17 +241,17 @@ func arith(op byte, a, b any) (any, error) {
 		if okA && okB {
 			switch op {
 			case '+':
-				return x.Add(y), nil
+				return st.dec(x.Add(y)), nil
 			case '-':
-				return x.Sub(y), nil
+				return st.dec(x.Sub(y)), nil
 			case '*':
-				return x.Mul(y), nil
+				return st.dec(x.Mul(y)), nil
 			default:
 				q, err := x.Div(y)
 				if err != nil {
 					return nil, err
 				}
-				return q, nil
+				return st.dec(q), nil
 			}
 		}
 		fa, okA := toFloatOperand(a)
@@ -258,13 +261,13 @@ func arith(op byte, a, b any) (any, error) {
 		}
 		switch op {
 		case '+':
-			return fa + fb, nil
+			return st.float(fa + fb), nil
 		case '-':
-			return fa - fb, nil
+			return st.float(fa - fb), nil
 		case '*':
-			return fa * fb, nil
+			return st.float(fa * fb), nil
 		default:
-			return fa / fb, nil
+			return st.float(fa / fb), nil
 		}
 	}
 	return protect(func() any {
@@ -380,12 +383,12 @@ func equal(a, b any) bool {
 	return err == nil && out == true
 }
 
-func negate(v any) (any, error) {
+func negate(st *evalState, v any) (any, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, fmt.Errorf("invalid operation: -null")
 	case record.Dec:
-		return x.Neg(), nil
+		return st.dec(x.Neg()), nil
 	}
 	return protect(func() any { return runtime.Negate(v) })
 }

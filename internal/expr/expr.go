@@ -52,18 +52,20 @@ type Program struct {
 	text    string // compact source, for messages
 	prog    *vm.Program
 	typ     record.Type
-	loads   []load     // field values copied into the VM's variables per record
-	consts  []constant // values set once per evaluator
-	width   int        // the smallest row length loads need
+	loads   []load                // field values copied into the VM's variables per record
+	consts  []constant            // values set once per evaluator
+	direct  map[string]directFunc // lookup fields called directly, by variable name
+	width   int                   // the smallest row length loads need
 	nvars   int
 	rtSlot  int // variable holding run_time, -1 when unused
 	ctxSlot int // variable holding the context, -1 when unused
 	runTime time.Time
 }
 
+// constant is a direct function in a VM variable, made per evaluator.
 type constant struct {
-	slot  int
-	value any
+	slot int
+	make func(st *evalState) any
 }
 
 type load struct {
@@ -131,7 +133,8 @@ func Compile(e connector.Expr, env Env) (prog *Program, err error) {
 			prog, err = nil, connector.Errorf(e.Pos, "expression `%s`: cannot compile: %v", text, r)
 		}
 	}()
-	vp, cerr := build(e.Src, opts)
+	fields := &lookupFields{lookups: env.Lookups, taken: func(n string) bool { _, ok := vars[n]; return ok }}
+	vp, cerr := build(e.Src, opts, fields)
 	if cerr != nil {
 		return nil, compileError(e, text, cerr, env)
 	}
@@ -139,7 +142,7 @@ func Compile(e connector.Expr, env Env) (prog *Program, err error) {
 		return nil, compileError(e, text, ferr, env)
 	}
 
-	p := &Program{src: e, text: text, prog: vp, rtSlot: -1, ctxSlot: -1, runTime: env.RunTime}
+	p := &Program{src: e, text: text, prog: vp, rtSlot: -1, ctxSlot: -1, runTime: env.RunTime, direct: fields.funcs}
 	p.typ = recordTypeOf(vp.Node().Type())
 	p.link(env.Schema)
 	return p, nil
@@ -148,8 +151,9 @@ func Compile(e connector.Expr, env Env) (prog *Program, err error) {
 // build is expr.Compile with one more step: after the patchers ran, the
 // tree is checked again from scratch. The checker does not look inside a
 // call it typed in an earlier pass, so without this a misspelled field in an
-// operand of an overloaded operator would go unreported.
-func build(src string, opts []exprlang.Option) (*vm.Program, error) {
+// operand of an overloaded operator would go unreported. Once optimized,
+// the tree's operators and lookup fields become direct calls.
+func build(src string, opts []exprlang.Option, fields *lookupFields) (*vm.Program, error) {
 	config := conf.CreateNew()
 	for _, op := range opts {
 		op(config)
@@ -173,6 +177,7 @@ func build(src string, opts []exprlang.Option) (*vm.Program, error) {
 		}
 		return nil, err
 	}
+	ast.Walk(&tree.Node, fields)
 	ast.Walk(&tree.Node, fastCalls{})
 	return compiler.Compile(tree, config)
 }
@@ -197,7 +202,7 @@ func (fastCalls) Visit(n *ast.Node) {
 	}
 	callee := &ast.IdentifierNode{Value: "$" + id.Value}
 	callee.SetLocation(id.Location())
-	callee.SetType(reflect.TypeOf(f))
+	callee.SetType(f.typ)
 	call.Callee = callee
 }
 
@@ -229,7 +234,9 @@ func (p *Program) link(s *record.Schema) {
 			if !ok {
 				slot = base + len(slots)
 				slots[name] = slot
-				if fi, isField := s.Index(name); isField {
+				if f, isDirect := p.direct[name]; isDirect { // a name no field has
+					p.consts = append(p.consts, constant{slot: slot, make: f.make})
+				} else if fi, isField := s.Index(name); isField {
 					t := s.Field(fi).Type
 					p.loads = append(p.loads, load{name: name, slot: slot, field: fi, json: t == record.JSON || t == record.Any})
 					p.width = max(p.width, fi+1)
@@ -238,7 +245,7 @@ func (p *Program) link(s *record.Schema) {
 				} else if name == ctxName {
 					p.ctxSlot = slot
 				} else if f, ok := fastFuncs[name]; ok {
-					p.consts = append(p.consts, constant{slot: slot, value: f})
+					p.consts = append(p.consts, constant{slot: slot, make: f.make})
 				}
 			}
 			code[i], args[i] = vm.OpLoadVar, slot
@@ -262,8 +269,9 @@ func (p *Program) NewEvaluator() *Evaluator {
 	if p.rtSlot >= 0 {
 		ev.vm.Variables[p.rtSlot] = p.runTime
 	}
+	st := newEvalState()
 	for _, c := range p.consts {
-		ev.vm.Variables[c.slot] = c.value
+		ev.vm.Variables[c.slot] = c.make(st)
 	}
 	if p.ctxSlot >= 0 {
 		ev.vm.Variables[p.ctxSlot] = context.Background()
