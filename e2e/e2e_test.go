@@ -1,5 +1,9 @@
 // Package e2e tests the backbone binary from the outside: CLI transcripts,
-// bad input, and crash (SIGKILL) tests with row counts and checksums.
+// bad input, crash (SIGKILL) tests with row counts and checksums, database
+// restarts in the middle of a run (BACKBONE_RESTART_TESTS=1 only: they stop
+// shared servers), incremental cursor edge cases, and rows a database
+// refuses. The crash and restart tests load 1M rows; BACKBONE_CRASH_ROWS
+// and BACKBONE_DB_CRASH_ROWS set other sizes.
 package e2e
 
 import (
