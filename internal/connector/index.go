@@ -62,15 +62,16 @@ func AppendKey(dst []byte, vals []any) []byte {
 //   - keys map to row positions in maps without pointers, which the
 //     collector does not scan (integer keys, the common case; dense ones
 //     also in a table indexed by the key);
-//   - rows are stored one after the other in the index's own chunks, and
-//     their values are copied into the index's own typed slabs, so the
-//     batches the rows came from are freed and a row is one read;
-//   - a text repeated across rows (a region, a tier) is stored once, so
-//     reading it after a lookup stays in the processor's cache.
+//   - values are stored by field, in typed columns: numbers, dates and
+//     timestamps hold no pointer, and a field with few distinct texts (a
+//     region, a tier) holds a small number per row into its texts, so a
+//     lookup reads a few bytes that stay in the processor's cache;
+//   - interfaces are made when a value is read, pointing at its slot, so
+//     reading allocates nothing but the row Get returns. Pos and Field read
+//     single fields without a row.
 //
-// Rows handed out by Get are views of that storage. Storage once written is
-// never written again (a key added twice gets a new row), so a row handed
-// out stays valid and unchanged; callers never write into it.
+// Storage once written is never written again (a key added twice gets a new
+// position), so values handed out stay valid and unchanged.
 type Index struct {
 	schema *record.Schema
 	keys   []string
@@ -80,25 +81,21 @@ type Index struct {
 	ints map[int64]int32  // single keys whose canonical text is an integer → position
 	strs map[string]int32 // other keys, by KeyString → position
 
-	chunks [][]any          // rows of width values, chunkRows to a chunk (the first grows)
-	n      int32            // rows stored in chunks
-	odd    []record.Row     // rows whose length is not the schema's, at position -1-i
-	intern []map[string]any // per field, each text seen, boxed once; nil once a field has too many
-	vals   indexValues
+	cols []column
+	n    int32                // positions used
+	odd  map[int32]record.Row // rows whose length is not the schema's, by position
 
-	dense atomic.Pointer[denseKeys] // built by the first Get after an Add
+	dense atomic.Pointer[denseKeys] // built by the first lookup after an Add
 	mu    sync.Mutex                // serializes building dense
 }
 
 const (
-	chunkShift = 10
-	chunkRows  = 1 << chunkShift
-	// internMax is the most distinct texts of a field stored once: past it
-	// the field holds unique values (names, ids), which are kept as they
-	// come.
-	internMax = 1024
-	// internLen is the longest text worth storing once.
-	internLen = 128
+	// dictMax is the most distinct texts a field keeps as numbers into its
+	// texts: past it the field holds unique values (names, ids), kept as
+	// texts.
+	dictMax = 1024
+	// dictLen is the longest text worth keeping in a field's texts.
+	dictLen = 128
 	// denseMin is the fewest integer keys worth a dense table: a small map
 	// is as fast.
 	denseMin = 64
@@ -106,22 +103,43 @@ const (
 	noPos = math.MinInt32
 )
 
-// indexValues are the index's own slabs.
-type indexValues struct {
-	ints   record.Slab[int64]
-	floats record.Slab[float64]
-	strs   record.Slab[string]
-	decs   record.Slab[record.Dec]
-	times  record.Slab[time.Time]
-	dates  record.Slab[record.LocalDate]
-}
-
 // denseKeys maps the integer keys min..min+len(pos)-1 to positions by
 // index: one read where a map hashes and probes. pos is nil when the keys
 // are too sparse for it; noPos marks a key absent.
 type denseKeys struct {
 	min int64
 	pos []int32
+}
+
+// colKind is how a column stores its values.
+type colKind uint8
+
+const (
+	kNone  colKind = iota // only nulls so far
+	kInt                  // int64
+	kFloat                // float64
+	kText                 // string: in dict by code while few, then in texts
+	kDec                  // record.Dec
+	kTime                 // time.Time
+	kDate                 // record.LocalDate
+	kAny                  // anything else, or values of several types
+)
+
+// column holds one field's values by position. Only the slice of its kind
+// is used; nulls marks null positions.
+type column struct {
+	kind   colKind
+	nulls  []uint64
+	ints   []int64
+	floats []float64
+	codes  []uint16 // kText while dict is small: dict[codes[p]]
+	dict   []string
+	dictIx map[string]uint16
+	texts  []string // kText once dict is full
+	decs   []record.Dec
+	times  []time.Time
+	dates  []record.LocalDate
+	anys   []any
 }
 
 // asInt returns the integer a single key stands for when its canonical text
@@ -158,14 +176,7 @@ func NewIndex(schema *record.Schema, keys []string) (*Index, error) {
 		return nil, fmt.Errorf("a lookup needs at least one key field")
 	}
 	ix := &Index{schema: schema, keys: keys, width: schema.Len(),
-		strs: map[string]int32{}, ints: map[int64]int32{}, intern: make([]map[string]any, schema.Len())}
-	for i := range ix.intern {
-		ix.intern[i] = map[string]any{}
-	}
-	const slab = 1024
-	ix.vals = indexValues{ints: record.NewSlab[int64](slab), floats: record.NewSlab[float64](slab),
-		strs: record.NewSlab[string](slab), decs: record.NewSlab[record.Dec](slab),
-		times: record.NewSlab[time.Time](slab), dates: record.NewSlab[record.LocalDate](slab)}
+		strs: map[string]int32{}, ints: map[int64]int32{}, cols: make([]column, schema.Len())}
 	for _, k := range keys {
 		i, ok := schema.Index(k)
 		if !ok {
@@ -177,108 +188,207 @@ func NewIndex(schema *record.Schema, keys []string) (*Index, error) {
 }
 
 // Add indexes a row. A later row with the same key replaces the earlier one.
-// The index keeps copies of the values, not r.
+// The index keeps the values, not r.
 func (ix *Index) Add(r record.Row) {
-	p, stored := ix.store(r)
+	p := ix.n
+	ix.n++
+	for i := range ix.cols {
+		var v any
+		if i < len(r) {
+			v = r[i]
+		}
+		ix.cols[i].add(int(p), v)
+	}
+	if len(r) != ix.width {
+		if ix.odd == nil {
+			ix.odd = map[int32]record.Row{}
+		}
+		ix.odd[p] = append(record.Row(nil), r...)
+	}
 	ix.dense.Store(nil)
 	if len(ix.keyIdx) == 1 {
-		if n, ok := asInt(stored[ix.keyIdx[0]]); ok {
+		k := r[ix.keyIdx[0]]
+		if n, ok := asInt(k); ok {
 			ix.ints[n] = p
 			return
 		}
-		if s, ok := stored[ix.keyIdx[0]].(string); ok {
-			ix.strs[s] = p
+		if s, ok := k.(string); ok {
+			ix.strs[strings.Clone(s)] = p // not the whole text the value is part of
 			return
 		}
 	}
 	var key [4]any
 	vals := key[:0]
 	for _, k := range ix.keyIdx {
-		vals = append(vals, stored[k])
+		vals = append(vals, r[k])
 	}
 	ix.strs[string(AppendKey(nil, vals))] = p
 }
 
-// store copies r into the index's storage and returns its position and the
-// stored row.
-func (ix *Index) store(r record.Row) (int32, record.Row) {
-	if len(r) != ix.width {
-		row := make(record.Row, len(r))
-		for i, v := range r {
-			row[i] = ix.keep(i, v)
+// add stores v at position p, the column's next.
+func (c *column) add(p int, v any) {
+	if v == nil {
+		for p/64 >= len(c.nulls) {
+			c.nulls = append(c.nulls, 0)
 		}
-		ix.odd = append(ix.odd, row)
-		return int32(-len(ix.odd)), row
+		c.nulls[p/64] |= 1 << (p % 64)
+		c.fill(p + 1)
+		return
 	}
-	w := ix.width
-	c, o := int(ix.n>>chunkShift), int(ix.n&(chunkRows-1))*w
-	if c == len(ix.chunks) {
-		size := chunkRows
-		if c == 0 {
-			size = 16 // the first chunk grows: a table of a few rows stays small
-		}
-		ix.chunks = append(ix.chunks, make([]any, size*w))
+	if c.kind == kNone {
+		c.kind = kindOf(v)
+		c.fill(p) // the nulls so far, as zero values
 	}
-	if o+w > len(ix.chunks[c]) {
-		// Rows handed out keep the old chunk, which is not written again.
-		grown := make([]any, min(2*len(ix.chunks[c]), chunkRows*w))
-		copy(grown, ix.chunks[c])
-		ix.chunks[c] = grown
+	if c.kind != kAny && kindOf(v) != c.kind {
+		c.toAny(p)
 	}
-	row := ix.chunks[c][o : o+w : o+w]
-	for i, v := range r {
-		row[i] = ix.keep(i, v)
+	switch c.kind {
+	case kInt:
+		c.ints = append(c.ints, v.(int64))
+	case kFloat:
+		c.floats = append(c.floats, v.(float64))
+	case kText:
+		c.addText(v.(string))
+	case kDec:
+		c.decs = append(c.decs, v.(record.Dec))
+	case kTime:
+		c.times = append(c.times, v.(time.Time))
+	case kDate:
+		c.dates = append(c.dates, v.(record.LocalDate))
+	default:
+		c.anys = append(c.anys, v)
 	}
-	p := ix.n
-	ix.n++
-	return p, row
 }
 
-// keep returns v as the index stores it: in its own slabs, a text seen
-// before as the same value.
-func (ix *Index) keep(field int, v any) any {
-	switch x := v.(type) {
-	case string:
-		if field < len(ix.intern) && ix.intern[field] != nil && len(x) <= internLen {
-			t := ix.intern[field]
-			if b, ok := t[x]; ok {
-				return b
-			}
-			if len(t) == internMax {
-				ix.intern[field] = nil // unique values: stop looking
-				return ix.vals.strs.Box(x)
-			}
-			x = strings.Clone(x) // not the batch's whole text, kept alive for one value
-			b := ix.vals.strs.Box(x)
-			t[x] = b
-			return b
+// fill pads the column's slice with zero values (nulls' slots) up to n
+// values.
+func (c *column) fill(n int) {
+	switch c.kind {
+	case kInt:
+		for len(c.ints) < n {
+			c.ints = append(c.ints, 0)
 		}
-		return ix.vals.strs.Box(x)
+	case kFloat:
+		for len(c.floats) < n {
+			c.floats = append(c.floats, 0)
+		}
+	case kText:
+		for c.texts != nil && len(c.texts) < n {
+			c.texts = append(c.texts, "")
+		}
+		for c.texts == nil && len(c.codes) < n {
+			c.codes = append(c.codes, 0)
+		}
+	case kDec:
+		for len(c.decs) < n {
+			c.decs = append(c.decs, record.Dec{})
+		}
+	case kTime:
+		for len(c.times) < n {
+			c.times = append(c.times, time.Time{})
+		}
+	case kDate:
+		for len(c.dates) < n {
+			c.dates = append(c.dates, 0)
+		}
+	case kAny:
+		for len(c.anys) < n {
+			c.anys = append(c.anys, nil)
+		}
+	}
+}
+
+func kindOf(v any) colKind {
+	switch v.(type) {
 	case int64:
-		if x >= 0 && x < 256 {
-			return v // the runtime's own boxes
-		}
-		return ix.vals.ints.Box(x)
+		return kInt
 	case float64:
-		return ix.vals.floats.Box(x)
+		return kFloat
+	case string:
+		return kText
 	case record.Dec:
-		return ix.vals.decs.Box(x)
+		return kDec
 	case time.Time:
-		return ix.vals.times.Box(x)
+		return kTime
 	case record.LocalDate:
-		return ix.vals.dates.Box(x)
+		return kDate
 	}
-	return v
+	return kAny
 }
 
-// row returns the row at position p.
-func (ix *Index) row(p int32) record.Row {
-	if p < 0 {
-		return ix.odd[-1-p]
+// addText stores a text: by its code while the field has few distinct
+// texts.
+func (c *column) addText(s string) {
+	if c.texts != nil {
+		c.texts = append(c.texts, s)
+		return
 	}
-	w := ix.width
-	o := int(p&(chunkRows-1)) * w
-	return ix.chunks[p>>chunkShift][o : o+w : o+w]
+	if code, ok := c.dictIx[s]; ok {
+		c.codes = append(c.codes, code)
+		return
+	}
+	if len(c.dict) < dictMax && len(s) <= dictLen {
+		if c.dictIx == nil {
+			c.dictIx = map[string]uint16{}
+		}
+		s = strings.Clone(s) // not the whole text the value is part of
+		c.dictIx[s] = uint16(len(c.dict))
+		c.codes = append(c.codes, uint16(len(c.dict)))
+		c.dict = append(c.dict, s)
+		return
+	}
+	// Many distinct texts: keep them as they come.
+	c.texts = make([]string, len(c.codes), max(2*len(c.codes), 64))
+	for i, code := range c.codes {
+		if !c.null(i) {
+			c.texts[i] = c.dict[code]
+		}
+	}
+	c.texts = append(c.texts, s)
+	c.codes, c.dict, c.dictIx = nil, nil, nil
+}
+
+// toAny turns the column, holding p values, into one of any values.
+func (c *column) toAny(p int) {
+	anys := make([]any, p, max(2*p, 16))
+	for i := range anys {
+		anys[i] = c.value(i)
+	}
+	*c = column{kind: kAny, nulls: c.nulls, anys: anys}
+}
+
+func (c *column) null(p int) bool {
+	return p/64 < len(c.nulls) && c.nulls[p/64]&(1<<(p%64)) != 0
+}
+
+// value returns the value at p as an interface pointing at its slot.
+func (c *column) value(p int) any {
+	if c.null(p) {
+		return nil
+	}
+	switch c.kind {
+	case kInt:
+		if x := c.ints[p]; x >= 0 && x < 256 {
+			return x // the runtime's own boxes
+		}
+		return record.BoxAt(&c.ints[p])
+	case kFloat:
+		return record.BoxAt(&c.floats[p])
+	case kText:
+		if c.texts != nil {
+			return record.BoxAt(&c.texts[p])
+		}
+		return record.BoxAt(&c.dict[c.codes[p]])
+	case kDec:
+		return record.BoxAt(&c.decs[p])
+	case kTime:
+		return record.BoxAt(&c.times[p])
+	case kDate:
+		return record.BoxAt(&c.dates[p])
+	case kAny:
+		return c.anys[p]
+	}
+	return nil
 }
 
 // Len is the number of distinct keys.
@@ -290,10 +400,27 @@ func (ix *Index) Schema() *record.Schema { return ix.schema }
 // Keys implements Table.
 func (ix *Index) Keys() []string { return ix.keys }
 
-// Get implements Table.
+// Get implements Table. The row is made for the caller.
 func (ix *Index) Get(_ context.Context, key []any) (record.Row, bool, error) {
+	p, ok, err := ix.Pos(key)
+	if !ok || err != nil {
+		return nil, false, err
+	}
+	if r, odd := ix.odd[int32(p)]; odd {
+		return r, true, nil
+	}
+	row := make(record.Row, ix.width)
+	for i := range ix.cols {
+		row[i] = ix.cols[i].value(p)
+	}
+	return row, true, nil
+}
+
+// Pos finds the position of key's row, to read its fields with Field: what
+// Get does, without making a row.
+func (ix *Index) Pos(key []any) (int, bool, error) {
 	if len(key) != len(ix.keyIdx) {
-		return nil, false, fmt.Errorf("lookup takes %d key values (%s), got %d", len(ix.keyIdx), strings.Join(ix.keys, ", "), len(key))
+		return 0, false, fmt.Errorf("lookup takes %d key values (%s), got %d", len(ix.keyIdx), strings.Join(ix.keys, ", "), len(key))
 	}
 	var p int32
 	var ok bool
@@ -310,10 +437,21 @@ func (ix *Index) Get(_ context.Context, key []any) (record.Row, bool, error) {
 		var buf [64]byte
 		p, ok = ix.strs[string(AppendKey(buf[:0], key))]
 	}
-	if !ok {
-		return nil, false, nil
+	return int(p), ok, nil
+}
+
+// Field returns field i of the row at position p (from Pos), null when the
+// row has no such field.
+func (ix *Index) Field(p, i int) any {
+	if ix.odd != nil {
+		if r, odd := ix.odd[int32(p)]; odd {
+			if i < len(r) {
+				return r[i]
+			}
+			return nil
+		}
 	}
-	return ix.row(p), true, nil
+	return ix.cols[i].value(p)
 }
 
 // intPos finds the position of an integer key.

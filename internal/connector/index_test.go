@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -200,4 +201,74 @@ func TestIndexConcurrentGet(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// A field's values come back as they were added whatever the order of
+// nulls, texts short and long, few and many, and values of several types.
+func TestIndexColumnsOfMixedValues(t *testing.T) {
+	long := strings.Repeat("x", 200)
+	tests := []struct {
+		name string
+		vals []any
+	}{
+		{"nulls, then a long text", []any{nil, nil, long, "a", nil, "a"}},
+		{"nulls, then many texts", append([]any{nil, nil}, texts(3000)...)},
+		{"ints, then a text", []any{int64(1), nil, int64(300), "x", int64(5)}},
+		{"texts, then an int", []any{"a", "b", nil, int64(7), "a"}},
+		{"decimals and nulls", []any{nil, record.MustDec("1.5"), nil, record.MustDec("-2")}},
+		{"only nulls", []any{nil, nil, nil}},
+		{"floats then decimals", []any{1.5, record.MustDec("2.5"), 3.5}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := record.MustSchema(record.Field{Name: "k", Type: record.Int}, record.Field{Name: "v", Type: record.Any})
+			ix, _ := NewIndex(s, []string{"k"})
+			for i, v := range tc.vals {
+				ix.Add(record.Row{int64(i), v})
+			}
+			for i, v := range tc.vals {
+				r, ok, err := ix.Get(context.Background(), []any{int64(i)})
+				if err != nil || !ok || !reflect.DeepEqual(r[1], v) {
+					t.Fatalf("value %d: got %#v, %v, %v; want %#v", i, r, ok, err, v)
+				}
+				p, ok, _ := ix.Pos([]any{int64(i)})
+				if got := ix.Field(p, 1); !ok || !reflect.DeepEqual(got, v) {
+					t.Fatalf("Field at %d: %#v, want %#v", i, got, v)
+				}
+			}
+		})
+	}
+}
+
+func texts(n int) []any {
+	out := make([]any, n)
+	for i := range out {
+		out[i] = fmt.Sprint("name ", i)
+	}
+	return out
+}
+
+// Reading a value from the index allocates nothing; Get allocates its row.
+func TestIndexReadsWithoutAllocating(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "k", Type: record.Int}, record.Field{Name: "region", Type: record.String},
+		record.Field{Name: "name", Type: record.String}, record.Field{Name: "price", Type: record.Decimal})
+	ix, _ := NewIndex(s, []string{"k"})
+	for i := int64(1); i <= 5000; i++ {
+		ix.Add(record.Row{i, []string{"emea", "apac"}[i%2], fmt.Sprint("name ", i), record.DecFromInt(i)})
+	}
+	key := []any{int64(4242)}
+	var got [3]any
+	allocs := testing.AllocsPerRun(100, func() {
+		p, ok, _ := ix.Pos(key)
+		if !ok {
+			t.Fatal("no row")
+		}
+		got[0], got[1], got[2] = ix.Field(p, 1), ix.Field(p, 2), ix.Field(p, 3)
+	})
+	if allocs != 0 {
+		t.Errorf("%v allocations per read, want 0", allocs)
+	}
+	if got[0] != "emea" || got[1] != "name 4242" || got[2].(record.Dec).Cmp(record.DecFromInt(4242)) != 0 {
+		t.Errorf("read %v", got)
+	}
 }

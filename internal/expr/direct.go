@@ -83,17 +83,30 @@ func (l *lookupField) make(st *evalState) any {
 			ctx = context.Background()
 		}
 		st.key[0] = key
-		row, found, err := l.table.Get(ctx, st.key[:]) // Get does not keep the key
-		st.key[0] = nil
-		if err != nil {
-			panic(&LookupError{Name: l.name, Err: err})
-		}
-		if !found {
-			return l.miss()
-		}
 		var v any
-		if l.field < len(row) {
-			v = row[l.field]
+		if ix, ok := l.table.(*connector.Index); ok {
+			// A preloaded index gives the field without making the row.
+			p, found, err := ix.Pos(st.key[:])
+			st.key[0] = nil
+			if err != nil {
+				panic(&LookupError{Name: l.name, Err: err})
+			}
+			if !found {
+				return l.miss()
+			}
+			v = ix.Field(p, l.field)
+		} else {
+			row, found, err := l.table.Get(ctx, st.key[:]) // Get does not keep the key
+			st.key[0] = nil
+			if err != nil {
+				panic(&LookupError{Name: l.name, Err: err})
+			}
+			if !found {
+				return l.miss()
+			}
+			if l.field < len(row) {
+				v = row[l.field]
+			}
 		}
 		if l.json {
 			v = jsonForExpr(v)

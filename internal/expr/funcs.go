@@ -71,7 +71,7 @@ type funcEnv struct {
 	loc     *time.Location
 	lookups map[string]connector.Table
 
-	rowMaps     sync.Map     // *any (a looked-up row's first value) → its map, for lookup()
+	rowMaps     sync.Map     // indexRow, or *any (a looked-up row's first value) → its map, for lookup()
 	rowMapCount atomic.Int64 // entries stored in rowMaps, bounded by maxRowMaps
 }
 
@@ -426,16 +426,38 @@ func callLookup(env *funcEnv, args []any) (any, error) {
 			return nil, nil
 		}
 	}
-	row, found, err := t.Get(ctx, keys) // Get does not keep keys
-	if err != nil {
-		return nil, &LookupError{Name: name, Err: err}
-	}
-	if !found {
-		return nil, nil
-	}
-	if len(row) > 0 {
-		if m, ok := env.rowMaps.Load(&row[0]); ok {
-			return m, nil // a preloaded row seen before: its map is reused
+	// The object of a row seen before is reused: a preloaded index's row by
+	// its position, another table's by its storage.
+	var seen any
+	var row record.Row
+	if ix, ok := t.(*connector.Index); ok {
+		p, found, err := ix.Pos(keys)
+		if err != nil {
+			return nil, &LookupError{Name: name, Err: err}
+		}
+		if !found {
+			return nil, nil
+		}
+		seen = indexRow{ix, p}
+		if m, ok := env.rowMaps.Load(seen); ok {
+			return m, nil
+		}
+		row, _, _ = ix.Get(ctx, keys)
+	} else {
+		var found bool
+		var err error
+		row, found, err = t.Get(ctx, keys) // Get does not keep keys
+		if err != nil {
+			return nil, &LookupError{Name: name, Err: err}
+		}
+		if !found {
+			return nil, nil
+		}
+		if len(row) > 0 {
+			seen = &row[0]
+			if m, ok := env.rowMaps.Load(seen); ok {
+				return m, nil
+			}
 		}
 	}
 	s := t.Schema()
@@ -448,10 +470,17 @@ func callLookup(env *funcEnv, args []any) (any, error) {
 		}
 		m[f.Name] = v
 	}
-	if len(row) > 0 && env.rowMapCount.Add(1) <= maxRowMaps {
-		env.rowMaps.Store(&row[0], m)
+	if seen != nil && env.rowMapCount.Add(1) <= maxRowMaps {
+		env.rowMaps.Store(seen, m)
 	}
 	return m, nil
+}
+
+// indexRow names a row of a preloaded index, whose rows are made anew by
+// each Get.
+type indexRow struct {
+	ix  *connector.Index
+	pos int
 }
 
 // maxRowMaps bounds the maps lookup() keeps for rows it has seen (rows of a

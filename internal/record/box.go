@@ -40,6 +40,40 @@ func typeWord[T Boxable]() unsafe.Pointer {
 	return (*eface)(unsafe.Pointer(&v)).typ
 }
 
+// typeWords are the type words of the Boxable types, made once: making one
+// boxes a zero value, which allocates for the larger types.
+var typeWords = [...]unsafe.Pointer{typeWord[int64](), typeWord[float64](), typeWord[string](),
+	typeWord[Dec](), typeWord[time.Time](), typeWord[LocalDate]()}
+
+// typeWordOf is typeWord without an allocation.
+func typeWordOf[T Boxable]() unsafe.Pointer {
+	switch any((*T)(nil)).(type) {
+	case *int64:
+		return typeWords[0]
+	case *float64:
+		return typeWords[1]
+	case *string:
+		return typeWords[2]
+	case *Dec:
+		return typeWords[3]
+	case *time.Time:
+		return typeWords[4]
+	}
+	return typeWords[5]
+}
+
+// BoxAt returns an interface holding *p, equal in every way to any(*p),
+// without copying the value: the interface points at *p. The caller
+// guarantees that *p is never written again (a slot of storage written once);
+// the interface keeps that storage alive.
+func BoxAt[T Boxable](p *T) any {
+	var out any
+	e := (*eface)(unsafe.Pointer(&out))
+	e.typ = typeWordOf[T]()
+	e.data = unsafe.Pointer(p)
+	return out
+}
+
 // Slab hands out interfaces to values of T stored in chunks of a fixed
 // size. The zero Slab is not usable: make one with NewSlab. A Slab is not
 // safe for concurrent use; the interfaces it returned are.

@@ -201,6 +201,9 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 	if bt, ok := s.table.(connector.BatchTable); ok {
 		answers = s.getBatch(ctx, bt, b) // one call for the batch: concurrent or batched requests
 	}
+	// A preloaded index is read field by field, without a row made per
+	// record.
+	ix, _ := s.table.(*connector.Index)
 	for i, row := range b.Rows {
 		key := keys[i*nk : (i+1)*nk : (i+1)*nk]
 		null := false
@@ -209,12 +212,16 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 			null = null || row[idx] == nil
 		}
 		var found record.Row
+		pos := -1
 		ok := false
 		if !null {
 			var err error
-			if answers != nil {
+			switch {
+			case answers != nil:
 				found, ok, err = answers[i].Row, answers[i].OK, answers[i].Err
-			} else {
+			case ix != nil:
+				pos, ok, err = ix.Pos(key)
+			default:
 				found, ok, err = s.table.Get(ctx, key)
 			}
 			if err != nil && errors.Is(err, connector.ErrReject) {
@@ -236,7 +243,12 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 			}
 		}
 		nr := w.widen(row, n-i) // the added fields null
-		if ok {
+		switch {
+		case ok && pos >= 0:
+			for k, ti := range s.addIdx {
+				nr[width+k] = ix.Field(pos, ti)
+			}
+		case ok:
 			for k, ti := range s.addIdx {
 				if ti < len(found) {
 					nr[width+k] = found[ti]
