@@ -465,6 +465,13 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The pool's goroutines are told to end by Close; give the scheduler
+	// a moment to run them out (one may still be between its last line and
+	// its exit), but no more than a second.
+	deadline := time.Now().Add(time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if after := runtime.NumGoroutine(); after > before {
 		buf := make([]byte, 1<<20)
 		t.Errorf("%d goroutines before, %d after closing the stores:\n%s", before, after, buf[:runtime.Stack(buf, true)])
