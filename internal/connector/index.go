@@ -61,7 +61,8 @@ func AppendKey(dst []byte, vals []any) []byte {
 //
 //   - keys map to row positions in maps without pointers, which the
 //     collector does not scan (integer keys, the common case; dense ones
-//     also in a table indexed by the key);
+//     also in a table indexed by the key, and keys added in order need
+//     neither);
 //   - values are stored by field, in typed columns: numbers, dates and
 //     timestamps hold no pointer, and a field with few distinct texts (a
 //     region, a tier) holds a small number per row into its texts, so a
@@ -80,6 +81,7 @@ type Index struct {
 
 	ints map[int64]int32  // single keys whose canonical text is an integer → position
 	strs map[string]int32 // other keys, by KeyString → position
+	run  keyRun           // integer keys while they come in order, instead of ints
 
 	cols []column
 	n    int32                // positions used
@@ -109,6 +111,30 @@ const (
 type denseKeys struct {
 	min int64
 	pos []int32
+}
+
+// keyRun holds integer keys min..max added one after the other, at
+// positions first.. (a file sorted by its key, the common case): a key's
+// position is computed, with no map built and nothing read. The first key
+// out of order moves the run into the map.
+type keyRun struct {
+	on       bool
+	min, max int64
+	first    int32
+}
+
+// add extends the run with key n at position p, and reports whether it
+// could.
+func (r *keyRun) add(n int64, p int32, empty bool) bool {
+	switch {
+	case !r.on && empty:
+		*r = keyRun{on: true, min: n, max: n, first: p}
+		return true
+	case r.on && r.max < math.MaxInt64 && n == r.max+1 && p == r.first+int32(n-r.min):
+		r.max = n
+		return true
+	}
+	return false
 }
 
 // colKind is how a column stores its values.
@@ -209,6 +235,18 @@ func (ix *Index) Add(r record.Row) {
 	if len(ix.keyIdx) == 1 {
 		k := r[ix.keyIdx[0]]
 		if n, ok := asInt(k); ok {
+			if ix.run.add(n, p, len(ix.ints) == 0) {
+				return
+			}
+			if ix.run.on {
+				for k := ix.run.min; ; k++ {
+					ix.ints[k] = ix.run.first + int32(k-ix.run.min)
+					if k == ix.run.max {
+						break
+					}
+				}
+				ix.run = keyRun{}
+			}
 			ix.ints[n] = p
 			return
 		}
@@ -392,7 +430,13 @@ func (c *column) value(p int) any {
 }
 
 // Len is the number of distinct keys.
-func (ix *Index) Len() int { return len(ix.strs) + len(ix.ints) }
+func (ix *Index) Len() int {
+	n := len(ix.strs) + len(ix.ints)
+	if ix.run.on {
+		n += int(ix.run.max-ix.run.min) + 1
+	}
+	return n
+}
 
 // Schema implements Table.
 func (ix *Index) Schema() *record.Schema { return ix.schema }
@@ -456,6 +500,12 @@ func (ix *Index) Field(p, i int) any {
 
 // intPos finds the position of an integer key.
 func (ix *Index) intPos(n int64) (int32, bool) {
+	if r := &ix.run; r.on {
+		if n < r.min || n > r.max {
+			return 0, false
+		}
+		return r.first + int32(n-r.min), true
+	}
 	d := ix.dense.Load()
 	if d == nil {
 		d = ix.buildDense()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"sync"
@@ -61,6 +62,9 @@ func TestIndexIntegerKeysDenseAndSparse(t *testing.T) {
 	}{
 		{"dense from 1", seq(1, 500), []int64{0, 501, -1, math.MinInt64, math.MaxInt64}},
 		{"dense around zero", seq(-250, 250), []int64{-251, 251}},
+		{"dense, not in key order", shuffled(seq(1, 500)), []int64{0, 501}},
+		{"dense with gaps", append(seq(1, 200), seq(300, 500)...), []int64{0, 201, 250, 299, 501}},
+		{"in order from the second row", append([]int64{1000}, seq(1, 500)...), []int64{0, 501, 999, 1001}},
 		{"sparse", []int64{1, 1 << 40, -(1 << 40), 77, 1_000_003}, []int64{2, 1<<40 + 1}},
 		{"sparse, many", spaced(200, 1000), []int64{1, 999, 1001}},
 		{"extremes", append(seq(1, 100), math.MinInt64, math.MaxInt64), []int64{0, math.MinInt64 + 1, math.MaxInt64 - 1}},
@@ -102,6 +106,12 @@ func seq(lo, hi int64) []int64 {
 			return out
 		}
 	}
+}
+
+func shuffled(keys []int64) []int64 {
+	out := append([]int64(nil), keys...)
+	rand.New(rand.NewPCG(3, 4)).Shuffle(len(out), func(i, j int) { out[i], out[j] = out[j], out[i] })
+	return out
 }
 
 func spaced(n int, step int64) []int64 {

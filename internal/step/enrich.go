@@ -193,6 +193,9 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 	if err := sameSchema(s.name, b, s.in); err != nil {
 		return err
 	}
+	if ix, ok := s.table.(*connector.Index); ok {
+		return s.processIndex(b, ix)
+	}
 	n, nk, width := len(b.Rows), len(s.onIdx), s.in.Len()
 	w := newWidener(b, s.out)
 	// One slab for every key: a table may keep the key it was given.
@@ -201,9 +204,6 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 	if bt, ok := s.table.(connector.BatchTable); ok {
 		answers = s.getBatch(ctx, bt, b) // one call for the batch: concurrent or batched requests
 	}
-	// A preloaded index is read field by field, without a row made per
-	// record.
-	ix, _ := s.table.(*connector.Index)
 	for i, row := range b.Rows {
 		key := keys[i*nk : (i+1)*nk : (i+1)*nk]
 		null := false
@@ -212,16 +212,12 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 			null = null || row[idx] == nil
 		}
 		var found record.Row
-		pos := -1
 		ok := false
 		if !null {
 			var err error
-			switch {
-			case answers != nil:
+			if answers != nil {
 				found, ok, err = answers[i].Row, answers[i].OK, answers[i].Err
-			case ix != nil:
-				pos, ok, err = ix.Pos(key)
-			default:
+			} else {
 				found, ok, err = s.table.Get(ctx, key)
 			}
 			if err != nil && errors.Is(err, connector.ErrReject) {
@@ -243,12 +239,7 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 			}
 		}
 		nr := w.widen(row, n-i) // the added fields null
-		switch {
-		case ok && pos >= 0:
-			for k, ti := range s.addIdx {
-				nr[width+k] = ix.Field(pos, ti)
-			}
-		case ok:
+		if ok {
 			for k, ti := range s.addIdx {
 				if ti < len(found) {
 					nr[width+k] = found[ti]
@@ -256,6 +247,63 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 			}
 		}
 		b.Rows[i] = nr
+	}
+	w.done(b)
+	b.Schema = s.out
+	b.Compact()
+	return nil
+}
+
+// processIndex is Process for a preloaded index, which is read field by
+// field, without a row made per record. It works in passes over the batch
+// (find every row's position, widen, then fill one added field at a time)
+// so that the reads of the index, which land at random places, do not wait
+// for each other.
+func (s *enrichStep) processIndex(b *record.Batch, ix *connector.Index) error {
+	const gone = -2 // rejected or dropped
+	n, width := len(b.Rows), s.in.Len()
+	pos := make([]int32, n) // -1: no row, its fields null
+	key := make([]any, len(s.onIdx))
+	for i, row := range b.Rows {
+		null := false
+		for k, idx := range s.onIdx {
+			key[k] = row[idx]
+			null = null || row[idx] == nil
+		}
+		p, ok := -1, false
+		if !null {
+			var err error
+			if p, ok, err = ix.Pos(key); err != nil {
+				return fmt.Errorf("%s: lookup %q: %w", s.name, s.cfg.Lookup, err)
+			}
+		}
+		pos[i] = int32(p)
+		if ok {
+			continue
+		}
+		pos[i] = -1
+		switch s.cfg.Missing {
+		case "drop":
+			b.Drop(i)
+			pos[i] = gone
+		case "reject":
+			b.RejectRow(i, s.name, s.keyField, fmt.Sprintf("no %s row for %s", s.cfg.Lookup, s.describe(key)))
+			pos[i] = gone
+		}
+	}
+	clear(key)
+	w := newWidener(b, s.out)
+	for i, row := range b.Rows {
+		if pos[i] != gone {
+			b.Rows[i] = w.widen(row, n-i) // the added fields null
+		}
+	}
+	for k, ti := range s.addIdx {
+		for i, p := range pos {
+			if p >= 0 {
+				b.Rows[i][width+k] = ix.Field(int(p), ti)
+			}
+		}
 	}
 	w.done(b)
 	b.Schema = s.out
