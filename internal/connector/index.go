@@ -498,6 +498,28 @@ func (ix *Index) Field(p, i int) any {
 	return ix.cols[i].value(p)
 }
 
+// Fill sets rows[i][at] to field i of the row at pos[i], for every pos[i]
+// that is not negative: Field for many rows, reading the column in one
+// loop.
+func (ix *Index) Fill(field int, pos []int32, rows []record.Row, at int) {
+	c := &ix.cols[field]
+	if ix.odd != nil || c.nulls != nil || c.kind != kText || c.texts != nil {
+		for i, p := range pos {
+			if p >= 0 {
+				rows[i][at] = ix.Field(int(p), field)
+			}
+		}
+		return
+	}
+	// Few distinct texts and no null: the commonest added field.
+	codes, dict := c.codes, c.dict
+	for i, p := range pos {
+		if p >= 0 {
+			rows[i][at] = record.BoxAt(&dict[codes[p]])
+		}
+	}
+}
+
 // intPos finds the position of an integer key.
 func (ix *Index) intPos(n int64) (int32, bool) {
 	if r := &ix.run; r.on {

@@ -282,3 +282,43 @@ func TestIndexReadsWithoutAllocating(t *testing.T) {
 		t.Errorf("read %v", got)
 	}
 }
+
+// Fill reads a field for many positions as Field does, skipping negative
+// positions, whatever the column holds.
+func TestIndexFill(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "k", Type: record.Int}, record.Field{Name: "region", Type: record.String},
+		record.Field{Name: "maybe", Type: record.String}, record.Field{Name: "n", Type: record.Int})
+	for _, odd := range []bool{false, true} {
+		ix, _ := NewIndex(s, []string{"k"})
+		for i := int64(0); i < 100; i++ {
+			var maybe any
+			if i%3 == 0 {
+				maybe = "x"
+			}
+			ix.Add(record.Row{i, []string{"emea", "apac", "amer"}[i%3], maybe, i * 10})
+		}
+		if odd {
+			ix.Add(record.Row{int64(100), "short"})
+		}
+		pos := []int32{5, -1, 0, 99}
+		if odd {
+			pos = append(pos, 100)
+		}
+		for field := 0; field < s.Len(); field++ {
+			rows := make([]record.Row, len(pos))
+			for i := range rows {
+				rows[i] = record.Row{"untouched", "untouched"}
+			}
+			ix.Fill(field, pos, rows, 1)
+			for i, p := range pos {
+				want := any("untouched")
+				if p >= 0 {
+					want = ix.Field(int(p), field)
+				}
+				if !reflect.DeepEqual(rows[i][1], want) || rows[i][0] != "untouched" {
+					t.Errorf("odd rows %v, field %d, position %d: %v, want %v", odd, field, p, rows[i], want)
+				}
+			}
+		}
+	}
+}

@@ -299,11 +299,7 @@ func (s *enrichStep) processIndex(b *record.Batch, ix *connector.Index) error {
 		}
 	}
 	for k, ti := range s.addIdx {
-		for i, p := range pos {
-			if p >= 0 {
-				b.Rows[i][width+k] = ix.Field(int(p), ti)
-			}
-		}
+		ix.Fill(ti, pos, b.Rows, width+k)
 	}
 	w.done(b)
 	b.Schema = s.out

@@ -2,6 +2,8 @@ package file
 
 import (
 	"context"
+	"reflect"
+	"sync"
 	"testing"
 
 	"github.com/backbone-etl/backbone/internal/connector"
@@ -57,6 +59,61 @@ func TestCSVRowsReserveRoomForSteps(t *testing.T) {
 		for i, want := range []record.Row{{int64(1), "a"}, {int64(2), "b"}, {int64(4), "d"}} {
 			if b.Rows[i][0] != want[0] || b.Rows[i][1] != want[1] {
 				t.Errorf("deferred %v: row %d = %v, want %v", deferred, i, b.Rows[i], want)
+			}
+		}
+	}
+}
+
+// Batches decoded out of order and at once, as the engine's workers do,
+// give the rows a plain read gives: staging slices reused from decoded
+// batches never mix two batches. Decoding a batch again changes nothing.
+func TestCSVDeferredBatchesDecodedInAnyOrder(t *testing.T) {
+	env := testEnv(t)
+	env.Limits.BatchRows = 37
+	writeFile(t, env, "o.csv", ordersCSV(2000))
+	src := newSource(t, "type: csv\npath: o.csv\nschema: "+ordersSchema)
+	task := connector.Task{Key: "o.csv"}
+	want := readTask(t, src, env, task, nil)
+
+	env.DeferDecode = true
+	ctx := context.Background()
+	for round := 0; round < 3; round++ {
+		r, err := src.Open(ctx, env, task, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var batches []*record.Batch
+		for {
+			b, err := r.Next(ctx)
+			if err != nil {
+				break
+			}
+			batches = append(batches, b)
+			if len(batches)%5 == 0 { // some decoded while reading goes on
+				batches[len(batches)-3].Decode(batches[len(batches)-3])
+			}
+		}
+		r.Close()
+		var wg sync.WaitGroup
+		for i := len(batches) - 1; i >= 0; i-- {
+			wg.Go(func() { batches[i].Decode(batches[i]) })
+		}
+		wg.Wait()
+		var got []record.Row
+		for _, b := range batches {
+			n := len(b.Rows)
+			b.Decode(b)
+			if len(b.Rows) != n {
+				t.Fatalf("decoding a batch again changed its rows from %d to %d", n, len(b.Rows))
+			}
+			got = append(got, b.Rows...)
+		}
+		if len(got) != len(want.Rows) {
+			t.Fatalf("round %d: %d rows, want %d", round, len(got), len(want.Rows))
+		}
+		for i := range got {
+			if !reflect.DeepEqual(got[i], want.Rows[i]) {
+				t.Fatalf("round %d, row %d: %v, want %v", round, i, got[i], want.Rows[i])
 			}
 		}
 	}
