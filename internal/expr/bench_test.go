@@ -49,3 +49,32 @@ func BenchmarkEvalLower(b *testing.B)      { benchEval(b, `lower(currency) == "u
 func BenchmarkEvalTruncate(b *testing.B) {
 	benchEval(b, `truncate_time(ordered_at, "day", "America/Chicago")`)
 }
+
+// benchLookups is an fx table as bench/run.sh's scenario b reads it.
+func benchLookups(b *testing.B) map[string]connector.Table {
+	fx, err := connector.NewIndex(record.MustSchema(
+		record.Field{Name: "currency", Type: record.String}, record.Field{Name: "rate", Type: record.Decimal}), []string{"currency"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, r := range [][2]string{{"USD", "1"}, {"EUR", "1.0842"}, {"GBP", "1.2713"}, {"JPY", "0.006712"}, {"CHF", "1.1305"}} {
+		fx.Add(record.Row{r[0], record.MustDec(r[1])})
+	}
+	return map[string]connector.Table{"fx": fx}
+}
+
+func BenchmarkEvalLookupField(b *testing.B) {
+	p, err := Compile(connector.Expr{Src: `qty * unit_price * lookup("fx", currency).rate`}, Env{Schema: benchSchema, Lookups: benchLookups(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := p.NewEvaluator()
+	row := benchRow()
+	row[4] = "GBP"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ev.Eval(row); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

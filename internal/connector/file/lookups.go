@@ -112,17 +112,33 @@ func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Tab
 	if err != nil {
 		return nil, fmt.Errorf("csv: %s: %w", l.path, err)
 	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	// The file is parsed on one goroutine while this one indexes what it
+	// parsed: loading takes the longer of the two, not their sum.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan *record.Batch, 2)
+	var readErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(batches)
+		for {
+			b, err := r.Next(ctx)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					readErr = err
+				}
+				return
+			}
+			select {
+			case batches <- b:
+			case <-ctx.Done():
+				return
+			}
 		}
-		b, err := r.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return ix, nil
-		}
-		if err != nil {
-			return nil, err
-		}
+	}()
+	defer func() { cancel(); <-done }() // the reader stops before r is closed
+	for b := range batches {
 		if len(b.Rejects) > 0 {
 			rj := b.Rejects[0]
 			return nil, fmt.Errorf("csv: %s:%d: %s", l.path, rj.Line, rj.Err)
@@ -131,6 +147,14 @@ func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Tab
 			ix.Add(row)
 		}
 	}
+	<-done
+	if readErr != nil {
+		return nil, readErr
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return ix, nil
 }
 
 var jsonlLookupSpec = connector.Spec{
