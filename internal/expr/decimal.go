@@ -232,6 +232,16 @@ func isDec(v any) bool {
 // an integer or decimal, in float64 when the other is a float, and by expr's
 // own rules otherwise. A decimal or float result is boxed by st.
 func arith(st *evalState, op byte, a, b any) (any, error) {
+	// The commonest case first: a decimal and a decimal or an integer.
+	if x, ok := a.(record.Dec); ok {
+		if y, ok := decOf(b); ok {
+			return decArith(st, op, x, y)
+		}
+	} else if y, ok := b.(record.Dec); ok {
+		if x, ok := decOf(a); ok {
+			return decArith(st, op, x, y)
+		}
+	}
 	if a == nil || b == nil {
 		return nil, fmt.Errorf("invalid operation: %s %c %s", kindName(a), op, kindName(b))
 	}
@@ -239,20 +249,7 @@ func arith(st *evalState, op byte, a, b any) (any, error) {
 		x, okA := decOf(a)
 		y, okB := decOf(b)
 		if okA && okB {
-			switch op {
-			case '+':
-				return st.dec(x.Add(y)), nil
-			case '-':
-				return st.dec(x.Sub(y)), nil
-			case '*':
-				return st.dec(x.Mul(y)), nil
-			default:
-				q, err := x.Div(y)
-				if err != nil {
-					return nil, err
-				}
-				return st.dec(q), nil
-			}
+			return decArith(st, op, x, y)
 		}
 		fa, okA := toFloatOperand(a)
 		fb, okB := toFloatOperand(b)
@@ -282,6 +279,23 @@ func arith(st *evalState, op byte, a, b any) (any, error) {
 			return runtime.Divide(a, b)
 		}
 	})
+}
+
+// decArith computes x op y exactly.
+func decArith(st *evalState, op byte, x, y record.Dec) (any, error) {
+	switch op {
+	case '+':
+		return st.dec(x.Add(y)), nil
+	case '-':
+		return st.dec(x.Sub(y)), nil
+	case '*':
+		return st.dec(x.Mul(y)), nil
+	}
+	q, err := x.Div(y)
+	if err != nil {
+		return nil, err
+	}
+	return st.dec(q), nil
 }
 
 func toFloatOperand(v any) (float64, bool) {

@@ -172,6 +172,10 @@ func (d Dec) rescale(scale int32) Dec {
 }
 
 func mulOverflows(a, b int64) (bool, int64) {
+	const half = 1 << 31
+	if uint64(a+half) < 2*half && uint64(b+half) < 2*half {
+		return false, a * b // both within ±2³¹: the product fits, no division needed
+	}
 	if a == 0 || b == 0 {
 		return false, 0
 	}

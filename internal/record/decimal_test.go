@@ -3,6 +3,7 @@ package record
 import (
 	"encoding/json"
 	"math"
+	"math/big"
 	"strings"
 	"testing"
 
@@ -526,3 +527,17 @@ func TestDecZeroValue(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestMulOverflowsAgreesWithBigInt(t *testing.T) {
+	edges := []int64{0, 1, -1, 2, -2, 1<<31 - 1, 1 << 31, -(1 << 31), -(1 << 31) - 1, 1<<32 + 7, -(1 << 32),
+		3037000499, 3037000500, -3037000500, math.MaxInt64, math.MinInt64, math.MaxInt64 / 2, math.MinInt64 / 2}
+	for _, a := range edges {
+		for _, b := range edges {
+			want := new(big.Int).Mul(big.NewInt(a), big.NewInt(b))
+			over, p := mulOverflows(a, b)
+			if fits := want.IsInt64(); over == fits || (fits && p != want.Int64()) {
+				t.Errorf("mulOverflows(%d, %d) = %v, %d; want overflow %v, product %s", a, b, over, p, !fits, want)
+			}
+		}
+	}
+}
