@@ -40,7 +40,10 @@
 //   - A Program is immutable and shared; an Evaluator belongs to one
 //     goroutine. Evaluation reads fields by position from the row: the
 //     compiled code loads them from VM variables filled from the row, with
-//     no map built per record.
+//     no map built per record. Operators and the read of a literal field
+//     of a lookup's row (lookup("fx", currency).rate) are direct calls of
+//     functions made per Evaluator: no argument slice, no row object, and
+//     decimal and float results boxed in the Evaluator's own slabs.
 //   - Nothing reads the wall clock: run_time is Env.RunTime, and now() and
 //     date() are not available. Zones are named; the machine's is never
 //     used.

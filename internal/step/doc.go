@@ -27,6 +27,12 @@
 //     time in source order.
 //   - A rejected record is kept as it came into the step: steps build new
 //     values aside and only replace a row once it passed.
+//   - A step that adds fields (map, enrich) widens a row in place only when
+//     the batch says its rows own their spare capacity (record.Batch.OwnCap);
+//     otherwise it moves the batch's rows to new ones, made in one
+//     allocation with the capacity the later steps need
+//     (record.Schema.RowCap), so that they widen in place. Bind derives
+//     output schemas from input schemas (Schema.Derive) for that.
 //   - Configuration errors are found by the factory (shape) and by Bind
 //     (names, types, expressions), before any record is read.
 package step
