@@ -201,6 +201,10 @@ func TestCursorColumnAddedBetweenRuns(t *testing.T) {
 			if res.code != 0 {
 				t.Fatalf("exit %d\n%s", res.code, res.out)
 			}
+			// Handled by the policy, and said: never a silent change.
+			if !strings.Contains(res.out, "schema drift") || !strings.Contains(res.out, "note") {
+				t.Errorf("the run does not report the new column:\n%s", res.out)
+			}
 			runs := runHistory(t, filepath.Join(dir, ".backbone", "state.db"), "cursor")
 			if last := runs[len(runs)-1]; last.read != 100 || last.written != 100 {
 				t.Fatalf("second run: %+v, want the 100 new rows", last)

@@ -267,6 +267,14 @@ func (s *source) newReader(ctx context.Context, env *connector.Env, db *sql.DB, 
 	if err != nil {
 		return nil, err
 	}
+	if p != nil && p.Schema != nil && env.Logger != nil {
+		// Columns added and handled by schema_drift are never silent.
+		if stored, err := p.fields(); err == nil {
+			if added := addedFields(stored, cols); added != "" {
+				env.Logger.Warn("source: schema drift", "drift", "new column(s) "+added+" since the checkpoint; schema_drift: "+s.cfg.SchemaDrift)
+			}
+		}
+	}
 	limits := env.Limits
 	if limits.BatchRows <= 0 {
 		limits.BatchRows = record.DefaultLimits.BatchRows
@@ -417,6 +425,17 @@ func (s *source) checkDrift(stored, current []record.Field) ([]record.Field, err
 		return stored, nil
 	}
 	return nil, fmt.Errorf("schema drift since the checkpoint: %s (schema_drift: fail; set schema_drift: add_columns to read them or ignore_new to leave them out)", desc)
+}
+
+// addedFields names the columns that are not among the stored fields.
+func addedFields(stored []record.Field, cols []column) string {
+	var added []string
+	for _, c := range cols {
+		if !slices.ContainsFunc(stored, func(f record.Field) bool { return strings.EqualFold(f.Name, c.name) }) {
+			added = append(added, c.name+" ("+c.recordType().String()+")")
+		}
+	}
+	return strings.Join(added, ", ")
 }
 
 // primaryKey lists the columns of a table's primary key, in index order.

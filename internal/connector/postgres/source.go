@@ -422,15 +422,15 @@ func (s *pgSource) Open(ctx context.Context, env *connector.Env, t connector.Tas
 
 // resolveFields picks the columns to read as fields: the declared schema's,
 // or every column, checked against the columns of the last run.
-func (s *pgSource) resolveFields(cols []column, p *posJSON) (*record.Schema, []int, error) {
+func (s *pgSource) resolveFields(cols []column, p *posJSON) (schema *record.Schema, use []int, note string, err error) {
 	if s.declared != nil {
 		idx := make([]int, s.declared.Len())
 		for i, f := range s.declared.Fields() {
 			idx[i], _ = findColumn(cols, f.Name)
 		}
-		return s.declared, idx, nil
+		return s.declared, idx, "", nil
 	}
-	use := make([]int, 0, len(cols))
+	use = make([]int, 0, len(cols))
 	for i := range cols {
 		use = append(use, i)
 	}
@@ -465,7 +465,11 @@ func (s *pgSource) resolveFields(cols []column, p *posJSON) (*record.Schema, []i
 			if len(removed) > 0 || len(changed) > 0 {
 				hint = "a removed or retyped column needs the checkpoint reset, or a declared schema"
 			}
-			return nil, nil, fmt.Errorf("the columns changed since the last run: %s (%s)", strings.Join(parts, "; "), hint)
+			return nil, nil, "", fmt.Errorf("the columns changed since the last run: %s (%s)", strings.Join(parts, "; "), hint)
+		}
+		if len(added) > 0 {
+			// Handled by the policy, never silent: the reader logs it.
+			note = "new column(s) " + strings.Join(added, ", ") + " since the last run; schema_drift: " + s.cfg.SchemaDrift
 		}
 		if len(added) > 0 && s.cfg.SchemaDrift == driftIgnoreNew {
 			use = use[:0]
@@ -479,11 +483,11 @@ func (s *pgSource) resolveFields(cols []column, p *posJSON) (*record.Schema, []i
 	for i, c := range use {
 		fields[i] = record.Field{Name: cols[c].name, Type: cols[c].kind.recordType()}
 	}
-	schema, err := record.NewSchema(fields...)
+	schema, err = record.NewSchema(fields...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("columns: %w (declare a schema, or rename the columns)", err)
+		return nil, nil, "", fmt.Errorf("columns: %w (declare a schema, or rename the columns)", err)
 	}
-	return schema, use, nil
+	return schema, use, note, nil
 }
 
 func (s *pgSource) newReader(ctx context.Context, env *connector.Env, c *pgconn.PgConn, t connector.Task, p *posJSON) (*reader, error) {
@@ -491,9 +495,12 @@ func (s *pgSource) newReader(ctx context.Context, env *connector.Env, c *pgconn.
 	if err != nil {
 		return nil, err
 	}
-	schema, use, err := s.resolveFields(l.cols, p)
+	schema, use, note, err := s.resolveFields(l.cols, p)
 	if err != nil {
 		return nil, err
+	}
+	if note != "" && env.Logger != nil {
+		env.Logger.Warn("source: schema drift", "task", t.Key, "drift", note)
 	}
 	limits := env.Limits
 	if limits.BatchRows <= 0 {
