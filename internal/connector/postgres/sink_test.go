@@ -610,7 +610,15 @@ func TestSinkConnectionLossIsTransientAndLosesNothing(t *testing.T) {
 					}
 				}
 			}
-			if err := w.Commit(ctx, cps); err != nil {
+			// The killed session's transaction may take a moment to end on
+			// the server: until then the writer answers transient, and the
+			// engine would retry, as this does.
+			err = w.Commit(ctx, cps)
+			for i := 0; i < 100 && errors.Is(err, connector.ErrTransient); i++ {
+				time.Sleep(20 * time.Millisecond)
+				err = w.Commit(ctx, cps)
+			}
+			if err != nil {
 				t.Fatalf("Commit again: %v", err)
 			}
 
