@@ -92,11 +92,11 @@ type Index struct {
 }
 
 const (
-	// dictMax is the most distinct texts a field keeps as numbers into its
-	// texts: past it the field holds unique values (names, ids), kept as
-	// texts.
+	// dictMax is the most distinct texts a field keeps in its dictionary,
+	// a code per row: past it the field holds unique values (names, ids),
+	// kept as they come.
 	dictMax = 1024
-	// dictLen is the longest text worth keeping in a field's texts.
+	// dictLen is the longest text worth keeping in a dictionary.
 	dictLen = 128
 	// denseMin is the fewest integer keys worth a dense table: a small map
 	// is as fast.
