@@ -51,6 +51,29 @@ func AppendKey(dst []byte, vals []any) []byte {
 	return dst
 }
 
+// Preloaded is implemented by tables that answer from an Index they hold,
+// and may replace with a fresher one between calls (a preload refreshed on
+// a schedule). The enrich step and lookup() then read that Index field by
+// field (Pos, Field, Fill), with no row made per record. A type that wraps
+// an Index to change what Get answers must not implement it.
+type Preloaded interface {
+	Table
+	Preloaded() *Index
+}
+
+// IndexOf returns the Index a table answers from: the table itself, or
+// what a Preloaded table holds now; nil for other tables, which are read by
+// Get.
+func IndexOf(t Table) *Index {
+	switch x := t.(type) {
+	case *Index:
+		return x
+	case Preloaded:
+		return x.Preloaded()
+	}
+	return nil
+}
+
 // Index is an in-memory table keyed by one or more fields: the preloaded
 // form every lookup can use. It is safe for concurrent Get once built; Add
 // must not run beside Get.

@@ -84,7 +84,7 @@ func (l *lookupField) make(st *evalState) any {
 		}
 		st.key[0] = key
 		var v any
-		if ix, ok := l.table.(*connector.Index); ok {
+		if ix := connector.IndexOf(l.table); ix != nil {
 			// A preloaded index gives the field without making the row.
 			p, found, err := ix.Pos(st.key[:])
 			st.key[0] = nil

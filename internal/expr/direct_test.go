@@ -22,6 +22,18 @@ func (rejectingTable) Get(context.Context, []any) (record.Row, bool, error) {
 	return nil, false, fmt.Errorf("timed out: %w", connector.ErrReject)
 }
 
+// preloaded answers from an index it holds, as a refreshed preload does:
+// lookups read the index, never its Get.
+type preloaded struct{ ix *connector.Index }
+
+func (p preloaded) Schema() *record.Schema      { return p.ix.Schema() }
+func (p preloaded) Keys() []string              { return p.ix.Keys() }
+func (p preloaded) Close() error                { return nil }
+func (p preloaded) Preloaded() *connector.Index { return p.ix }
+func (preloaded) Get(context.Context, []any) (record.Row, bool, error) {
+	panic("Get of a Preloaded table")
+}
+
 func directLookups(t *testing.T) map[string]connector.Table {
 	m := lookups(t)
 	fx := m["fx"].(*connector.Index)
@@ -33,6 +45,7 @@ func directLookups(t *testing.T) map[string]connector.Table {
 	js.Add(record.Row{"Ada", map[string]any{"n": json.Number("4")}})
 	m["js"] = js
 	m["slow"] = rejectingTable{fx}
+	m["pre"] = preloaded{fx}
 	return m
 }
 
@@ -61,7 +74,7 @@ func TestLookupFieldDirectAsGeneral(t *testing.T) {
 		{src: `lookup(%s, "none")?.v?.n`},
 		{src: `-lookup(%s, name).rate`},
 	}
-	tables := []string{"fx", "js", "down", "slow"}
+	tables := []string{"fx", "js", "down", "slow", "pre"}
 	for _, tc := range tests {
 		for _, table := range tables {
 			direct := fmt.Sprintf(tc.src, `"`+table+`"`)

@@ -430,7 +430,7 @@ func callLookup(env *funcEnv, args []any) (any, error) {
 	// its position, another table's by its storage.
 	var seen any
 	var row record.Row
-	if ix, ok := t.(*connector.Index); ok {
+	if ix := connector.IndexOf(t); ix != nil {
 		p, found, err := ix.Pos(keys)
 		if err != nil {
 			return nil, &LookupError{Name: name, Err: err}

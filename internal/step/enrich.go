@@ -193,8 +193,8 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 	if err := sameSchema(s.name, b, s.in); err != nil {
 		return err
 	}
-	if ix, ok := s.table.(*connector.Index); ok {
-		return s.processIndex(b, ix)
+	if ix := connector.IndexOf(s.table); ix != nil {
+		return s.processIndex(b, ix) // one index for the whole batch, even if a refresh replaces it
 	}
 	n, nk, width := len(b.Rows), len(s.onIdx), s.in.Len()
 	w := newWidener(b, s.out)

@@ -13,6 +13,19 @@ import (
 // tableOnly hides what a table is: enrich reads it by Get, row by row.
 type tableOnly struct{ connector.Table }
 
+// refreshed answers from an index it may replace, as a preload refreshed
+// on a schedule does; its Get is never called by enrich.
+type refreshed struct {
+	connector.Table
+	ix *connector.Index
+}
+
+func (r refreshed) Preloaded() *connector.Index { return r.ix }
+
+func (refreshed) Get(context.Context, []any) (record.Row, bool, error) {
+	panic("Get of a Preloaded table")
+}
+
 // Enriching from a preloaded index (read field by field, in passes) gives
 // what enriching from any table by Get gives: rows, rejects, filtered.
 func TestEnrichIndexAsAnyTable(t *testing.T) {
@@ -25,8 +38,9 @@ func TestEnrichIndexAsAnyTable(t *testing.T) {
 		"- enrich: { lookup: customers, on: customer_id, fields: [tier, region], missing: reject }",
 	} {
 		t.Run(src, func(t *testing.T) {
-			var got [2]*record.Batch
-			for i, table := range []connector.Table{customers(t), tableOnly{customers(t)}} {
+			var got [3]*record.Batch
+			ix := customers(t).(*connector.Index)
+			for i, table := range []connector.Table{tableOnly{customers(t)}, customers(t), refreshed{ix, ix}} {
 				s, err := build(t, src)
 				if err != nil {
 					t.Fatal(err)
@@ -50,18 +64,20 @@ func TestEnrichIndexAsAnyTable(t *testing.T) {
 				}
 				got[i] = b
 			}
-			index, other := got[0], got[1]
-			if diff := cmp.Diff(other.Rows, index.Rows, decCmp); diff != "" {
-				t.Errorf("rows (-by Get +from the index):\n%s", diff)
-			}
-			if diff := cmp.Diff(other.Rejects, index.Rejects); diff != "" {
-				t.Errorf("rejects (-by Get +from the index):\n%s", diff)
-			}
-			if diff := cmp.Diff(other.Lines, index.Lines); diff != "" {
-				t.Errorf("lines (-by Get +from the index):\n%s", diff)
-			}
-			if index.Filtered != other.Filtered || index.Schema.String() != other.Schema.String() {
-				t.Errorf("filtered %d, %d; schema %s, %s", index.Filtered, other.Filtered, index.Schema, other.Schema)
+			other := got[0]
+			for _, index := range got[1:] {
+				if diff := cmp.Diff(other.Rows, index.Rows, decCmp); diff != "" {
+					t.Errorf("rows (-by Get +from the index):\n%s", diff)
+				}
+				if diff := cmp.Diff(other.Rejects, index.Rejects); diff != "" {
+					t.Errorf("rejects (-by Get +from the index):\n%s", diff)
+				}
+				if diff := cmp.Diff(other.Lines, index.Lines); diff != "" {
+					t.Errorf("lines (-by Get +from the index):\n%s", diff)
+				}
+				if index.Filtered != other.Filtered || index.Schema.String() != other.Schema.String() {
+					t.Errorf("filtered %d, %d; schema %s, %s", index.Filtered, other.Filtered, index.Schema, other.Schema)
+				}
 			}
 		})
 	}
