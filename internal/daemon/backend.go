@@ -368,18 +368,7 @@ func (b *backend) Replay(ctx context.Context, sel api.Selection) (api.ReplayResu
 }
 
 func (b *backend) Purge(ctx context.Context, sel api.Selection) (int, error) {
-	d := b.d()
-	f := sel.Filter()
-	f.Limit = 1000000
-	dls, err := d.store.DeadLetters(ctx, f)
-	if err != nil {
-		return 0, err
-	}
-	ids := make([]int64, len(dls))
-	for i, dl := range dls {
-		ids[i] = dl.ID
-	}
-	return d.store.DeleteDeadLetters(ctx, ids)
+	return b.d().deleteDeadLetters(ctx, sel.Filter())
 }
 
 func (b *backend) Ready(ctx context.Context) api.Readiness {

@@ -380,7 +380,13 @@ func (d *Daemon) checkFreshness() {
 
 // purgeRun deletes the dead letters of one run.
 func (d *Daemon) purgeRun(ctx context.Context, runID string) (int, error) {
-	dls, err := d.store.DeadLetters(ctx, state.DLQFilter{RunID: runID, Limit: 10000000})
+	return d.deleteDeadLetters(ctx, state.DLQFilter{RunID: runID})
+}
+
+// deleteDeadLetters deletes every dead letter f selects.
+func (d *Daemon) deleteDeadLetters(ctx context.Context, f state.DLQFilter) (int, error) {
+	f.Limit = 10000000
+	dls, err := d.store.DeadLetters(ctx, f)
 	if err != nil || len(dls) == 0 {
 		return 0, err
 	}
