@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/types"
 	"github.com/expr-lang/expr/vm/runtime"
 
 	"github.com/backbone-etl/backbone/internal/connector"
@@ -127,10 +128,39 @@ func (l *lookupField) miss() any {
 // a single literal key, lookup("fx", currency).rate, by a call of a
 // lookupField. Places it cannot prove right (an undeclared lookup, an
 // unknown field, a wrong number of keys) are left for staticCheck to report.
+//
+// The checker typed the member access from lookup()'s result, a map: its
+// fields are of no known type, and neither is what is computed from them,
+// so that total_usd: qty * unit_price * lookup("fx", currency).rate would
+// be stored as any (and a sink could not write it natively). Compile
+// therefore builds such an expression twice: the first build finds the
+// lookup fields and their types (results); the second (early) patches the
+// tree before it is checked again, with each function declared as
+// returning its field's type, so that the types flow on; once checked, the
+// functions are declared binaryType again, which the VM calls directly.
 type lookupFields struct {
 	lookups map[string]connector.Table
 	taken   func(name string) bool // names the expression's variables use
 	funcs   map[string]directFunc  // the functions made, by variable name
+	results map[string]types.Type  // a function's declared type, when its field's type is known
+	early   bool                   // patching before the check: callees typed by results
+	callees []*ast.IdentifierNode  // the callees patched early
+}
+
+// typedFunc is the type of a lookup field's function as the checker sees
+// it: a binary function returning a value of type t.
+func typedFunc(t record.Type) types.Type {
+	anyType := reflect.TypeFor[any]()
+	ft := reflect.FuncOf([]reflect.Type{anyType, anyType}, []reflect.Type{typeOfField(t).Nature().Type}, false)
+	return types.TypeOf(reflect.Zero(ft).Interface())
+}
+
+// retype declares the callees patched early binary functions again, once
+// the checker has typed what they return.
+func (v *lookupFields) retype() {
+	for _, id := range v.callees {
+		id.SetType(binaryType)
+	}
 }
 
 func (v *lookupFields) Visit(node *ast.Node) {
@@ -176,10 +206,23 @@ func (v *lookupFields) Visit(node *ast.Node) {
 	if v.funcs == nil {
 		v.funcs = map[string]directFunc{}
 	}
-	v.funcs[fn] = directFunc{typ: binaryType, make: l.make}
+	if v.results == nil {
+		v.results = map[string]types.Type{}
+	}
 	id := &ast.IdentifierNode{Value: fn}
 	id.SetLocation(callee.Location())
 	id.SetType(binaryType)
+	if v.early {
+		declared, ok := v.results[fn]
+		if !ok { // not the function the first build found here: leave it
+			return
+		}
+		id.SetType(declared.Nature().Type)
+		v.callees = append(v.callees, id)
+	} else if typeOfField(typ) != types.Any {
+		v.results[fn] = typedFunc(typ)
+	}
+	v.funcs[fn] = directFunc{typ: binaryType, make: l.make}
 	nat := *m.Nature()
 	ast.Patch(node, &ast.CallNode{Callee: id, Arguments: []ast.Node{call.Arguments[0], call.Arguments[2]}})
 	(*node).SetNature(nat) // what reads the result sees the member's type

@@ -177,3 +177,35 @@ func TestDirectResultsKeepTheirValues(t *testing.T) {
 		}
 	}
 }
+
+// A literal field of a lookup row has its table's type, and so has what is
+// computed from it: a sink can then write the result natively.
+func TestLookupFieldType(t *testing.T) {
+	e := env()
+	e.Lookups = directLookups(t)
+	tests := []struct {
+		src  string
+		want record.Type
+	}{
+		{`lookup("fx", name).rate`, record.Decimal},
+		{`qty * unit_price * lookup("fx", name).rate`, record.Decimal},
+		{`lookup("pre", name).rate * 2`, record.Decimal},
+		{`lookup("fx", name).currency + "!"`, record.String},
+		{`lookup("fx", name)?.rate`, record.Decimal},
+		{`lookup("js", name).v`, record.Any}, // json: of no static type, as a json field
+		{`lookup("js", name).v.n + 1`, record.Any},
+		{`lookup("fx", name)["rate"]`, record.Decimal},
+		{`let n = "fx"; lookup(n, name).rate`, record.Any}, // the table known only when it runs
+	}
+	for _, tc := range tests {
+		t.Run(tc.src, func(t *testing.T) {
+			p := mustCompile(t, tc.src, e)
+			if p.Type() != tc.want {
+				t.Errorf("type %v, want %v", p.Type(), tc.want)
+			}
+			if _, err := p.NewEvaluator().Eval(orderRow()); err != nil {
+				t.Errorf("Eval: %v", err)
+			}
+		})
+	}
+}

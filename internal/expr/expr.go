@@ -138,6 +138,17 @@ func Compile(e connector.Expr, env Env) (prog *Program, err error) {
 	if cerr != nil {
 		return nil, compileError(e, text, cerr, env)
 	}
+	if len(fields.results) > 0 { // again, with the lookup fields' types known (see lookupFields)
+		for name, t := range fields.results {
+			vars[name] = t
+		}
+		results := fields.results
+		fields = &lookupFields{lookups: env.Lookups, results: results, early: true,
+			taken: func(n string) bool { _, ok := vars[n]; _, ours := results[n]; return ok && !ours }}
+		if vp, cerr = build(e.Src, opts, fields); cerr != nil {
+			return nil, compileError(e, text, cerr, env)
+		}
+	}
 	if ferr := staticCheck(vp.Node(), env); ferr != nil {
 		return nil, compileError(e, text, ferr, env)
 	}
@@ -166,6 +177,9 @@ func build(src string, opts []exprlang.Option, fields *lookupFields) (*vm.Progra
 	if err != nil {
 		return nil, err
 	}
+	if fields.early {
+		ast.Walk(&tree.Node, fields)
+	}
 	ast.Walk(&tree.Node, untype{})
 	if _, err := checker.Check(tree, config); err != nil {
 		return nil, err
@@ -177,7 +191,11 @@ func build(src string, opts []exprlang.Option, fields *lookupFields) (*vm.Progra
 		}
 		return nil, err
 	}
-	ast.Walk(&tree.Node, fields)
+	if fields.early {
+		fields.retype()
+	} else {
+		ast.Walk(&tree.Node, fields)
+	}
 	ast.Walk(&tree.Node, fastCalls{})
 	return compiler.Compile(tree, config)
 }

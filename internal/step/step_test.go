@@ -286,11 +286,11 @@ func TestMap(t *testing.T) {
 			},
 		},
 		{
-			name: "lookup in an expression",
+			name: "lookup in an expression: the lookup field's type",
 			yaml: "- map:\n    region: lookup(\"customers\", customer_id)?.region ?? \"unknown\"\n",
 			rows: rows[2:],
 			want: result{
-				Schema: ordersSchema + ", region any",
+				Schema: ordersSchema + ", region string",
 				Rows: []record.Row{
 					append(append(record.Row(nil), rows[2]...), "eu"),
 					append(append(record.Row(nil), rows[3]...), "unknown"),
