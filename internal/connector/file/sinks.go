@@ -62,7 +62,7 @@ func createAtomic(env *connector.Env, kind, pattern string, compress bool) (*ato
 		return nil, connector.Unavailable(fmt.Errorf("%s: %w", kind, err))
 	}
 	a := &atomicFile{final: final, tmp: tmp, f: f}
-	a.bw = bufio.NewWriterSize(f, 256<<10)
+	a.bw = bufio.NewWriterSize(&writeback{f: f}, 256<<10)
 	a.w = a.bw
 	if compress {
 		a.gz = gzip.NewWriter(a.bw)

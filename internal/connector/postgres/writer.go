@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+	"weak"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -77,11 +78,11 @@ type span struct {
 // their batch indexes, and the rows that could not.
 type encoded struct {
 	w     *writer
-	batch *record.Batch
-	n     int    // rows of the batch
-	data  []byte // the rendered rows, one line each
-	offs  []int  // offs[i]: start of rendered row i; one more for the end
-	idx   []int  // batch index of rendered row i
+	batch weak.Pointer[record.Batch] // which batch, without keeping it: spans keep only the rendered rows
+	n     int                        // rows of the batch
+	data  []byte                     // the rendered rows, one line each
+	offs  []int                      // offs[i]: start of rendered row i; one more for the end
+	idx   []int                      // batch index of rendered row i
 	bad   []connector.RowError
 	dups  bool // upsert: a key appears more than once
 
@@ -236,7 +237,7 @@ func (w *writer) encodedFor(b *record.Batch) *encoded {
 // encode renders the rows of b; a row with a value that cannot be written,
 // or a NULL key in mode upsert, is refused here.
 func (w *writer) encode(b *record.Batch) *encoded {
-	e := &encoded{w: w, batch: b, n: len(b.Rows), offs: make([]int, 0, len(b.Rows)+1), idx: make([]int, 0, len(b.Rows))}
+	e := &encoded{w: w, batch: weak.Make(b), n: len(b.Rows), offs: make([]int, 0, len(b.Rows)+1), idx: make([]int, 0, len(b.Rows))}
 	per := w.rowBytes.Load()
 	if per <= 0 {
 		per = 64
@@ -353,7 +354,7 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 		return 0, fmt.Errorf("%s: batch schema (%s) differs from the schema the sink was opened with (%s)", w.s.where(), b.Schema, w.schema)
 	}
 	for _, sp := range w.spans {
-		if sp.enc.batch == b {
+		if sp.enc.batch.Value() == b {
 			// Written since the last Commit and still staged (a caller
 			// retrying Write after a failed Commit): already there.
 			return w.result(b, sp.enc.refused)
