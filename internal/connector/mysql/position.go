@@ -159,7 +159,7 @@ func (p *posJSON) fields() ([]record.Field, error) {
 // values, once per reader.
 func (r *reader) encodePrefix() []byte {
 	p := posJSON{V: posVersion, Run: r.run}
-	for _, f := range r.schema.Fields() {
+	for _, f := range r.Schema().Fields() {
 		p.Schema = append(p.Schema, posField{N: f.Name, T: f.Type.String()})
 	}
 	for _, c := range r.order {
@@ -170,8 +170,8 @@ func (r *reader) encodePrefix() []byte {
 }
 
 func (r *reader) encodeKeyset() record.Position {
-	vals := make([]posVal, len(r.last))
-	for i, v := range r.last {
+	vals := make([]posVal, len(r.Last))
+	for i, v := range r.Last {
 		vals[i] = encodeVal(r.order[i], v)
 	}
 	vb, _ := json.Marshal(vals)
@@ -186,7 +186,7 @@ func (r *reader) encodeOffset() record.Position {
 	out := make([]byte, 0, len(r.posPrefix)+32)
 	out = append(out, r.posPrefix...)
 	out = append(out, `,"offset":`...)
-	out = strconv.AppendInt(out, r.offset, 10)
+	out = strconv.AppendInt(out, r.Offset, 10)
 	return append(out, '}')
 }
 

@@ -6,13 +6,13 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -286,17 +286,8 @@ func (s *source) newReader(ctx context.Context, env *connector.Env, db *sql.DB, 
 	if loc == nil {
 		loc = time.UTC
 	}
-	r := &reader{
-		srv:       s.srv,
-		db:        db,
-		schema:    schema,
-		rawSchema: anySchema(schema),
-		fields:    fields,
-		origin:    s.name(),
-		loc:       loc,
-		limits:    limits,
-		run:       env.RunID,
-	}
+	r := &reader{srv: s.srv, fields: fields, loc: loc, run: env.RunID}
+	r.Reader = sqlkit.NewReader(db, schema, s.name(), limits, r)
 	var orderNames []string
 	keyCols := []string(s.cfg.Key)
 	switch {
@@ -329,7 +320,7 @@ func (s *source) newReader(ctx context.Context, env *connector.Env, db *sql.DB, 
 		return nil, err
 	}
 	if err := r.prepare(ctx, s.cfg.Table, s.cfg.Query); err != nil {
-		r.closeStmts()
+		r.CloseStmts()
 		return nil, err
 	}
 	return r, nil
@@ -457,49 +448,20 @@ func primaryKey(ctx context.Context, db querier, table string) ([]string, error)
 	return cols, rows.Err()
 }
 
-// anySchema has the names of s, typed Any: the raw values of a rejected row.
-func anySchema(s *record.Schema) *record.Schema {
-	fields := s.Fields()
-	for i := range fields {
-		fields[i].Type = record.Any
-	}
-	return record.MustSchema(fields...)
-}
-
-// reader reads one task. Ordered reads run one keyset query per batch, so
-// no statement stays open between batches; an unordered read is one
-// streaming query resumed by row count.
+// reader reads one task (see sqlkit.Reader).
 type reader struct {
-	srv       *server
-	db        *sql.DB
-	schema    *record.Schema
-	rawSchema *record.Schema
-	fields    []field
-	origin    string
-	loc       *time.Location
-	limits    record.Limits
-	run       string // env.RunID, stored in positions
+	sqlkit.Reader
+	srv    *server
+	fields []field
+	loc    *time.Location
+	run    string // env.RunID, stored in positions
 
 	order   []column // ordering columns, selected after the fields
 	lineKey bool     // Batch.Lines holds the single integer key
 
-	selectSQL string               // SELECT … FROM … AS s, without WHERE
-	orderSQL  string               // " ORDER BY … LIMIT ?"
-	stmts     map[string]*sql.Stmt // prepared keyset queries by their WHERE
-
-	last     []any // raw values of the ordering columns of the last row read; nil: from the start
-	lookback any   // the first query reads c1 >= lookback (a run's window), then nil
-	offset   int64 // rows read so far by an unordered read
-	ordinal  int64 // rows read by this reader
-	done     bool
-
-	stream *sql.Rows // an unordered read
-	cancel context.CancelFunc
-	err    error // an unordered read that failed
+	lookback any // the first query reads c1 >= lookback (a run's window), then nil
 
 	posPrefix []byte // position JSON up to the values
-
-	bytes int // of the batch being filled
 
 	raws   []sql.RawBytes
 	ifaces []any
@@ -521,7 +483,6 @@ func (r *reader) prepare(ctx context.Context, table, query string) error {
 	}
 	sel.WriteString(" FROM ")
 	sel.WriteString(fromClause(table, query))
-	r.selectSQL = sel.String()
 	n := nf + len(r.order)
 	r.raws = make([]sql.RawBytes, n)
 	r.ifaces = make([]any, n)
@@ -533,40 +494,17 @@ func (r *reader) prepare(ctx context.Context, table, query string) error {
 			r.ptrs[i] = &r.ifaces[i]
 		}
 	}
-	r.stmts = map[string]*sql.Stmt{}
 	r.posPrefix = r.encodePrefix()
-	if len(r.order) == 0 {
-		// Check the statement now; it runs at the first Next.
-		st, err := r.db.PrepareContext(ctx, r.selectSQL)
-		if err != nil {
-			return err
-		}
-		return st.Close()
-	}
-	exprs := make([]string, len(r.order))
-	for i, c := range r.order {
-		exprs[i] = "s." + quoteIdent(c.name)
-	}
-	r.orderSQL = " ORDER BY " + strings.Join(exprs, ", ") + " LIMIT ?"
-	_, err := r.stmt(ctx, "")
-	return err
+	return r.Prepare(ctx, sel.String(), orderExprs(r.order), " LIMIT 18446744073709551615 OFFSET ?")
 }
 
-// stmt returns the prepared keyset query with condition where.
-func (r *reader) stmt(ctx context.Context, where string) (*sql.Stmt, error) {
-	if st, ok := r.stmts[where]; ok {
-		return st, nil
+// orderExprs is the SQL of the ordering columns.
+func orderExprs(cols []column) []string {
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = "s." + quoteIdent(c.name)
 	}
-	q := r.selectSQL
-	if where != "" {
-		q += " WHERE " + where
-	}
-	st, err := r.db.PrepareContext(ctx, q+r.orderSQL)
-	if err != nil {
-		return nil, err
-	}
-	r.stmts[where] = st
-	return st, nil
+	return exprs
 }
 
 // placeholder is the parameter of a comparison with column c: a DECIMAL
@@ -581,221 +519,85 @@ func placeholder(c column) string {
 	return "?"
 }
 
-// keysetWhere is the condition "(c1…cn) > (v1…vn)" in the order of ORDER
-// BY c1…cn, where NULL sorts first, written as the OR of one level per
-// column: level i holds the rows equal to last on c1…ci and greater on
-// c(i+1). MariaDB turns it into index ranges; it does not for a row-value
-// comparison (c1, c2) > (?, ?), which it evaluates over a full index scan.
+// keysetWhere is the condition of the rows after last in the order of
+// ORDER BY c1…cn (see sqlkit.KeysetWhere). MariaDB turns its OR of levels
+// into index ranges; it does not for a row-value comparison
+// (c1, c2) > (?, ?), which it evaluates over a full index scan.
 func keysetWhere(cols []column, last []any) (string, []any) {
-	var b strings.Builder
-	var args []any
-	for level := range cols {
-		if level > 0 {
-			b.WriteString(" OR ")
-		}
-		b.WriteByte('(')
-		for j := 0; j <= level; j++ {
-			if j > 0 {
-				b.WriteString(" AND ")
-			}
-			b.WriteString("s." + quoteIdent(cols[j].name))
-			switch {
-			case j < level && last[j] == nil:
-				b.WriteString(" IS NULL")
-			case j < level:
-				b.WriteString(" = " + placeholder(cols[j]))
-				args = append(args, last[j])
-			case last[j] == nil:
-				b.WriteString(" IS NOT NULL")
-			default:
-				b.WriteString(" > " + placeholder(cols[j]))
-				args = append(args, last[j])
-			}
-		}
-		b.WriteByte(')')
+	params := make([]string, len(cols))
+	for i, c := range cols {
+		params[i] = placeholder(c)
 	}
-	return b.String(), args
+	return sqlkit.KeysetWhere(orderExprs(cols), params, last)
 }
 
-// Schema implements connector.Reader.
-func (r *reader) Schema() *record.Schema { return r.schema }
-
-// Next implements connector.Reader.
-func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
-	if r.done {
-		return nil, io.EOF
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if len(r.order) == 0 {
-		return r.nextStream(ctx)
-	}
-	b := r.newBatch()
+// ReadKeyset implements sqlkit.Rows: one query for the batch, after the
+// last row read or, for the first batch of a lookback, inside its window.
+func (r *reader) ReadKeyset(ctx context.Context, b *record.Batch) (bool, error) {
 	var where string
 	var args []any
 	switch {
 	case r.lookback != nil:
 		where = "s." + quoteIdent(r.order[0].name) + " >= " + placeholder(r.order[0])
 		args = []any{r.lookback}
-	case r.last != nil:
-		where, args = keysetWhere(r.order, r.last)
+	case r.Last != nil:
+		where, args = keysetWhere(r.order, r.Last)
 	}
-	start := slices.Clone(r.last)
-	full, err := r.query(ctx, b, where, args)
-	if err != nil {
-		r.last = start // the batch is lost: a retry starts where it did
-		return nil, r.fail(ctx, err)
-	}
-	r.lookback = nil
-	r.done = !full
-	if b.Read == 0 {
-		return nil, io.EOF
-	}
-	b.Pos = r.encodeKeyset()
-	return b, nil
-}
-
-func (r *reader) newBatch() *record.Batch {
-	r.bytes = 0
-	n := min(r.limits.BatchRows, 1<<16)
-	return &record.Batch{Schema: r.schema, Origin: r.origin, Rows: make([]record.Row, 0, n), Lines: make([]int64, 0, n)}
-}
-
-// query runs one keyset query for the rest of batch b.
-func (r *reader) query(ctx context.Context, b *record.Batch, where string, args []any) (bool, error) {
-	st, err := r.stmt(ctx, where)
-	if err != nil {
-		return false, err
-	}
-	rows, err := st.QueryContext(ctx, append(args, r.limits.BatchRows-b.Read)...)
-	if err != nil {
-		return false, err
-	}
-	full, err := r.fill(rows, b)
-	if cerr := rows.Close(); err == nil {
-		err = cerr
+	full, err := r.Query(ctx, b, where, args)
+	if err == nil {
+		r.lookback = nil
 	}
 	return full, err
 }
 
-func (r *reader) nextStream(ctx context.Context) (*record.Batch, error) {
-	if r.err != nil {
-		return nil, r.err
+// Position implements sqlkit.Rows.
+func (r *reader) Position() (record.Position, error) {
+	if len(r.order) == 0 {
+		return r.encodeOffset(), nil
 	}
-	if r.stream == nil {
-		// The query outlives this call; it is cancelled by Close, or by ctx
-		// while a Next runs.
-		qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		q := r.selectSQL
-		var args []any
-		if r.offset > 0 {
-			q += " LIMIT 18446744073709551615 OFFSET ?"
-			args = append(args, r.offset)
-		}
-		rows, err := r.db.QueryContext(qctx, q, args...)
-		if err != nil {
-			cancel()
-			return nil, r.fail(ctx, err)
-		}
-		r.stream, r.cancel = rows, cancel
-	}
-	stop := context.AfterFunc(ctx, r.cancel)
-	b := r.newBatch()
-	full, err := r.fill(r.stream, b)
-	if !stop() && err == nil && full {
-		// ctx ended while the rows were read, and the query was cancelled
-		// with it: the stream cannot go on after this batch. The batch goes
-		// with the reader; its caller resumes from the position before it.
-		err = ctx.Err()
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		r.closeStream()
-		r.err = r.fail(ctx, err) // the stream cannot go back to the start of the batch
-		return nil, r.err
-	}
-	if !full {
-		r.done = true
-		r.closeStream()
-	}
-	if b.Read == 0 {
-		return nil, io.EOF
-	}
-	r.offset += int64(b.Read)
-	b.Pos = r.encodeOffset()
-	return b, nil
+	return r.encodeKeyset(), nil
 }
 
-// fill reads rows into b until a batch limit. full reports that it stopped
-// at a limit rather than at the end of the rows.
-func (r *reader) fill(rows *sql.Rows, b *record.Batch) (bool, error) {
+// Dest implements sqlkit.Rows.
+func (r *reader) Dest() []any { return r.ptrs }
+
+// Keyset implements sqlkit.Rows.
+func (r *reader) Keyset(last []any) {
 	nf := len(r.fields)
-	for {
-		if b.Read >= r.limits.BatchRows || (r.limits.BatchBytes > 0 && r.bytes >= r.limits.BatchBytes) {
-			return true, nil
-		}
-		if !rows.Next() {
-			return false, rows.Err()
-		}
-		if err := rows.Scan(r.ptrs...); err != nil {
-			return false, err
-		}
-		b.Read++
-		r.ordinal++
-		if len(r.order) > 0 {
-			if r.last == nil {
-				r.last = make([]any, len(r.order))
-			}
-			for i, c := range r.order {
-				r.last[i] = bindable(c, r.ifaces[nf+i])
-			}
-		}
-		line := r.ordinal
-		if r.lineKey {
-			if id, ok := r.last[len(r.last)-1].(int64); ok {
-				line = id
-			}
-		} else if len(r.order) == 0 {
-			line = r.offset + int64(b.Read)
-		}
-		size := 0
-		for i := 0; i < nf; i++ {
-			if r.raws[i] != nil {
-				size += 16 + len(r.raws[i])
-			} else {
-				size += record.Size(r.ifaces[i])
-			}
-		}
-		r.bytes += size
-		if r.limits.MaxRecordBytes > 0 && size > r.limits.MaxRecordBytes {
-			raw := record.RowJSON(r.rawSchema, r.rawValues())
-			if len(raw) > 1024 {
-				raw = raw[:1024]
-			}
-			b.Rejects = append(b.Rejects, record.Reject{Line: line, Step: "source",
-				Err: fmt.Sprintf("record of about %d bytes exceeds the limit of %d bytes", size, r.limits.MaxRecordBytes), Raw: raw})
-			continue
-		}
-		row := make(record.Row, nf)
-		if name, err := r.convertRow(row); err != nil {
-			b.Rejects = append(b.Rejects, record.Reject{Line: line, Step: "source", Field: name, Err: err.Error(), Raw: record.RowJSON(r.rawSchema, r.rawValues())})
-			continue
-		}
-		b.Rows = append(b.Rows, row)
-		b.Lines = append(b.Lines, line)
+	for i, c := range r.order {
+		last[i] = bindable(c, r.ifaces[nf+i])
 	}
 }
 
-// convertRow converts the scanned values into row; it returns the field
-// and the error of the first value that does not convert.
-func (r *reader) convertRow(row record.Row) (string, error) {
+// Line implements sqlkit.Rows: the value of a single integer key.
+func (r *reader) Line() (int64, bool) {
+	if !r.lineKey {
+		return 0, false
+	}
+	id, ok := r.Last[len(r.Last)-1].(int64)
+	return id, ok
+}
+
+// Size implements sqlkit.Rows.
+func (r *reader) Size() int {
+	size := 0
 	for i := range r.fields {
-		v, err := convertField(&r.fields[i], r.schema.Field(i).Name, r.raws[i], r.ifaces[i], r.loc)
+		if r.raws[i] != nil {
+			size += 16 + len(r.raws[i])
+		} else {
+			size += record.Size(r.ifaces[i])
+		}
+	}
+	return size
+}
+
+// Convert implements sqlkit.Rows.
+func (r *reader) Convert(row record.Row) (string, error) {
+	for i := range r.fields {
+		name := r.Schema().Field(i).Name
+		v, err := convertField(&r.fields[i], name, r.raws[i], r.ifaces[i], r.loc)
 		if err != nil {
-			return r.schema.Field(i).Name, err
+			return name, err
 		}
 		row[i] = v
 	}
@@ -819,9 +621,9 @@ func convertField(f *field, name string, raw []byte, iface any, loc *time.Locati
 	return v, nil
 }
 
-// rawValues are the scanned values of the fields as the database gave
-// them, for a reject's Raw.
-func (r *reader) rawValues() []any {
+// Raw implements sqlkit.Rows: the scanned values of the fields as the
+// database gave them.
+func (r *reader) Raw() []any {
 	out := make([]any, len(r.fields))
 	for i := range r.fields {
 		switch {
@@ -840,33 +642,9 @@ func (r *reader) rawValues() []any {
 	return out
 }
 
-func (r *reader) fail(ctx context.Context, err error) error {
-	return fmt.Errorf("mysql: read %s: %w", r.origin, classify(ctx, r.srv.redact(err)))
-}
-
-func (r *reader) closeStream() {
-	if r.stream != nil {
-		r.stream.Close()
-		r.stream = nil
-	}
-	if r.cancel != nil {
-		r.cancel()
-		r.cancel = nil
-	}
-}
-
-func (r *reader) closeStmts() {
-	for w, st := range r.stmts {
-		st.Close()
-		delete(r.stmts, w)
-	}
-}
-
-// Close implements connector.Reader.
-func (r *reader) Close() error {
-	r.closeStream()
-	r.closeStmts()
-	return r.db.Close()
+// Fail implements sqlkit.Rows.
+func (r *reader) Fail(ctx context.Context, err error) error {
+	return fmt.Errorf("mysql: read %s: %w", r.Origin(), classify(ctx, r.srv.redact(err)))
 }
 
 // restore sets the place to resume from. With lookback, a position written
@@ -883,7 +661,7 @@ func (r *reader) restore(p *posJSON, lookback connector.Duration) error {
 		if p.Offset == nil || *p.Offset < 0 {
 			return fmt.Errorf("checkpoint is not a row count: the source's ordering changed since it was written (reset the checkpoint)")
 		}
-		r.offset = *p.Offset
+		r.Offset = *p.Offset
 		return nil
 	}
 	if p.Offset != nil || len(p.Cols) != len(names) || len(p.Vals) != len(names) || !slices.EqualFunc(p.Cols, names, strings.EqualFold) {
@@ -898,7 +676,7 @@ func (r *reader) restore(p *posJSON, lookback connector.Duration) error {
 		}
 		last[i] = x
 	}
-	r.last = last
+	r.Last = last
 	if lookback > 0 && p.Run != r.run {
 		c := r.order[0]
 		t, ok := last[0].(time.Time)

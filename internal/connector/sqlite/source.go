@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -218,15 +218,8 @@ func (s *source) newReader(ctx context.Context, env *connector.Env, db *sql.DB, 
 	if s.cfg.BatchRows > 0 {
 		limits.BatchRows = s.cfg.BatchRows
 	}
-	r := &reader{
-		db:        db,
-		schema:    schema,
-		origin:    s.name(),
-		loc:       env.Location,
-		limits:    limits,
-		nf:        schema.Len(),
-		rawSchema: anySchema(schema),
-	}
+	r := &reader{loc: env.Location, nf: schema.Len()}
+	r.Reader = sqlkit.NewReader(db, schema, s.name(), limits, r)
 	if s.cfg.Table != "" {
 		r.rowid = hasRowid(ctx, db, s.cfg.Table, columns)
 	}
@@ -247,7 +240,7 @@ func (s *source) newReader(ctx context.Context, env *connector.Env, db *sql.DB, 
 		return nil, err
 	}
 	if err := r.prepare(ctx, s.cfg.Table, s.cfg.Query); err != nil {
-		r.closeStmts()
+		r.CloseStmts()
 		return nil, err
 	}
 	return r, nil
@@ -272,44 +265,16 @@ func hasRowid(ctx context.Context, db *sql.DB, table string, columns []record.Fi
 	return true
 }
 
-// anySchema has the names of s, typed Any: the raw values of a rejected row.
-func anySchema(s *record.Schema) *record.Schema {
-	fields := s.Fields()
-	for i := range fields {
-		fields[i].Type = record.Any
-	}
-	return record.MustSchema(fields...)
-}
-
-// reader reads one task. Ordered reads (a cursor and key, a key, or the
-// rowid) run keyset queries per batch, so no lock is held between batches;
-// an unordered query is one streaming query resumed by row count.
+// reader reads one task (see sqlkit.Reader). Ordered reads (a cursor and
+// key, a key, or the rowid) run keyset queries per batch, so no lock is
+// held between batches.
 type reader struct {
-	db        *sql.DB
-	schema    *record.Schema
-	rawSchema *record.Schema
-	origin    string
-	loc       *time.Location
-	limits    record.Limits
-	nf        int // schema fields, the first columns of every result row
+	sqlkit.Reader
+	loc *time.Location
+	nf  int // schema fields, the first columns of every result row
 
 	rowid bool     // the last result column is the table's rowid (Batch.Lines)
 	order []string // ordering columns, after the fields in every result row
-
-	selectSQL string               // SELECT … FROM … AS s, without WHERE
-	orderSQL  string               // " ORDER BY … LIMIT ?"
-	stmts     map[string]*sql.Stmt // prepared keyset queries by their WHERE
-
-	last    []any // raw values of the ordering columns of the last row read; nil: from the start
-	offset  int64 // rows read so far by an unordered read
-	ordinal int64 // rows read by this reader
-	done    bool
-
-	stream *sql.Rows // an unordered read
-	cancel context.CancelFunc
-	err    error // an unordered read that failed
-
-	bytes int // of the batch being filled
 
 	dest []any
 	ptrs []any
@@ -320,7 +285,7 @@ func (r *reader) prepare(ctx context.Context, table, query string) error {
 	sel.WriteString("SELECT ")
 	// The unary + drops the declared type, so that the driver hands over the
 	// stored value instead of parsing DATE/DATETIME/TIMESTAMP text itself.
-	sel.WriteString(quoteIdents("+s.", r.schema.Names()))
+	sel.WriteString(quoteIdents("+s.", r.Schema().Names()))
 	ncol := r.nf
 	for _, c := range r.order {
 		sel.WriteString(", ")
@@ -333,45 +298,16 @@ func (r *reader) prepare(ctx context.Context, table, query string) error {
 	}
 	sel.WriteString(" FROM ")
 	sel.WriteString(fromClause(table, query))
-	r.selectSQL = sel.String()
 	r.dest = make([]any, ncol)
 	r.ptrs = make([]any, ncol)
 	for i := range r.dest {
 		r.ptrs[i] = &r.dest[i]
 	}
-	r.stmts = map[string]*sql.Stmt{}
-	if len(r.order) == 0 {
-		// Check the statement now; it runs at the first Next.
-		st, err := r.db.PrepareContext(ctx, r.selectSQL)
-		if err != nil {
-			return err
-		}
-		return st.Close()
-	}
 	exprs := make([]string, len(r.order))
 	for i, c := range r.order {
 		exprs[i] = orderExpr(c, false)
 	}
-	r.orderSQL = " ORDER BY " + strings.Join(exprs, ", ") + " LIMIT ?"
-	_, err := r.stmt(ctx, "")
-	return err
-}
-
-// stmt returns the prepared keyset query with condition where.
-func (r *reader) stmt(ctx context.Context, where string) (*sql.Stmt, error) {
-	if st, ok := r.stmts[where]; ok {
-		return st, nil
-	}
-	q := r.selectSQL
-	if where != "" {
-		q += " WHERE " + where
-	}
-	st, err := r.db.PrepareContext(ctx, q+r.orderSQL)
-	if err != nil {
-		return nil, err
-	}
-	r.stmts[where] = st
-	return st, nil
+	return r.Prepare(ctx, sel.String(), exprs, " LIMIT -1 OFFSET ?")
 }
 
 // orderExpr is the SQL of an ordering column; raw drops its declared type.
@@ -386,241 +322,77 @@ func orderExpr(col string, raw bool) string {
 	return plus + "s." + quoteIdent(col)
 }
 
-// keysetLevel builds one part of "(c1, …, cn) > (v1, …, vn)" in the order
-// of ORDER BY c1, …, cn, where SQLite sorts NULL first: level i holds the
-// rows equal to last on c1…ci and greater on c(i+1). Levels n-1 down to 0
-// list the rows after last in order, and each is one range of an index on
-// (c1, …, cn). A single row-value comparison would be one condition, but
-// SQLite only seeks on its first column and filters the rest, which makes a
-// batch among many rows sharing a cursor value cost the whole tie.
+// keysetLevel is level level of the keyset condition after last (see
+// sqlkit.KeysetLevel). A single row-value comparison would be one
+// condition, but SQLite only seeks on its first column and filters the
+// rest, which makes a batch among many rows sharing a cursor value cost the
+// whole tie: each level is a range of an index on (c1, …, cn).
 func keysetLevel(cols []string, last []any, level int) (string, []any) {
-	var b strings.Builder
-	var args []any
-	for j := 0; j <= level; j++ {
-		if j > 0 {
-			b.WriteString(" AND ")
-		}
-		b.WriteString(orderExpr(cols[j], false))
-		switch {
-		case j < level && last[j] == nil:
-			b.WriteString(" IS NULL")
-		case j < level:
-			b.WriteString(" = ?")
-			args = append(args, last[j])
-		case last[j] == nil:
-			b.WriteString(" IS NOT NULL")
-		default:
-			b.WriteString(" > ?")
-			args = append(args, last[j])
-		}
+	exprs := make([]string, len(cols))
+	for i, c := range cols {
+		exprs[i] = orderExpr(c, false)
 	}
-	return b.String(), args
+	return sqlkit.KeysetLevel(exprs, nil, last, level)
 }
 
-// Schema implements connector.Reader.
-func (r *reader) Schema() *record.Schema { return r.schema }
+// ReadKeyset implements sqlkit.Rows: after the last row read, it queries
+// the levels of the keyset condition in order, each until the batch fills.
+func (r *reader) ReadKeyset(ctx context.Context, b *record.Batch) (bool, error) {
+	if r.Last == nil {
+		return r.Query(ctx, b, "", nil)
+	}
+	for level := len(r.order) - 1; ; level-- {
+		where, args := keysetLevel(r.order, r.Last, level)
+		full, err := r.Query(ctx, b, where, args)
+		if err != nil || full || level == 0 {
+			return full, err
+		}
+	}
+}
 
-// Next implements connector.Reader.
-func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
-	if r.done {
-		return nil, io.EOF
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+// Position implements sqlkit.Rows.
+func (r *reader) Position() (record.Position, error) {
 	if len(r.order) == 0 {
-		return r.nextStream(ctx)
+		return encodeOffset(r.Offset), nil
 	}
-	b := r.newBatch()
-	if r.last == nil {
-		full, err := r.query(ctx, b, "", nil)
-		if err != nil {
-			r.last = nil // the batch is lost: a retry starts where it did
-			return nil, r.fail(err)
-		}
-		r.done = !full
-	} else {
-		start := slices.Clone(r.last)
-		for level := len(r.order) - 1; ; level-- {
-			where, args := keysetLevel(r.order, r.last, level)
-			full, err := r.query(ctx, b, where, args)
-			if err != nil {
-				r.last = start // the batch is lost: a retry starts where it did
-				return nil, r.fail(err)
-			}
-			if full {
-				break
-			}
-			if level == 0 {
-				r.done = true
-				break
-			}
-		}
-	}
-	if b.Read == 0 {
-		return nil, io.EOF
-	}
-	var err error
-	if b.Pos, err = encodeKeyset(r.order, r.last); err != nil {
-		return nil, err
-	}
-	return b, nil
+	return encodeKeyset(r.order, r.Last)
 }
 
-func (r *reader) newBatch() *record.Batch {
-	r.bytes = 0
-	n := min(r.limits.BatchRows, 1<<16)
-	return &record.Batch{Schema: r.schema, Origin: r.origin, Rows: make([]record.Row, 0, n), Lines: make([]int64, 0, n)}
+// Dest implements sqlkit.Rows.
+func (r *reader) Dest() []any { return r.ptrs }
+
+// Keyset implements sqlkit.Rows: the stored values bind back as they are.
+func (r *reader) Keyset(last []any) { copy(last, r.dest[r.nf:r.nf+len(r.order)]) }
+
+// Line implements sqlkit.Rows: the rowid of a table that has one.
+func (r *reader) Line() (int64, bool) {
+	if !r.rowid {
+		return 0, false
+	}
+	id, ok := r.dest[len(r.dest)-1].(int64)
+	return id, ok
 }
 
-// query runs one keyset query for the rest of batch b.
-func (r *reader) query(ctx context.Context, b *record.Batch, where string, args []any) (bool, error) {
-	st, err := r.stmt(ctx, where)
-	if err != nil {
-		return false, err
+// Size implements sqlkit.Rows.
+func (r *reader) Size() int {
+	size := 0
+	for _, v := range r.dest[:r.nf] {
+		size += record.Size(v)
 	}
-	rows, err := st.QueryContext(ctx, append(args, r.limits.BatchRows-b.Read)...)
-	if err != nil {
-		return false, err
-	}
-	full, err := r.fill(rows, b)
-	if cerr := rows.Close(); err == nil {
-		err = cerr
-	}
-	return full, err
+	return size
 }
 
-func (r *reader) nextStream(ctx context.Context) (*record.Batch, error) {
-	if r.err != nil {
-		return nil, r.err
-	}
-	if r.stream == nil {
-		// The query outlives this call; it is cancelled by Close, or by ctx
-		// while a Next runs.
-		qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		q := r.selectSQL
-		var args []any
-		if r.offset > 0 {
-			q += " LIMIT -1 OFFSET ?"
-			args = append(args, r.offset)
-		}
-		rows, err := r.db.QueryContext(qctx, q, args...)
-		if err != nil {
-			cancel()
-			return nil, r.fail(err)
-		}
-		r.stream, r.cancel = rows, cancel
-	}
-	stop := context.AfterFunc(ctx, r.cancel)
-	b := r.newBatch()
-	full, err := r.fill(r.stream, b)
-	if !stop() && err == nil && full {
-		// ctx ended while the rows were read, and the query was cancelled
-		// with it: the stream cannot go on after this batch. The batch goes
-		// with the reader; its caller resumes from the position before it.
-		err = ctx.Err()
-	}
-	if err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		}
-		r.closeStream()
-		r.err = r.fail(err) // the stream cannot go back to the start of the batch
-		return nil, r.err
-	}
-	if !full {
-		r.done = true
-		r.closeStream()
-	}
-	if b.Read == 0 {
-		return nil, io.EOF
-	}
-	r.offset += int64(b.Read)
-	b.Pos = encodeOffset(r.offset)
-	return b, nil
+// Raw implements sqlkit.Rows.
+func (r *reader) Raw() []any { return r.dest[:r.nf] }
+
+// Convert implements sqlkit.Rows.
+func (r *reader) Convert(row record.Row) (string, error) {
+	return convertRow(r.Schema(), r.dest[:r.nf], row, r.loc)
 }
 
-// fill reads rows into b until a batch limit. full reports that it stopped
-// at a limit rather than at the end of the rows.
-func (r *reader) fill(rows *sql.Rows, b *record.Batch) (bool, error) {
-	for {
-		if b.Read >= r.limits.BatchRows || (r.limits.BatchBytes > 0 && r.bytes >= r.limits.BatchBytes) {
-			return true, nil
-		}
-		if !rows.Next() {
-			return false, rows.Err()
-		}
-		if err := rows.Scan(r.ptrs...); err != nil {
-			return false, err
-		}
-		b.Read++
-		r.ordinal++
-		raw := r.dest[:r.nf]
-		if len(r.order) > 0 {
-			if r.last == nil {
-				r.last = make([]any, len(r.order))
-			}
-			copy(r.last, r.dest[r.nf:r.nf+len(r.order)])
-		}
-		line := r.ordinal
-		if r.rowid {
-			if id, ok := r.dest[len(r.dest)-1].(int64); ok {
-				line = id
-			}
-		} else if len(r.order) == 0 {
-			line = r.offset + int64(b.Read)
-		}
-		size := 0
-		for _, v := range raw {
-			size += record.Size(v)
-		}
-		r.bytes += size
-		if r.limits.MaxRecordBytes > 0 && size > r.limits.MaxRecordBytes {
-			raw := record.RowJSON(r.rawSchema, raw)
-			if len(raw) > 1024 {
-				raw = raw[:1024]
-			}
-			b.Rejects = append(b.Rejects, record.Reject{Line: line, Step: "source",
-				Err: fmt.Sprintf("record of about %d bytes exceeds the limit of %d bytes", size, r.limits.MaxRecordBytes), Raw: raw})
-			continue
-		}
-		row := make(record.Row, r.nf)
-		if field, err := convertRow(r.schema, raw, row, r.loc); err != nil {
-			b.Rejects = append(b.Rejects, record.Reject{Line: line, Step: "source", Field: field, Err: err.Error(), Raw: record.RowJSON(r.rawSchema, raw)})
-			continue
-		}
-		b.Rows = append(b.Rows, row)
-		b.Lines = append(b.Lines, line)
-	}
-}
-
-func (r *reader) fail(err error) error {
-	return fmt.Errorf("sqlite: read %s: %w", r.origin, classify(err))
-}
-
-func (r *reader) closeStream() {
-	if r.stream != nil {
-		r.stream.Close()
-		r.stream = nil
-	}
-	if r.cancel != nil {
-		r.cancel()
-		r.cancel = nil
-	}
-}
-
-func (r *reader) closeStmts() {
-	for w, st := range r.stmts {
-		st.Close()
-		delete(r.stmts, w)
-	}
-}
-
-// Close implements connector.Reader.
-func (r *reader) Close() error {
-	r.closeStream()
-	r.closeStmts()
-	return r.db.Close()
+// Fail implements sqlkit.Rows.
+func (r *reader) Fail(_ context.Context, err error) error {
+	return fmt.Errorf("sqlite: read %s: %w", r.Origin(), classify(err))
 }
 
 // A source position is JSON: {"v":1,"cols":[…],"vals":[…]} after an ordered
@@ -694,36 +466,37 @@ func (r *reader) decodePos(pos record.Position) error {
 		if p.Offset == nil || *p.Offset < 0 {
 			return fmt.Errorf("checkpoint %q is not a row count: the source's ordering changed since it was written (reset the checkpoint)", cut(pos))
 		}
-		r.offset = *p.Offset
+		r.Offset = *p.Offset
 		return nil
 	}
 	if !slices.Equal(p.Cols, r.order) || len(p.Vals) != len(r.order) {
 		return fmt.Errorf("checkpoint was written for ordering columns (%s), the source now orders by (%s): reset the checkpoint to read from the start",
 			strings.Join(p.Cols, ", "), strings.Join(r.order, ", "))
 	}
-	r.last = make([]any, len(p.Vals))
+	last := make([]any, len(p.Vals))
 	for i, v := range p.Vals {
 		switch {
 		case v.I != nil:
-			r.last[i] = *v.I
+			last[i] = *v.I
 		case v.F != nil:
 			f, err := strconv.ParseFloat(*v.F, 64)
 			if err != nil {
 				return fmt.Errorf("checkpoint %q is not a position of this source: %w", cut(pos), err)
 			}
-			r.last[i] = f
+			last[i] = f
 		case v.S != nil:
-			r.last[i] = *v.S
+			last[i] = *v.S
 		case v.X != nil:
-			r.last[i] = string(v.X)
+			last[i] = string(v.X)
 		case v.B != nil:
 			b := *v.B
 			if b == nil {
 				b = []byte{} // nil binds as NULL
 			}
-			r.last[i] = b
+			last[i] = b
 		}
 	}
+	r.Last = last
 	return nil
 }
 

@@ -481,10 +481,10 @@ func TestPositionRoundTrip(t *testing.T) {
 			if err := r.decodePos(pos); err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tc.vals, r.last); diff != "" {
+			if diff := cmp.Diff(tc.vals, r.Last); diff != "" {
 				t.Errorf("round trip of %s (-want +got):\n%s", pos, diff)
 			}
-			for i, v := range r.last {
+			for i, v := range r.Last {
 				if fmt.Sprintf("%T", v) != fmt.Sprintf("%T", tc.vals[i]) {
 					t.Errorf("value %d: type %T, want %T", i, v, tc.vals[i])
 				}
