@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 	"github.com/backbone-etl/backbone/internal/failpoint"
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -137,7 +138,7 @@ func newSink(p connector.Params) (connector.Sink, error) {
 	if cfg.Mode == modeReplace && len(cfg.Table) > maxTableName {
 		return nil, connector.Errorf(p.FieldPos("table"), "table %q: mode replace needs a name of at most %d characters (it loads into %s)", cfg.Table, maxTableName, newTableName(cfg.Table))
 	}
-	if err := checkNames(p, "key", cfg.Key); err != nil {
+	if err := sqlkit.CheckNames(p, "key", cfg.Key); err != nil {
 		return nil, err
 	}
 	if cfg.StatementRows < 1 {

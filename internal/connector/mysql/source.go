@@ -16,11 +16,8 @@ import (
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
-// Source modes and schema drift policies.
+// Schema drift policies.
 const (
-	modeFull        = "full"
-	modeIncremental = "incremental"
-
 	driftFail       = "fail"
 	driftAddColumns = "add_columns"
 	driftIgnoreNew  = "ignore_new"
@@ -82,7 +79,7 @@ checked for drift.`,
 		{Name: "dsn", Type: connector.TString, Required: true, Secret: true, Doc: "user:password@tcp(host:port)/database?options, or mysql://user:password@host:port/database?options."},
 		{Name: "table", Type: connector.TString, Doc: "Table (or view) of the dsn's database. Exactly one of table and query."},
 		{Name: "query", Type: connector.TString, Doc: "SELECT to read, used as a derived table. Exactly one of table and query."},
-		{Name: "mode", Type: connector.TEnum, Default: modeFull, Enum: []string{modeFull, modeIncremental}, Doc: "full reads everything every run; incremental resumes after the last (cursor, key) read."},
+		{Name: "mode", Type: connector.TEnum, Default: sqlkit.ModeFull, Enum: []string{sqlkit.ModeFull, sqlkit.ModeIncremental}, Doc: "full reads everything every run; incremental resumes after the last (cursor, key) read."},
 		{Name: "cursor", Type: connector.TList, Doc: "Column(s) whose values grow with every new or changed row. Required in mode incremental."},
 		{Name: "key", Type: connector.TList, Doc: "Unique column(s) that order rows sharing a cursor value. Required in mode incremental; in mode full, the reading order."},
 		{Name: "lookback", Type: connector.TDuration, Doc: "Mode incremental: start every run this long before the last cursor value read, to pick up rows committed late. Re-read rows must be deduplicated by key."},
@@ -101,7 +98,7 @@ checked for drift.`,
 }
 
 func newSource(p connector.Params) (connector.Source, error) {
-	cfg := sourceConfig{Mode: modeFull, SchemaDrift: driftFail}
+	cfg := sourceConfig{Mode: sqlkit.ModeFull, SchemaDrift: driftFail}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
@@ -112,23 +109,11 @@ func newSource(p connector.Params) (connector.Source, error) {
 	if err := checkTarget(p, cfg.Table, cfg.Query); err != nil {
 		return nil, err
 	}
-	switch cfg.Mode {
-	case modeFull:
-		if len(cfg.Cursor) > 0 {
-			return nil, connector.Errorf(p.FieldPos("cursor"), "cursor is only used in mode incremental")
-		}
-		if cfg.Lookback != 0 {
-			return nil, connector.Errorf(p.FieldPos("lookback"), "lookback is only used in mode incremental")
-		}
-	case modeIncremental:
-		if len(cfg.Cursor) == 0 {
-			return nil, connector.Errorf(p.FieldPos("mode"), "mode incremental needs a cursor: the column(s) whose values grow with every new or changed row")
-		}
-		if len(cfg.Key) == 0 {
-			return nil, connector.Errorf(p.FieldPos("mode"), "mode incremental needs a key: unique column(s) that order rows sharing a cursor value")
-		}
-	default:
-		return nil, connector.Errorf(p.FieldPos("mode"), "mode %q: want full or incremental", cfg.Mode)
+	if err := sqlkit.CheckRead(p, cfg.Mode, cfg.Cursor, cfg.Key, cfg.BatchRows); err != nil {
+		return nil, err
+	}
+	if cfg.Mode == sqlkit.ModeFull && cfg.Lookback != 0 {
+		return nil, connector.Errorf(p.FieldPos("lookback"), "lookback is only used in mode incremental")
 	}
 	switch cfg.SchemaDrift {
 	case driftFail, driftAddColumns, driftIgnoreNew:
@@ -137,15 +122,6 @@ func newSource(p connector.Params) (connector.Source, error) {
 	}
 	if cfg.Lookback < 0 {
 		return nil, connector.Errorf(p.FieldPos("lookback"), "lookback must not be negative")
-	}
-	if err := checkNames(p, "cursor", cfg.Cursor); err != nil {
-		return nil, err
-	}
-	if err := checkNames(p, "key", cfg.Key); err != nil {
-		return nil, err
-	}
-	if cfg.BatchRows < 0 {
-		return nil, connector.Errorf(p.FieldPos("batch_rows"), "batch_rows must be positive, got %d", cfg.BatchRows)
 	}
 	s := &source{cfg: cfg, srv: srv, declared: cfg.Schema.Schema()}
 	if s.declared != nil {
@@ -161,18 +137,6 @@ func checkTarget(p connector.Params, table, query string) error {
 		return connector.Errorf(p.Pos(), "one of table and query is required")
 	case table != "" && query != "":
 		return connector.Errorf(p.FieldPos("query"), "table and query exclude each other: set one")
-	}
-	return nil
-}
-
-func checkNames(p connector.Params, field string, names []string) error {
-	for i, n := range names {
-		if strings.TrimSpace(n) == "" {
-			return connector.Errorf(p.FieldPos(field), "%s: name %d is empty", field, i+1)
-		}
-		if slices.Contains(names[:i], n) {
-			return connector.Errorf(p.FieldPos(field), "%s: %q appears twice", field, n)
-		}
 	}
 	return nil
 }
@@ -216,7 +180,7 @@ func (s *source) Plan(ctx context.Context, env *connector.Env) ([]connector.Task
 	}
 	defer db.Close()
 	t := connector.Task{Key: s.name()}
-	if s.cfg.Mode == modeFull {
+	if s.cfg.Mode == sqlkit.ModeFull {
 		t.Key += "@" + env.RunID
 	}
 	if s.cfg.Table != "" {
@@ -275,32 +239,15 @@ func (s *source) newReader(ctx context.Context, env *connector.Env, db *sql.DB, 
 			}
 		}
 	}
-	limits := env.Limits
-	if limits.BatchRows <= 0 {
-		limits.BatchRows = record.DefaultLimits.BatchRows
-	}
-	if s.cfg.BatchRows > 0 {
-		limits.BatchRows = s.cfg.BatchRows
-	}
 	loc := env.Location
 	if loc == nil {
 		loc = time.UTC
 	}
 	r := &reader{srv: s.srv, fields: fields, loc: loc, run: env.RunID}
-	r.Reader = sqlkit.NewReader(db, schema, s.name(), limits, r)
-	var orderNames []string
+	r.Reader = sqlkit.NewReader(db, schema, s.name(), sqlkit.Limits(env, s.cfg.BatchRows), r)
+	orderNames := sqlkit.Order(s.cfg.Mode, s.cfg.Cursor, s.cfg.Key)
 	keyCols := []string(s.cfg.Key)
-	switch {
-	case s.cfg.Mode == modeIncremental:
-		orderNames = append(orderNames, s.cfg.Cursor...)
-		for _, k := range s.cfg.Key {
-			if !slices.Contains(orderNames, k) { // a unique cursor is its own key
-				orderNames = append(orderNames, k)
-			}
-		}
-	case len(s.cfg.Key) > 0:
-		orderNames = append(orderNames, s.cfg.Key...)
-	case s.cfg.Table != "":
+	if len(orderNames) == 0 && s.cfg.Table != "" {
 		if orderNames, err = primaryKey(ctx, db, s.cfg.Table); err != nil {
 			return nil, err
 		}

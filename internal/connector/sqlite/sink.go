@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 	"github.com/backbone-etl/backbone/internal/failpoint"
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -107,7 +108,7 @@ func newSink(p connector.Params) (connector.Sink, error) {
 	default:
 		return nil, connector.Errorf(p.FieldPos("mode"), "mode %q: want append, upsert or replace", cfg.Mode)
 	}
-	if err := checkNames(p, "key", cfg.Key); err != nil {
+	if err := sqlkit.CheckNames(p, "key", cfg.Key); err != nil {
 		return nil, err
 	}
 	if cfg.BusyTimeout < 0 {

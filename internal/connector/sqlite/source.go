@@ -17,12 +17,6 @@ import (
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
-// Source modes.
-const (
-	modeFull        = "full"
-	modeIncremental = "incremental"
-)
-
 type sourceConfig struct {
 	Path        string              `yaml:"path"`
 	Table       string              `yaml:"table"`
@@ -61,7 +55,7 @@ to type it). A value that does not convert to its field's type rejects its recor
 		{Name: "path", Type: connector.TString, Required: true, Doc: "Database file, relative to the pipeline file."},
 		{Name: "table", Type: connector.TString, Doc: "Table (or view) to read. Exactly one of table and query."},
 		{Name: "query", Type: connector.TString, Doc: "SELECT to read, used as a subquery. Exactly one of table and query."},
-		{Name: "mode", Type: connector.TEnum, Default: modeFull, Enum: []string{modeFull, modeIncremental}, Doc: "full reads everything every run; incremental resumes after the last (cursor, key) read."},
+		{Name: "mode", Type: connector.TEnum, Default: sqlkit.ModeFull, Enum: []string{sqlkit.ModeFull, sqlkit.ModeIncremental}, Doc: "full reads everything every run; incremental resumes after the last (cursor, key) read."},
 		{Name: "cursor", Type: connector.TList, Doc: "Column(s) whose values grow with every new or changed row. Required in mode incremental."},
 		{Name: "key", Type: connector.TList, Doc: "Unique column(s) that order rows sharing a cursor value (a unique cursor may be its own key). Required in mode incremental; in mode full, the reading order."},
 		{Name: "schema", Type: connector.TSchema, Doc: "Fields and types to read; default: every column, typed from its declared type."},
@@ -78,36 +72,15 @@ to type it). A value that does not convert to its field's type rejects its recor
 }
 
 func newSource(p connector.Params) (connector.Source, error) {
-	cfg := sourceConfig{Mode: modeFull, BusyTimeout: connector.Duration(defaultBusyTimeout)}
+	cfg := sourceConfig{Mode: sqlkit.ModeFull, BusyTimeout: connector.Duration(defaultBusyTimeout)}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
 	if err := checkTarget(p, cfg.Path, cfg.Table, cfg.Query); err != nil {
 		return nil, err
 	}
-	switch cfg.Mode {
-	case modeFull:
-		if len(cfg.Cursor) > 0 {
-			return nil, connector.Errorf(p.FieldPos("cursor"), "cursor is only used in mode incremental")
-		}
-	case modeIncremental:
-		if len(cfg.Cursor) == 0 {
-			return nil, connector.Errorf(p.FieldPos("mode"), "mode incremental needs a cursor: the column(s) whose values grow with every new or changed row")
-		}
-		if len(cfg.Key) == 0 {
-			return nil, connector.Errorf(p.FieldPos("mode"), "mode incremental needs a key: unique column(s) that order rows sharing a cursor value")
-		}
-	default:
-		return nil, connector.Errorf(p.FieldPos("mode"), "mode %q: want full or incremental", cfg.Mode)
-	}
-	if err := checkNames(p, "cursor", cfg.Cursor); err != nil {
+	if err := sqlkit.CheckRead(p, cfg.Mode, cfg.Cursor, cfg.Key, cfg.BatchRows); err != nil {
 		return nil, err
-	}
-	if err := checkNames(p, "key", cfg.Key); err != nil {
-		return nil, err
-	}
-	if cfg.BatchRows < 0 {
-		return nil, connector.Errorf(p.FieldPos("batch_rows"), "batch_rows must be positive, got %d", cfg.BatchRows)
 	}
 	if cfg.BusyTimeout < 0 {
 		return nil, connector.Errorf(p.FieldPos("busy_timeout"), "busy_timeout must not be negative")
@@ -129,18 +102,6 @@ func checkTarget(p connector.Params, path, table, query string) error {
 		return connector.Errorf(p.Pos(), "one of table and query is required")
 	case table != "" && query != "":
 		return connector.Errorf(p.FieldPos("query"), "table and query exclude each other: set one")
-	}
-	return nil
-}
-
-func checkNames(p connector.Params, field string, names []string) error {
-	for i, n := range names {
-		if strings.TrimSpace(n) == "" {
-			return connector.Errorf(p.FieldPos(field), "%s: name %d is empty", field, i+1)
-		}
-		if slices.Contains(names[:i], n) {
-			return connector.Errorf(p.FieldPos(field), "%s: %q appears twice", field, n)
-		}
 	}
 	return nil
 }
@@ -172,7 +133,7 @@ func (s *source) Plan(_ context.Context, env *connector.Env) ([]connector.Task, 
 		return nil, err
 	}
 	key := s.name()
-	if s.cfg.Mode == modeFull {
+	if s.cfg.Mode == sqlkit.ModeFull {
 		key += "@" + env.RunID
 	}
 	return []connector.Task{{Key: key}}, nil
@@ -211,29 +172,13 @@ func (s *source) newReader(ctx context.Context, env *connector.Env, db *sql.DB, 
 			return nil, fmt.Errorf("columns: %w (declare a schema, or rename the columns)", err)
 		}
 	}
-	limits := env.Limits
-	if limits.BatchRows <= 0 {
-		limits.BatchRows = record.DefaultLimits.BatchRows
-	}
-	if s.cfg.BatchRows > 0 {
-		limits.BatchRows = s.cfg.BatchRows
-	}
 	r := &reader{loc: env.Location, nf: schema.Len()}
-	r.Reader = sqlkit.NewReader(db, schema, s.name(), limits, r)
+	r.Reader = sqlkit.NewReader(db, schema, s.name(), sqlkit.Limits(env, s.cfg.BatchRows), r)
 	if s.cfg.Table != "" {
 		r.rowid = hasRowid(ctx, db, s.cfg.Table, columns)
 	}
-	switch {
-	case s.cfg.Mode == modeIncremental:
-		r.order = append(r.order, s.cfg.Cursor...)
-		for _, k := range s.cfg.Key {
-			if !slices.Contains(r.order, k) { // a unique cursor is its own key
-				r.order = append(r.order, k)
-			}
-		}
-	case len(s.cfg.Key) > 0:
-		r.order = append(r.order, s.cfg.Key...)
-	case r.rowid:
+	r.order = sqlkit.Order(s.cfg.Mode, s.cfg.Cursor, s.cfg.Key)
+	if len(r.order) == 0 && r.rowid {
 		r.order = []string{rowidName}
 	}
 	if err := r.decodePos(pos); err != nil {
