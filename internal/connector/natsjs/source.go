@@ -530,11 +530,7 @@ func (r *reader) cut() *record.Batch {
 	b := &record.Batch{Schema: r.dec.Schema(), Origin: r.stream}
 	pb := pendingBatch{replies: r.carry}
 	r.carry = nil
-	type body struct {
-		seq  uint64
-		data []byte
-	}
-	var bodies []body
+	var bodies []payload.Body
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range msgs {
@@ -566,7 +562,7 @@ func (r *reader) cut() *record.Batch {
 				Raw: m.Data()})
 			continue
 		}
-		bodies = append(bodies, body{seq, m.Data()})
+		bodies = append(bodies, payload.Body{Line: int64(seq), Data: m.Data()})
 	}
 	r.returned += int64(len(msgs))
 	r.signal()
@@ -577,29 +573,7 @@ func (r *reader) cut() *record.Batch {
 	pb.n, pb.touched = r.n, time.Now()
 	r.pending = append(r.pending, pb)
 	b.Pos = position{Stream: r.stream, Created: r.created, Subject: r.subject, Seq: r.high, N: r.n, Done: r.done()}.encode()
-	for _, x := range bodies {
-		b.Bytes += int64(len(x.data))
-	}
-	decode := func(b *record.Batch) {
-		width := b.Schema.Len()
-		vals := make([]any, len(bodies)*width)
-		for _, x := range bodies {
-			row := record.Row(vals[:width:width])
-			vals = vals[width:]
-			if field, reason := r.dec.Decode(x.data, row); reason != "" {
-				b.Rejects = append(b.Rejects, record.Reject{Line: int64(x.seq), Step: "source", Field: field, Err: reason, Raw: x.data})
-				continue
-			}
-			b.Rows = append(b.Rows, row)
-			b.Lines = append(b.Lines, int64(x.seq))
-			b.Raw = append(b.Raw, x.data)
-		}
-	}
-	if r.deferDecode {
-		b.Decode = decode
-	} else {
-		decode(b)
-	}
+	r.dec.Fill(b, bodies, r.deferDecode)
 	return b
 }
 

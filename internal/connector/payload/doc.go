@@ -15,6 +15,8 @@
 //     reject, and the row is left for the caller to drop. Numbers are read
 //     exactly (json.Number), so a decimal keeps every digit.
 //   - A raw decoder puts the whole body, unparsed, into one bytes field.
+//   - Fill makes a batch of bodies the same way for every broker: each body
+//     is a row or a reject, under the line its source gave it.
 //   - Encode is the inverse for a JSON body: the row as a JSON object in
 //     field order, decimals exact, timestamps in RFC 3339.
 //   - MessageID depends only on the pipeline and the record's key values,

@@ -95,6 +95,43 @@ func (d *Decoder) Decode(body []byte, row record.Row) (field, reason string) {
 	return "", ""
 }
 
+// Body is a message's body and its line: the number its row, or its
+// reject, carries in the batch.
+type Body struct {
+	Line int64
+	Data []byte
+}
+
+// Fill counts the bytes of bodies in b and turns them into b's rows, each
+// body that is not a row into a reject of b with its line and data. With
+// deferred, the conversion is left to b.Decode, which the engine runs on
+// its workers (connector.Env.DeferDecode).
+func (d *Decoder) Fill(b *record.Batch, bodies []Body, deferred bool) {
+	for _, x := range bodies {
+		b.Bytes += int64(len(x.Data))
+	}
+	decode := func(b *record.Batch) {
+		width := b.Schema.Len()
+		vals := make([]any, len(bodies)*width)
+		for _, x := range bodies {
+			row := record.Row(vals[:width:width])
+			vals = vals[width:]
+			if field, reason := d.Decode(x.Data, row); reason != "" {
+				b.Rejects = append(b.Rejects, record.Reject{Line: x.Line, Step: "source", Field: field, Err: reason, Raw: x.Data})
+				continue
+			}
+			b.Rows = append(b.Rows, row)
+			b.Lines = append(b.Lines, x.Line)
+			b.Raw = append(b.Raw, x.Data)
+		}
+	}
+	if deferred {
+		b.Decode = decode
+	} else {
+		decode(b)
+	}
+}
+
 // Encoder turns rows into message bodies.
 type Encoder struct {
 	schema *record.Schema

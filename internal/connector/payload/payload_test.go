@@ -65,6 +65,33 @@ func contains(s, sub string) bool {
 	return false
 }
 
+func TestFill(t *testing.T) {
+	dec, err := NewDecoder(FormatJSON, testSchema, "", time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bodies := []Body{{Line: 10, Data: []byte(`{"id": 1}`)}, {Line: 11, Data: []byte(`{"id": "x"}`)}, {Line: 12, Data: []byte(`{"id": 3}`)}}
+	for _, deferred := range []bool{false, true} {
+		b := &record.Batch{Schema: testSchema}
+		dec.Fill(b, bodies, deferred)
+		if b.Bytes != 29 {
+			t.Errorf("deferred=%v: %d bytes, want 29", deferred, b.Bytes)
+		}
+		if (b.Decode != nil) != deferred || (len(b.Rows) == 0) != deferred {
+			t.Fatalf("deferred=%v: Decode set %v, %d rows", deferred, b.Decode != nil, len(b.Rows))
+		}
+		if deferred {
+			b.Decode(b)
+		}
+		if len(b.Rows) != 2 || b.Rows[1][0] != int64(3) || len(b.Lines) != 2 || b.Lines[1] != 12 || string(b.Raw[0]) != `{"id": 1}` {
+			t.Errorf("deferred=%v: rows %v, lines %v", deferred, b.Rows, b.Lines)
+		}
+		if len(b.Rejects) != 1 || b.Rejects[0].Line != 11 || b.Rejects[0].Field != "id" || b.Rejects[0].Step != "source" || string(b.Rejects[0].Raw) != `{"id": "x"}` {
+			t.Errorf("deferred=%v: rejects %+v", deferred, b.Rejects)
+		}
+	}
+}
+
 func TestEncodeRoundTrip(t *testing.T) {
 	enc, err := NewEncoder(FormatJSON, testSchema, "")
 	if err != nil {

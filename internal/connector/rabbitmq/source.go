@@ -450,11 +450,7 @@ func (r *reader) cut() *record.Batch {
 	msgs := r.held
 	r.held = nil
 	b := &record.Batch{Schema: r.dec.Schema(), Origin: r.queue, Read: len(msgs)}
-	type body struct {
-		line int64
-		data []byte
-	}
-	bodies := make([]body, 0, len(msgs))
+	bodies := make([]payload.Body, 0, len(msgs))
 	var pb pendingBatch
 	for _, d := range msgs {
 		pb.tag = d.DeliveryTag
@@ -468,8 +464,7 @@ func (r *reader) cut() *record.Batch {
 				Raw: d.Body})
 			continue
 		}
-		b.Bytes += int64(len(d.Body))
-		bodies = append(bodies, body{line(d), d.Body})
+		bodies = append(bodies, payload.Body{Line: line(d), Data: d.Body})
 	}
 	r.mu.Lock()
 	r.pending = append(r.pending, pb)
@@ -477,26 +472,7 @@ func (r *reader) cut() *record.Batch {
 	r.mu.Unlock()
 	r.signal()
 	b.Pos = position{Queue: r.queue, Tag: pb.tag}.encode()
-	decode := func(b *record.Batch) {
-		width := b.Schema.Len()
-		vals := make([]any, len(bodies)*width)
-		for _, x := range bodies {
-			row := record.Row(vals[:width:width])
-			vals = vals[width:]
-			if field, reason := r.dec.Decode(x.data, row); reason != "" {
-				b.Rejects = append(b.Rejects, record.Reject{Line: x.line, Step: "source", Field: field, Err: reason, Raw: x.data})
-				continue
-			}
-			b.Rows = append(b.Rows, row)
-			b.Lines = append(b.Lines, x.line)
-			b.Raw = append(b.Raw, x.data)
-		}
-	}
-	if r.deferDecode {
-		b.Decode = decode
-	} else {
-		decode(b)
-	}
+	r.dec.Fill(b, bodies, r.deferDecode)
 	return b
 }
 
