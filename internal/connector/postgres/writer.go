@@ -58,6 +58,7 @@ type writer struct {
 	// write and commit again, which must store nothing twice.
 	unknownCps, settledCps []connector.Checkpoint
 	staged                 int    // rows staged in the open transaction
+	savepoint              bool   // the savepoint before the last rows staged is still open
 	spans                  []span // append/upsert: rows accepted since the last Commit
 	stageDirty             bool   // upsert: the stage holds rows of an earlier statement
 	swapSQL                []string
@@ -411,7 +412,7 @@ func (w *writer) begin(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.inTx, w.staged, w.stageDirty = true, 0, false
+	w.inTx, w.staged, w.stageDirty, w.savepoint = true, 0, false, false
 	if len(res) == 2 && len(res[1].Rows) == 1 {
 		w.xid = string(res[1].Rows[0][0])
 	}
@@ -422,7 +423,7 @@ func (w *writer) begin(ctx context.Context) error {
 	}
 	if len(w.spans) > 0 {
 		for _, sp := range w.spans {
-			if err := w.copyRows(ctx, sp.enc, sp.lo, sp.hi); err != nil {
+			if err := w.copyRows(ctx, sp.enc, sp.lo, sp.hi, ""); err != nil {
 				if rowError(err) {
 					w.broken = fmt.Errorf("%s: rows accepted before the connection was lost are refused when staged again (%s): the run must start again",
 						w.s.where(), serverMessage(err))
@@ -474,21 +475,22 @@ func (w *writer) settle(ctx context.Context) error {
 // transaction when it held nothing else) and the rows are split, around the
 // line PostgreSQL named or in halves, until the refused rows stand alone;
 // they go to bad, the others are staged.
+//
+// The savepoint is set by the COPY's own query, after releasing the one
+// before the previous rows: rows staged cost one round trip.
 func (w *writer) stage(ctx context.Context, e *encoded, lo, hi int, bad *[]connector.RowError) error {
 	useSP := w.staged > 0 || w.mode() == modeReplace
 	dirty := w.stageDirty
+	prefix := ""
 	if useSP {
-		if err := exec(ctx, w.conn, "SAVEPOINT backbone_rows"); err != nil {
-			return err
+		prefix = "SAVEPOINT backbone_rows; "
+		if w.savepoint {
+			prefix = "RELEASE SAVEPOINT backbone_rows; " + prefix
 		}
 	}
-	err := w.copyRows(ctx, e, lo, hi)
+	err := w.copyRows(ctx, e, lo, hi, prefix)
 	if err == nil {
-		if useSP {
-			if err := exec(ctx, w.conn, "RELEASE SAVEPOINT backbone_rows"); err != nil {
-				return err
-			}
-		}
+		w.savepoint = w.savepoint || useSP
 		w.staged += hi - lo
 		if w.mode() != modeReplace {
 			w.spans = append(w.spans, span{enc: e, lo: lo, hi: hi})
@@ -502,7 +504,7 @@ func (w *writer) stage(ctx context.Context, e *encoded, lo, hi int, bad *[]conne
 		if uerr := exec(ctx, w.conn, "ROLLBACK TO SAVEPOINT backbone_rows; RELEASE SAVEPOINT backbone_rows"); uerr != nil {
 			return uerr
 		}
-		w.stageDirty = dirty
+		w.stageDirty, w.savepoint = dirty, false
 	} else {
 		if uerr := exec(ctx, w.conn, "ROLLBACK"); uerr != nil {
 			return uerr
@@ -561,14 +563,15 @@ func splitAround(lo, hi int, err error) [][2]int {
 }
 
 // copyRows sends the rendered rows [lo, hi) of e: into the table, or for
-// an upsert into the stage and from there into the table.
-func (w *writer) copyRows(ctx context.Context, e *encoded, lo, hi int) error {
+// an upsert into the stage and from there into the table. prefix holds
+// statements the COPY's query runs first.
+func (w *writer) copyRows(ctx context.Context, e *encoded, lo, hi int, prefix string) error {
 	var data io.Reader = bytes.NewReader(e.data[e.offs[lo]:e.offs[hi]])
 	if w.binary {
 		data = io.MultiReader(bytes.NewReader(binaryHeader), data, bytes.NewReader(binaryTrailer))
 	}
 	if w.mode() != modeUpsert {
-		_, err := w.conn.CopyFrom(ctx, data, w.copySQL)
+		_, err := w.conn.CopyFrom(ctx, data, prefix+w.copySQL)
 		return err
 	}
 	if w.stageDirty {
@@ -577,7 +580,7 @@ func (w *writer) copyRows(ctx context.Context, e *encoded, lo, hi int) error {
 		}
 		w.stageDirty = false
 	}
-	if _, err := w.conn.CopyFrom(ctx, data, w.copySQL); err != nil {
+	if _, err := w.conn.CopyFrom(ctx, data, prefix+w.copySQL); err != nil {
 		return err
 	}
 	w.stageDirty = true
