@@ -199,10 +199,13 @@ func (s *sink) Open(ctx context.Context, env *connector.Env, schema *record.Sche
 		runTime:  env.RunTime.UTC(),
 		loc:      loc,
 		nc:       schema.Len(),
-		stmts:    map[string]driver.Stmt{},
-		inserts:  map[int]string{},
+		conn:     sqlkit.NewConn(db),
 		target:   s.cfg.Table,
 	}
+	// The statement cache is bounded: bisection and byte limits make odd
+	// sizes. The connection is never handed back to the pool, since a
+	// failure may have left it mid-transaction.
+	w.conn.MaxStmts, w.conn.Discard = 32, true
 	if w.runTime.IsZero() {
 		w.runTime = time.Now().UTC()
 	}
@@ -241,15 +244,8 @@ type writer struct {
 	maxBytes int // bytes of values per INSERT statement (under max_allowed_packet)
 	target   string
 
-	insertSQL string         // INSERT INTO t (cols) VALUES
-	tuple     string         // (?, ?, …)
-	conflict  string         // ON DUPLICATE KEY UPDATE … of upsert
-	inserts   map[int]string // INSERT statements by number of rows
-
-	conn  *sql.Conn
-	dc    driver.Conn // conn's driver connection, inside raw only
-	stmts map[string]driver.Stmt
-	nv    []driver.NamedValue
+	inserts *sqlkit.Insert // the INSERT statements of the target
+	conn    *sqlkit.Conn
 
 	inTx    bool
 	pending int  // Writes whose rows are staged in the open transaction
@@ -278,11 +274,10 @@ type writer struct {
 // setup checks or creates the table and the checkpoint tables and builds
 // the statements.
 func (w *writer) setup(ctx context.Context) error {
-	c, err := w.db.Conn(ctx)
+	c, err := w.conn.SQL(ctx)
 	if err != nil {
 		return err
 	}
-	w.conn = c
 	if err := ensureCheckpointTables(ctx, c); err != nil {
 		return err
 	}
@@ -326,7 +321,7 @@ func (w *writer) setup(ctx context.Context) error {
 	}
 	w.maxBytes = int(max(packet/2, 64<<10))
 	if w.cfg.Mode == modeReplace {
-		if err := w.startLoad(ctx); err != nil {
+		if err := w.startLoad(ctx, c); err != nil {
 			return err
 		}
 	}
@@ -334,8 +329,7 @@ func (w *writer) setup(ctx context.Context) error {
 	for i, col := range w.cols {
 		names[i] = col.name
 	}
-	w.insertSQL = "INSERT INTO " + quoteIdent(w.target) + " (" + quoteIdents("", names) + ") VALUES "
-	w.tuple = "(" + strings.TrimSuffix(strings.Repeat("?, ", w.nc), ", ") + ")"
+	var conflict string
 	if w.cfg.Mode == modeUpsert {
 		var set []string
 		for i, n := range names {
@@ -346,22 +340,24 @@ func (w *writer) setup(ctx context.Context) error {
 		if len(set) == 0 { // every column is a key: nothing to update
 			set = append(set, quoteIdent(names[w.keyIdx[0]])+" = "+quoteIdent(names[w.keyIdx[0]]))
 		}
-		w.conflict = " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
+		conflict = " ON DUPLICATE KEY UPDATE " + strings.Join(set, ", ")
 	}
-	return w.raw(ctx, func() error {
-		_, err := w.prepared(ctx, w.insertFor(w.chunk)) // prepared now, the statement is checked now
+	w.inserts = sqlkit.NewInsert(quoteIdent, w.target, names, conflict)
+	w.conn.Keep = w.inserts.Rows(w.chunk) // the statement of a full chunk
+	return w.conn.Raw(ctx, func() error {
+		_, err := w.conn.Prepared(ctx, w.conn.Keep) // prepared now, the statement is checked now
 		return err
 	})
 }
 
 // startLoad creates the load table of a replace, empty, like the table.
-func (w *writer) startLoad(ctx context.Context) error {
+func (w *writer) startLoad(ctx context.Context, c *sql.Conn) error {
 	newT := newTableName(w.cfg.Table)
 	for _, q := range []string{
 		"DROP TABLE IF EXISTS " + quoteIdent(newT),
 		"CREATE TABLE " + quoteIdent(newT) + " LIKE " + quoteIdent(w.cfg.Table),
 	} {
-		if _, err := w.conn.ExecContext(ctx, q); err != nil {
+		if _, err := c.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("prepare the replace: %w", err)
 		}
 	}
@@ -453,88 +449,10 @@ func columnDecl(t record.Type, key bool) string {
 	return "LONGTEXT"
 }
 
-// raw runs f with the driver connection, connecting first when an earlier
-// error dropped it.
-func (w *writer) raw(ctx context.Context, f func() error) error {
-	if w.conn == nil {
-		c, err := w.db.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		w.conn = c
-	}
-	return w.conn.Raw(func(dc any) error {
-		c, ok := dc.(driver.Conn)
-		if !ok {
-			return fmt.Errorf("driver connection is a %T", dc)
-		}
-		w.dc = c
-		defer func() { w.dc = nil }()
-		return f()
-	})
-}
-
-// prepared returns the statement q on the driver connection, preparing it
-// once. The cache is bounded: bisection and byte limits make odd sizes.
-func (w *writer) prepared(ctx context.Context, q string) (driver.Stmt, error) {
-	if st, ok := w.stmts[q]; ok {
-		return st, nil
-	}
-	if len(w.stmts) >= 32 {
-		main := w.insertFor(w.chunk)
-		for k, st := range w.stmts {
-			if k != main {
-				st.Close()
-				delete(w.stmts, k)
-			}
-		}
-	}
-	p, ok := w.dc.(driver.ConnPrepareContext)
-	if !ok {
-		return nil, fmt.Errorf("driver connection is a %T", w.dc)
-	}
-	st, err := p.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	w.stmts[q] = st
-	return st, nil
-}
-
-// execText runs a statement without arguments (text protocol).
-func (w *writer) execText(ctx context.Context, q string) error {
-	ex, ok := w.dc.(driver.ExecerContext)
-	if !ok {
-		return fmt.Errorf("driver connection is a %T", w.dc)
-	}
-	_, err := ex.ExecContext(ctx, q, nil)
-	return err
-}
-
-// exec runs the prepared statement q with args.
-func (w *writer) exec(ctx context.Context, q string, args ...any) error {
-	st, err := w.prepared(ctx, q)
-	if err != nil {
-		return err
-	}
-	ex, ok := st.(driver.StmtExecContext)
-	if !ok {
-		return fmt.Errorf("driver statement is a %T", st)
-	}
-	nv := w.nv[:0]
-	for i, a := range args {
-		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
-	}
-	w.nv = nv
-	_, err = ex.ExecContext(ctx, nv)
-	clear(nv)
-	return err
-}
-
 // storedCheckpoint reads and locks a task's checkpoint in the open
 // transaction.
 func (w *writer) storedCheckpoint(ctx context.Context, task string) (pos []byte, done, exists bool, err error) {
-	st, err := w.prepared(ctx, selectCheckpointForUpdateSQL)
+	st, err := w.conn.Prepared(ctx, selectCheckpointForUpdateSQL)
 	if err != nil {
 		return nil, false, false, err
 	}
@@ -568,28 +486,6 @@ func (w *writer) storedCheckpoint(ctx context.Context, task string) (pos []byte,
 	return pos, done, true, nil
 }
 
-// insertFor returns the INSERT statement for n rows.
-func (w *writer) insertFor(n int) string {
-	if q, ok := w.inserts[n]; ok {
-		return q
-	}
-	var b strings.Builder
-	b.Grow(len(w.insertSQL) + n*(len(w.tuple)+2) + len(w.conflict))
-	b.WriteString(w.insertSQL)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(w.tuple)
-	}
-	b.WriteString(w.conflict)
-	if len(w.inserts) > 64 {
-		clear(w.inserts)
-	}
-	w.inserts[n] = b.String()
-	return w.inserts[n]
-}
-
 // Info implements connector.Writer.
 func (w *writer) Info() connector.WriterInfo {
 	return connector.WriterInfo{Transactional: true, Once: w.cfg.Mode == modeReplace}
@@ -618,9 +514,9 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 	bad := w.convert(b)
 	staged := 0
 	ambiguous := false
-	err := w.raw(ctx, func() error {
+	err := w.conn.Raw(ctx, func() error {
 		if !w.inTx {
-			if err := w.execText(ctx, "START TRANSACTION"); err != nil {
+			if err := w.conn.ExecText(ctx, "START TRANSACTION"); err != nil {
 				return err
 			}
 			w.inTx = true
@@ -634,10 +530,10 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 		}
 		staged = len(w.good) - (len(bad) - w.preBad)
 		if w.cfg.Mode == modeReplace {
-			if err := w.execText(ctx, "DO 0"); err != nil { // a dead connection shows before COMMIT
+			if err := w.conn.ExecText(ctx, "DO 0"); err != nil { // a dead connection shows before COMMIT
 				return err
 			}
-			if err := w.execText(ctx, "COMMIT"); err != nil {
+			if err := w.conn.ExecText(ctx, "COMMIT"); err != nil {
 				ambiguous = true
 				return err
 			}
@@ -805,17 +701,17 @@ func (w *writer) encode(j int, v any) (any, int, error) {
 // error that is not about a row is returned. It runs inside raw.
 func (w *writer) insert(ctx context.Context, lo, hi int, bad *[]connector.RowError) error {
 	// A SAVEPOINT of the same name replaces the previous one: no RELEASE.
-	if err := w.execText(ctx, "SAVEPOINT backbone_rows"); err != nil {
+	if err := w.conn.ExecText(ctx, "SAVEPOINT backbone_rows"); err != nil {
 		return err
 	}
-	err := w.exec(ctx, w.insertFor(hi-lo), w.vals[lo*w.nc:hi*w.nc]...)
+	err := w.conn.Exec(ctx, w.inserts.Rows(hi-lo), w.vals[lo*w.nc:hi*w.nc]...)
 	if err == nil {
 		return nil
 	}
 	if !isRowError(err) || ctx.Err() != nil {
 		return err
 	}
-	if uerr := w.execText(ctx, "ROLLBACK TO SAVEPOINT backbone_rows"); uerr != nil {
+	if uerr := w.conn.ExecText(ctx, "ROLLBACK TO SAVEPOINT backbone_rows"); uerr != nil {
 		return uerr
 	}
 	if hi-lo == 1 {
@@ -857,9 +753,9 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 // unknown, which only the next run can tell (from the checkpoints).
 func (w *writer) commitTx(ctx context.Context, cps []connector.Checkpoint, mark bool) error {
 	ambiguous := false
-	err := w.raw(ctx, func() error {
+	err := w.conn.Raw(ctx, func() error {
 		if !w.inTx {
-			if err := w.execText(ctx, "START TRANSACTION"); err != nil {
+			if err := w.conn.ExecText(ctx, "START TRANSACTION"); err != nil {
 				return err
 			}
 			w.inTx = true
@@ -885,17 +781,17 @@ func (w *writer) commitTx(ctx context.Context, cps []connector.Checkpoint, mark 
 					return fmt.Errorf("checkpoint of task %q: %w", cp.Task, connector.ErrCheckpointConflict)
 				}
 			}
-			if err := w.exec(ctx, upsertCheckpointSQL, w.pipeline, cp.Task, pos, cp.Done, cp.Fingerprint, w.runTime); err != nil {
+			if err := w.conn.Exec(ctx, upsertCheckpointSQL, w.pipeline, cp.Task, pos, cp.Done, cp.Fingerprint, w.runTime); err != nil {
 				return fmt.Errorf("checkpoint of task %q: %w", cp.Task, err)
 			}
 		}
 		if mark {
-			if err := w.exec(ctx, markSwapSQL, w.cfg.Table, w.pipeline, w.runTime); err != nil {
+			if err := w.conn.Exec(ctx, markSwapSQL, w.cfg.Table, w.pipeline, w.runTime); err != nil {
 				return fmt.Errorf("swap mark: %w", err)
 			}
 		}
 		if len(cps) == 0 && !mark {
-			if err := w.execText(ctx, "DO 0"); err != nil { // a dead connection shows before COMMIT
+			if err := w.conn.ExecText(ctx, "DO 0"); err != nil { // a dead connection shows before COMMIT
 				return err
 			}
 		}
@@ -903,7 +799,7 @@ func (w *writer) commitTx(ctx context.Context, cps []connector.Checkpoint, mark 
 		if w.beforeCommit != nil {
 			w.beforeCommit()
 		}
-		if err := w.execText(ctx, "COMMIT"); err != nil {
+		if err := w.conn.ExecText(ctx, "COMMIT"); err != nil {
 			ambiguous = true
 			return err
 		}
@@ -965,7 +861,7 @@ func (w *writer) settle(ctx context.Context, cps []connector.Checkpoint) error {
 		w.broken = true
 		return fmt.Errorf("the COMMIT whose answer was lost did commit, and this commit is of other checkpoints: %w", errBroken)
 	}
-	if err := w.execText(ctx, "ROLLBACK"); err != nil {
+	if err := w.conn.ExecText(ctx, "ROLLBACK"); err != nil {
 		return err // still unsure: the next Commit settles again
 	}
 	w.inTx, w.unsure = false, nil
@@ -996,15 +892,12 @@ func (w *writer) commitReplace(ctx context.Context, cps []connector.Checkpoint) 
 			return err
 		}
 	}
-	if w.conn == nil {
-		c, err := w.db.Conn(ctx)
-		if err != nil {
-			return fmt.Errorf("mysql: %s, table %q: swap: %w", w.srv.where, w.cfg.Table, classify(ctx, w.srv.redact(err)))
-		}
-		w.conn = c
+	c, err := w.conn.SQL(ctx)
+	if err != nil {
+		return fmt.Errorf("mysql: %s, table %q: swap: %w", w.srv.where, w.cfg.Table, classify(ctx, w.srv.redact(err)))
 	}
-	if err := completeSwap(ctx, w.conn, w.cfg.Table); err != nil {
-		w.closeConn()
+	if err := completeSwap(ctx, c, w.cfg.Table); err != nil {
+		w.conn.Close()
 		return fmt.Errorf("mysql: %s, table %q: the rows and checkpoints are committed, the swap is not (it completes at the next start): %w",
 			w.srv.where, w.cfg.Table, classify(ctx, w.srv.redact(err)))
 	}
@@ -1034,32 +927,13 @@ func (w *writer) fail(ctx context.Context, err error, inCommit bool) error {
 
 // abandon rolls back and drops the connection.
 func (w *writer) abandon(ctx context.Context) {
-	if w.inTx && w.conn != nil {
+	if w.inTx && w.conn.Connected() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		w.raw(rctx, func() error { return w.execText(rctx, "ROLLBACK") }) //nolint:errcheck // the connection is dropped anyway
+		w.conn.Raw(rctx, func() error { return w.conn.ExecText(rctx, "ROLLBACK") }) //nolint:errcheck // the connection is dropped anyway
 		cancel()
 	}
 	w.inTx = false
-	w.closeConn()
-}
-
-// closeConn closes the writer's connection for good: it is never handed
-// back to the pool, since a failure may have left it mid-transaction.
-func (w *writer) closeConn() {
-	if w.conn == nil {
-		return
-	}
-	w.conn.Raw(func(any) error { //nolint:errcheck // closing
-		for _, st := range w.stmts {
-			st.Close()
-		}
-		return driver.ErrBadConn // discard the driver connection
-	})
-	// The statements belong to the connection, which may have been closed
-	// already (and Raw not run): the server frees them with it.
-	clear(w.stmts)
 	w.conn.Close()
-	w.conn = nil
 }
 
 // Close implements connector.Writer: it rolls back whatever was staged and
@@ -1072,17 +946,15 @@ func (w *writer) Close() error {
 	}
 	var err error
 	if w.loaded && !w.marked && w.db != nil {
-		if w.conn == nil {
-			w.conn, err = w.db.Conn(ctx)
-		}
-		if err == nil {
-			_, err = w.conn.ExecContext(ctx, "DROP TABLE IF EXISTS "+quoteIdent(newTableName(w.cfg.Table)))
+		var c *sql.Conn
+		if c, err = w.conn.SQL(ctx); err == nil {
+			_, err = c.ExecContext(ctx, "DROP TABLE IF EXISTS "+quoteIdent(newTableName(w.cfg.Table)))
 		}
 		if err != nil {
 			err = fmt.Errorf("mysql: table %q: drop the abandoned load table: %w", w.cfg.Table, w.srv.redact(err))
 		}
 	}
-	w.closeConn()
+	w.conn.Close()
 	if w.db != nil {
 		if cerr := w.db.Close(); err == nil {
 			err = cerr

@@ -317,7 +317,7 @@ func TestSinkReplaceSwapCompletesAfterCrash(t *testing.T) {
 				}
 			}
 			// The process dies: no Close, its connection just goes away.
-			w.closeConn()
+			w.conn.Close()
 			w.db.Close()
 			if got := db.rows("SELECT k FROM kv"); len(got) != 1 || got[0][0] != "old" {
 				t.Errorf("before the restart the table holds %v", got)

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -158,8 +157,7 @@ func (s *sink) Open(ctx context.Context, env *connector.Env, schema *record.Sche
 		pipeline: env.Pipeline,
 		runTime:  env.RunTime,
 		nc:       schema.Len(),
-		stmts:    map[string]driver.Stmt{},
-		inserts:  map[int]string{},
+		conn:     sqlkit.NewConn(db),
 	}
 	for i := range w.types {
 		w.types[i] = schema.Field(i).Type
@@ -195,15 +193,8 @@ type writer struct {
 	nc       int // fields per row
 	chunk    int // rows per INSERT statement
 
-	insertSQL string         // INSERT INTO t (cols) VALUES
-	tuple     string         // (?, ?, …)
-	conflict  string         // ON CONFLICT … for upsert
-	inserts   map[int]string // INSERT statements by number of rows
-
-	conn  *sql.Conn
-	dc    driver.Conn            // conn's driver connection, inside raw only
-	stmts map[string]driver.Stmt // prepared on dc, by SQL
-	nv    []driver.NamedValue
+	inserts *sqlkit.Insert // the INSERT statements of the table
+	conn    *sqlkit.Conn
 
 	inTx    bool
 	cleared bool // replace: the table was emptied in the current (or a committed) transaction
@@ -216,11 +207,10 @@ type writer struct {
 // setup checks or creates the table and the checkpoint tables and builds
 // the statements.
 func (w *writer) setup(ctx context.Context) error {
-	c, err := w.db.Conn(ctx)
+	c, err := w.conn.SQL(ctx)
 	if err != nil {
 		return err
 	}
-	w.conn = c
 	if err := ensureCheckpointTables(ctx, c); err != nil {
 		return err
 	}
@@ -232,7 +222,7 @@ func (w *writer) setup(ctx context.Context) error {
 		if !w.cfg.Create {
 			return fmt.Errorf("table does not exist (set create: true to create it from the records' schema)")
 		}
-		if err := w.createTable(ctx); err != nil {
+		if err := w.createTable(ctx, c); err != nil {
 			return err
 		}
 	} else {
@@ -247,8 +237,7 @@ func (w *writer) setup(ctx context.Context) error {
 		}
 	}
 	names := w.schema.Names()
-	w.insertSQL = "INSERT INTO " + quoteIdent(w.cfg.Table) + " (" + quoteIdents("", names) + ") VALUES "
-	w.tuple = "(" + strings.TrimSuffix(strings.Repeat("?, ", w.nc), ", ") + ")"
+	var conflict string
 	if w.cfg.Mode == modeUpsert {
 		var set []string
 		for _, n := range names {
@@ -256,14 +245,15 @@ func (w *writer) setup(ctx context.Context) error {
 				set = append(set, quoteIdent(n)+" = excluded."+quoteIdent(n))
 			}
 		}
-		w.conflict = " ON CONFLICT (" + quoteIdents("", w.cfg.Key) + ") DO NOTHING"
+		conflict = " ON CONFLICT (" + quoteIdents("", w.cfg.Key) + ") DO NOTHING"
 		if len(set) > 0 {
-			w.conflict = " ON CONFLICT (" + quoteIdents("", w.cfg.Key) + ") DO UPDATE SET " + strings.Join(set, ", ")
+			conflict = " ON CONFLICT (" + quoteIdents("", w.cfg.Key) + ") DO UPDATE SET " + strings.Join(set, ", ")
 		}
 	}
-	err = w.raw(ctx, func() error {
+	w.inserts = sqlkit.NewInsert(quoteIdent, w.cfg.Table, names, conflict)
+	err = w.conn.Raw(ctx, func() error {
 		for _, n := range []int{w.chunk, 1} { // prepared now, the statement is checked now
-			if _, err := w.prepared(ctx, w.insertFor(n)); err != nil {
+			if _, err := w.conn.Prepared(ctx, w.inserts.Rows(n)); err != nil {
 				return err
 			}
 		}
@@ -296,7 +286,7 @@ func tableColumns(ctx context.Context, q querier, table string) ([]string, error
 	return cols, rows.Err()
 }
 
-func (w *writer) createTable(ctx context.Context) (err error) {
+func (w *writer) createTable(ctx context.Context, c *sql.Conn) (err error) {
 	// A single int key is the rowid (INTEGER PRIMARY KEY): one b-tree
 	// instead of a table and a unique index, which upserts about twice as
 	// fast. Any other key gets a unique index.
@@ -328,87 +318,17 @@ func (w *writer) createTable(ctx context.Context) (err error) {
 		stmts = append(stmts, "CREATE UNIQUE INDEX IF NOT EXISTS "+quoteIdent(w.cfg.Table+"__backbone_key")+
 			" ON "+quoteIdent(w.cfg.Table)+" ("+quoteIdents("", w.cfg.Key)+")")
 	}
-	if _, err := w.conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if _, err := c.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
 	for _, q := range stmts {
-		if _, err := w.conn.ExecContext(ctx, q); err != nil {
-			w.conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // report the first error
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // report the first error
 			return fmt.Errorf("create table: %w", err)
 		}
 	}
-	_, err = w.conn.ExecContext(ctx, "COMMIT")
+	_, err = c.ExecContext(ctx, "COMMIT")
 	return err
-}
-
-// raw runs f with the driver connection, connecting first when an earlier
-// error dropped it.
-func (w *writer) raw(ctx context.Context, f func() error) error {
-	if w.conn == nil {
-		c, err := w.db.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		w.conn = c
-	}
-	return w.conn.Raw(func(dc any) error {
-		c, ok := dc.(driver.Conn)
-		if !ok {
-			return fmt.Errorf("driver connection is a %T", dc)
-		}
-		w.dc = c
-		defer func() { w.dc = nil }()
-		return f()
-	})
-}
-
-// prepared returns the statement q on the driver connection, preparing it
-// once.
-func (w *writer) prepared(ctx context.Context, q string) (driver.Stmt, error) {
-	if st, ok := w.stmts[q]; ok {
-		return st, nil
-	}
-	var st driver.Stmt
-	var err error
-	if p, ok := w.dc.(driver.ConnPrepareContext); ok {
-		st, err = p.PrepareContext(ctx, q)
-	} else {
-		st, err = w.dc.Prepare(q)
-	}
-	if err != nil {
-		return nil, err
-	}
-	w.stmts[q] = st
-	return st, nil
-}
-
-// exec runs q with args on the driver connection.
-func (w *writer) exec(ctx context.Context, q string, args ...any) error {
-	_, err := w.execN(ctx, q, args...)
-	return err
-}
-
-// execN is exec that returns the rows the statement changed.
-func (w *writer) execN(ctx context.Context, q string, args ...any) (int64, error) {
-	st, err := w.prepared(ctx, q)
-	if err != nil {
-		return 0, err
-	}
-	ex, ok := st.(driver.StmtExecContext)
-	if !ok {
-		return 0, fmt.Errorf("driver statement is a %T", st)
-	}
-	nv := w.nv[:0]
-	for i, a := range args {
-		nv = append(nv, driver.NamedValue{Ordinal: i + 1, Value: a})
-	}
-	w.nv = nv
-	res, err := ex.ExecContext(ctx, nv)
-	clear(nv)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }
 
 // guardedCheckpoint stores cp only over its base (see connector.Checkpoint).
@@ -416,13 +336,13 @@ func (w *writer) guardedCheckpoint(ctx context.Context, cp connector.Checkpoint,
 	var n int64
 	var err error
 	if cp.Base == nil {
-		n, err = w.execN(ctx, insertNewCheckpointSQL, w.pipeline, cp.Task, pos, done, cp.Fingerprint, stamp)
+		n, err = w.conn.ExecN(ctx, insertNewCheckpointSQL, w.pipeline, cp.Task, pos, done, cp.Fingerprint, stamp)
 	} else {
 		baseDone := int64(0)
 		if cp.Base.Done {
 			baseDone = 1
 		}
-		n, err = w.execN(ctx, casCheckpointSQL, pos, done, cp.Fingerprint, stamp, w.pipeline, cp.Task, []byte(cp.Base.Pos), baseDone)
+		n, err = w.conn.ExecN(ctx, casCheckpointSQL, pos, done, cp.Fingerprint, stamp, w.pipeline, cp.Task, []byte(cp.Base.Pos), baseDone)
 	}
 	if err != nil {
 		return err
@@ -431,25 +351,6 @@ func (w *writer) guardedCheckpoint(ctx context.Context, cp connector.Checkpoint,
 		return connector.ErrCheckpointConflict
 	}
 	return nil
-}
-
-// insertFor returns the INSERT statement for n rows.
-func (w *writer) insertFor(n int) string {
-	if q, ok := w.inserts[n]; ok {
-		return q
-	}
-	var b strings.Builder
-	b.Grow(len(w.insertSQL) + n*(len(w.tuple)+2) + len(w.conflict))
-	b.WriteString(w.insertSQL)
-	for i := 0; i < n; i++ {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(w.tuple)
-	}
-	b.WriteString(w.conflict)
-	w.inserts[n] = b.String()
-	return w.inserts[n]
 }
 
 // Info implements connector.Writer.
@@ -463,12 +364,12 @@ func (w *writer) begin(ctx context.Context) error {
 	if w.inTx {
 		return nil
 	}
-	if err := w.exec(ctx, "BEGIN IMMEDIATE"); err != nil {
+	if err := w.conn.Exec(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
 	w.inTx = true
 	if w.cfg.Mode == modeReplace && !w.cleared {
-		if err := w.exec(ctx, "DELETE FROM "+quoteIdent(w.cfg.Table)); err != nil {
+		if err := w.conn.Exec(ctx, "DELETE FROM "+quoteIdent(w.cfg.Table)); err != nil {
 			return err
 		}
 		w.cleared = true
@@ -485,7 +386,7 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 		return 0, fmt.Errorf("sqlite: table %q: batch schema (%s) differs from the schema the sink was opened with (%s)", w.cfg.Table, b.Schema, w.schema)
 	}
 	bad := w.convert(b)
-	err := w.raw(ctx, func() error {
+	err := w.conn.Raw(ctx, func() error {
 		if err := w.begin(ctx); err != nil {
 			return err
 		}
@@ -547,22 +448,22 @@ rows:
 // refused rows stand alone; they go to bad. An error that is not about a
 // row is returned. It runs inside raw.
 func (w *writer) insert(ctx context.Context, lo, hi int, bad *[]connector.RowError) error {
-	if err := w.exec(ctx, "SAVEPOINT backbone_rows"); err != nil {
+	if err := w.conn.Exec(ctx, "SAVEPOINT backbone_rows"); err != nil {
 		return err
 	}
-	err := w.exec(ctx, w.insertFor(hi-lo), w.vals[lo*w.nc:hi*w.nc]...)
+	err := w.conn.Exec(ctx, w.inserts.Rows(hi-lo), w.vals[lo*w.nc:hi*w.nc]...)
 	if err == nil {
-		return w.exec(ctx, "RELEASE backbone_rows")
+		return w.conn.Exec(ctx, "RELEASE backbone_rows")
 	}
 	if !isRowError(err) || ctx.Err() != nil {
 		return err
 	}
 	// A conflict clause of ROLLBACK ends the whole transaction: then the
 	// savepoint is gone and the row error is not the row's alone.
-	if uerr := w.exec(ctx, "ROLLBACK TO backbone_rows"); uerr != nil {
+	if uerr := w.conn.Exec(ctx, "ROLLBACK TO backbone_rows"); uerr != nil {
 		return err
 	}
-	if uerr := w.exec(ctx, "RELEASE backbone_rows"); uerr != nil {
+	if uerr := w.conn.Exec(ctx, "RELEASE backbone_rows"); uerr != nil {
 		return uerr
 	}
 	if hi-lo == 1 {
@@ -583,7 +484,7 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 		return nil
 	}
 	stamp := w.runTime.UTC().Format(time.RFC3339Nano)
-	err := w.raw(ctx, func() error {
+	err := w.conn.Raw(ctx, func() error {
 		if err := w.begin(ctx); err != nil {
 			return err
 		}
@@ -602,12 +503,12 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 				}
 				continue
 			}
-			if err := w.exec(ctx, upsertCheckpointSQL, w.pipeline, cp.Task, pos, done, cp.Fingerprint, stamp); err != nil {
+			if err := w.conn.Exec(ctx, upsertCheckpointSQL, w.pipeline, cp.Task, pos, done, cp.Fingerprint, stamp); err != nil {
 				return fmt.Errorf("checkpoint of task %q: %w", cp.Task, err)
 			}
 		}
 		failpoint.Hit("sink-commit") // rows and checkpoints written, not committed
-		return w.exec(ctx, "COMMIT")
+		return w.conn.Exec(ctx, "COMMIT")
 	})
 	if err != nil {
 		return w.fail(ctx, err)
@@ -620,7 +521,7 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 // statement may have left unusable, and wraps err.
 func (w *writer) fail(ctx context.Context, err error) error {
 	w.rollback(context.WithoutCancel(ctx))
-	w.closeConn()
+	w.conn.Close()
 	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		err = fmt.Errorf("%w (%w)", ctx.Err(), err)
 	}
@@ -628,8 +529,8 @@ func (w *writer) fail(ctx context.Context, err error) error {
 }
 
 func (w *writer) rollback(ctx context.Context) {
-	if w.inTx && w.conn != nil {
-		w.raw(ctx, func() error { return w.exec(ctx, "ROLLBACK") }) //nolint:errcheck // nothing more to undo when it fails
+	if w.inTx && w.conn.Connected() {
+		w.conn.Raw(ctx, func() error { return w.conn.Exec(ctx, "ROLLBACK") }) //nolint:errcheck // nothing more to undo when it fails
 	}
 	if w.inTx && w.cfg.Mode == modeReplace {
 		w.cleared = false // the DELETE was undone with the rest
@@ -637,26 +538,11 @@ func (w *writer) rollback(ctx context.Context) {
 	w.inTx = false
 }
 
-func (w *writer) closeConn() {
-	if w.conn == nil {
-		return
-	}
-	w.conn.Raw(func(any) error { //nolint:errcheck // closing
-		for q, st := range w.stmts {
-			st.Close()
-			delete(w.stmts, q)
-		}
-		return nil
-	})
-	w.conn.Close()
-	w.conn = nil
-}
-
 // Close implements connector.Writer: it rolls back whatever was staged and
 // not committed.
 func (w *writer) Close() error {
 	w.rollback(context.Background())
-	w.closeConn()
+	w.conn.Close()
 	if w.db == nil {
 		return nil
 	}
