@@ -695,34 +695,30 @@ func (w *writer) encode(j int, v any) (any, int, error) {
 	return nil, 0, fmt.Errorf("a %T value cannot be stored in MySQL", v)
 }
 
-// insert stages the rows good[lo:hi] under a savepoint. When the database
-// refuses one of them, the savepoint undoes the statement and the range is
-// split in halves until the refused rows stand alone; they go to bad. An
-// error that is not about a row is returned. It runs inside raw.
+// insert stages the rows good[lo:hi], each statement under a savepoint
+// that undoes it when the database refuses one of its rows; the refused
+// rows go to bad (see sqlkit.Split). An error that is not about a row is
+// returned. It runs inside Raw.
 func (w *writer) insert(ctx context.Context, lo, hi int, bad *[]connector.RowError) error {
-	// A SAVEPOINT of the same name replaces the previous one: no RELEASE.
-	if err := w.conn.ExecText(ctx, "SAVEPOINT backbone_rows"); err != nil {
-		return err
-	}
-	err := w.conn.Exec(ctx, w.inserts.Rows(hi-lo), w.vals[lo*w.nc:hi*w.nc]...)
-	if err == nil {
-		return nil
-	}
-	if !isRowError(err) || ctx.Err() != nil {
-		return err
-	}
-	if uerr := w.conn.ExecText(ctx, "ROLLBACK TO SAVEPOINT backbone_rows"); uerr != nil {
-		return uerr
-	}
-	if hi-lo == 1 {
-		*bad = append(*bad, connector.RowError{Index: w.good[lo], Err: fmt.Errorf("mysql: table %q: %w", w.cfg.Table, err)})
-		return nil
-	}
-	mid := lo + (hi-lo)/2
-	if err := w.insert(ctx, lo, mid, bad); err != nil {
-		return err
-	}
-	return w.insert(ctx, mid, hi, bad)
+	return sqlkit.Split(lo, hi, func(lo, hi int) (error, error) {
+		// A SAVEPOINT of the same name replaces the previous one: no RELEASE.
+		if err := w.conn.ExecText(ctx, "SAVEPOINT backbone_rows"); err != nil {
+			return nil, err
+		}
+		err := w.conn.Exec(ctx, w.inserts.Rows(hi-lo), w.vals[lo*w.nc:hi*w.nc]...)
+		if err == nil {
+			return nil, nil
+		}
+		if !isRowError(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		if uerr := w.conn.ExecText(ctx, "ROLLBACK TO SAVEPOINT backbone_rows"); uerr != nil {
+			return nil, uerr
+		}
+		return err, nil
+	}, func(i int, err error) {
+		*bad = append(*bad, connector.RowError{Index: w.good[i], Err: fmt.Errorf("mysql: table %q: %w", w.cfg.Table, err)})
+	})
 }
 
 // Commit implements connector.Writer: the checkpoints are stored in the

@@ -359,7 +359,7 @@ func (w *writer) Info() connector.WriterInfo {
 }
 
 // begin opens the transaction that stages rows. In mode replace it empties
-// the table, once per run. It runs inside raw.
+// the table, once per run. It runs inside Raw.
 func (w *writer) begin(ctx context.Context) error {
 	if w.inTx {
 		return nil
@@ -442,39 +442,35 @@ rows:
 	return bad
 }
 
-// insert stages the rows good[lo:hi] under a savepoint. When the database
-// refuses one of them, the savepoint undoes the statement (whatever the
-// table's conflict clause did) and the range is split in halves until the
-// refused rows stand alone; they go to bad. An error that is not about a
-// row is returned. It runs inside raw.
+// insert stages the rows good[lo:hi], each statement under a savepoint
+// that undoes it (whatever the table's conflict clause did) when the
+// database refuses one of its rows; the refused rows go to bad (see
+// sqlkit.Split). An error that is not about a row is returned. It runs
+// inside Raw.
 func (w *writer) insert(ctx context.Context, lo, hi int, bad *[]connector.RowError) error {
-	if err := w.conn.Exec(ctx, "SAVEPOINT backbone_rows"); err != nil {
-		return err
-	}
-	err := w.conn.Exec(ctx, w.inserts.Rows(hi-lo), w.vals[lo*w.nc:hi*w.nc]...)
-	if err == nil {
-		return w.conn.Exec(ctx, "RELEASE backbone_rows")
-	}
-	if !isRowError(err) || ctx.Err() != nil {
-		return err
-	}
-	// A conflict clause of ROLLBACK ends the whole transaction: then the
-	// savepoint is gone and the row error is not the row's alone.
-	if uerr := w.conn.Exec(ctx, "ROLLBACK TO backbone_rows"); uerr != nil {
-		return err
-	}
-	if uerr := w.conn.Exec(ctx, "RELEASE backbone_rows"); uerr != nil {
-		return uerr
-	}
-	if hi-lo == 1 {
-		*bad = append(*bad, connector.RowError{Index: w.good[lo], Err: fmt.Errorf("sqlite: table %q: %w", w.cfg.Table, err)})
-		return nil
-	}
-	mid := lo + (hi-lo)/2
-	if err := w.insert(ctx, lo, mid, bad); err != nil {
-		return err
-	}
-	return w.insert(ctx, mid, hi, bad)
+	return sqlkit.Split(lo, hi, func(lo, hi int) (error, error) {
+		if err := w.conn.Exec(ctx, "SAVEPOINT backbone_rows"); err != nil {
+			return nil, err
+		}
+		err := w.conn.Exec(ctx, w.inserts.Rows(hi-lo), w.vals[lo*w.nc:hi*w.nc]...)
+		if err == nil {
+			return nil, w.conn.Exec(ctx, "RELEASE backbone_rows")
+		}
+		if !isRowError(err) || ctx.Err() != nil {
+			return nil, err
+		}
+		// A conflict clause of ROLLBACK ends the whole transaction: then the
+		// savepoint is gone and the row error is not the row's alone.
+		if uerr := w.conn.Exec(ctx, "ROLLBACK TO backbone_rows"); uerr != nil {
+			return nil, err
+		}
+		if uerr := w.conn.Exec(ctx, "RELEASE backbone_rows"); uerr != nil {
+			return nil, uerr
+		}
+		return err, nil
+	}, func(i int, err error) {
+		*bad = append(*bad, connector.RowError{Index: w.good[i], Err: fmt.Errorf("sqlite: table %q: %w", w.cfg.Table, err)})
+	})
 }
 
 // Commit implements connector.Writer: the checkpoints are stored in the

@@ -48,3 +48,24 @@ func (in *Insert) Rows(n int) string {
 	in.byRows[n] = b.String()
 	return in.byRows[n]
 }
+
+// Split stages the rows lo:hi of a batch with stage, which runs one
+// statement for them. When the database refuses the statement for one of
+// its rows, stage undoes it and returns that error as refused; the range is
+// then split in halves until the refused rows stand alone, and reject gets
+// each of them with its error. Any other error of stage ends the staging.
+func Split(lo, hi int, stage func(lo, hi int) (refused, err error), reject func(i int, err error)) error {
+	refused, err := stage(lo, hi)
+	if err != nil || refused == nil {
+		return err
+	}
+	if hi-lo == 1 {
+		reject(lo, refused)
+		return nil
+	}
+	mid := lo + (hi-lo)/2
+	if err := Split(lo, mid, stage, reject); err != nil {
+		return err
+	}
+	return Split(mid, hi, stage, reject)
+}
