@@ -149,6 +149,11 @@ type runner struct {
 	in, out  *record.Schema
 
 	read, written, rejected, filtered atomic.Int64
+	// durable are read, written, rejected and filtered as of the last
+	// commit, when the sink's rows can be rolled back (transactional or
+	// once): what a failed run reports, since the rest is read again.
+	durable     *[4]int64
+	commitCount int // commits so far
 	bytesRead, bytesTotal             atomic.Int64
 	tasksDone                         atomic.Int64
 	tasks                             int
@@ -249,6 +254,9 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 		}
 		res.Run.Read, res.Run.Written = r.read.Load(), r.written.Load()
 		res.Run.Rejected, res.Run.Filtered = r.rejected.Load(), r.filtered.Load()
+		if err != nil && r.durable != nil {
+			res.Run.Read, res.Run.Written, res.Run.Rejected, res.Run.Filtered = r.durable[0], r.durable[1], r.durable[2], r.durable[3]
+		}
 		res.Run.End = r.now()
 		res.Duration = res.Run.End.Sub(start)
 		res.TopReasons = r.topReasons(5)
@@ -801,6 +809,19 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	var info connector.WriterInfo
 	if w != nil {
 		info = w.Info()
+		if info.Transactional || info.Once {
+			r.durable = &[4]int64{}
+		}
+	}
+	// markDurable notes the counts of what is committed, once a commit
+	// happened and every batch it held is counted.
+	marked := 0
+	markDurable := func() {
+		if r.durable == nil || marked == r.commitCount {
+			return
+		}
+		marked = r.commitCount
+		*r.durable = [4]int64{r.read.Load(), r.written.Load(), r.rejected.Load(), r.filtered.Load()}
 	}
 	pending := map[string]connector.Checkpoint{}  // reached, not yet committed
 	acks := map[connector.Acker]record.Position{} // brokers' readers: last batch written, not yet committed
@@ -848,6 +869,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			}
 		}
 		failpoint.Hit("after-commit")
+		r.commitCount++
 		for a, pos := range acks {
 			if err := a.Ack(ctx, pos); err != nil {
 				r.log.Warn("source: acknowledgement failed; the broker will deliver those messages again", "error", r.p.Redactor.Redact(err.Error()))
@@ -899,6 +921,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 				if err := r.retry(ctx, "sink commit", commit); err != nil {
 					return cps, err
 				}
+				markDurable()
 			}
 			continue
 		}
@@ -960,6 +983,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		if err != nil {
 			return cps, err
 		}
+		markDurable()
 		cps[j.task] = cp
 	}
 	if cause := context.Cause(ctx); cause != nil {
@@ -977,6 +1001,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	} else if err := r.retry(ctx, "sink commit", commit); err != nil {
 		return cps, err // only checkpoints are pending here: no rows to lose
 	}
+	markDurable()
 	if info.Transactional && len(cps) > 0 && !r.opts.DryRun && !r.opts.noCheckpoints {
 		// Keep the state store's copy current for history and tools; the
 		// sink's copy stays the authority.

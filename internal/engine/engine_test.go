@@ -317,8 +317,15 @@ func TestResumeAfterFailedCommitLoadsEachRowOnce(t *testing.T) {
 	sink.failAtCommit = 37
 	st := openStore(t)
 	p := pipeline(t, src, sink)
-	if _, err := engine.Run(context.Background(), p, engine.Options{Store: st}); err == nil {
+	failed, err := engine.Run(context.Background(), p, engine.Options{Store: st})
+	if err == nil {
 		t.Fatal("run with a failing commit succeeded")
+	}
+	// The failed run reports what it committed, which the next run does
+	// not read again.
+	committed := int64(len(sink.rows["a"]) + len(sink.rows["b"]))
+	if failed.Run.Written != committed || !failed.Conserved() {
+		t.Fatalf("failed run: read %d written %d, the sink holds %d", failed.Run.Read, failed.Run.Written, committed)
 	}
 	sink.failAtCommit = 0
 	res, err := engine.Run(context.Background(), p, engine.Options{Store: st})
@@ -327,6 +334,9 @@ func TestResumeAfterFailedCommitLoadsEachRowOnce(t *testing.T) {
 	}
 	if res.Run.Read == 0 || res.Run.Read == 10000 {
 		t.Fatalf("second run read %d: want a resume from the checkpoints, neither nothing nor everything", res.Run.Read)
+	}
+	if failed.Run.Read+res.Run.Read != 10000 {
+		t.Fatalf("the runs read %d + %d, want 10000 in all", failed.Run.Read, res.Run.Read)
 	}
 	checkExactlyOnce(t, sink, tasks, func(int64) bool { return false })
 	runs, _ := st.Runs(context.Background(), state.RunFilter{Pipeline: "test"})
