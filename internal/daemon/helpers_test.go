@@ -355,7 +355,7 @@ func (h *harness) table(name string) map[int64]int64 {
 
 // rows is table with its error, for polling before the table exists.
 func (h *harness) rows(name string) (map[int64]int64, error) {
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(h.data, "out.db")+"?mode=ro")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(h.data, "out.db")+"?mode=ro&_pragma=busy_timeout(5000)")
 	if err != nil {
 		return nil, err
 	}
