@@ -20,13 +20,6 @@ import (
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
-// Sink modes.
-const (
-	modeAppend  = "append"
-	modeUpsert  = "upsert"
-	modeReplace = "replace"
-)
-
 const (
 	// defaultStatementRows is the number of rows one INSERT stages.
 	defaultStatementRows = 500
@@ -94,7 +87,7 @@ microseconds (MySQL's precision; finer digits are cut).`,
 	Fields: []connector.FieldSpec{
 		{Name: "dsn", Type: connector.TString, Required: true, Secret: true, Doc: "user:password@tcp(host:port)/database?options, or mysql://user:password@host:port/database?options."},
 		{Name: "table", Type: connector.TString, Required: true, Doc: "Table of the dsn's database to write."},
-		{Name: "mode", Type: connector.TEnum, Default: modeAppend, Enum: []string{modeAppend, modeUpsert, modeReplace}, Doc: "append, upsert (by key) or replace the table's rows."},
+		{Name: "mode", Type: connector.TEnum, Default: sqlkit.ModeAppend, Enum: []string{sqlkit.ModeAppend, sqlkit.ModeUpsert, sqlkit.ModeReplace}, Doc: "append, upsert (by key) or replace the table's rows."},
 		{Name: "key", Type: connector.TList, Doc: "Key field(s) of mode upsert."},
 		{Name: "create", Type: connector.TBool, Default: "false", Doc: "Create the table from the records' schema when missing."},
 		{Name: "statement_rows", Type: connector.TInt, Default: strconv.Itoa(defaultStatementRows), Doc: "Rows per INSERT statement."},
@@ -109,7 +102,7 @@ microseconds (MySQL's precision; finer digits are cut).`,
 }
 
 func newSink(p connector.Params) (connector.Sink, error) {
-	cfg := sinkConfig{Mode: modeAppend, StatementRows: defaultStatementRows}
+	cfg := sinkConfig{Mode: sqlkit.ModeAppend, StatementRows: defaultStatementRows}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
@@ -117,29 +110,11 @@ func newSink(p connector.Params) (connector.Sink, error) {
 	if err != nil {
 		return nil, connector.Errorf(p.FieldPos("dsn"), "%v", err)
 	}
-	if strings.TrimSpace(cfg.Table) == "" {
-		return nil, connector.Errorf(p.FieldPos("table"), "table must name the table to write")
-	}
-	if strings.HasPrefix(strings.ToLower(cfg.Table), "backbone_") {
-		return nil, connector.Errorf(p.FieldPos("table"), "table %q: names starting with backbone_ are reserved for checkpoints", cfg.Table)
-	}
-	switch cfg.Mode {
-	case modeAppend, modeReplace:
-		if len(cfg.Key) > 0 {
-			return nil, connector.Errorf(p.FieldPos("key"), "key is only used in mode upsert")
-		}
-	case modeUpsert:
-		if len(cfg.Key) == 0 {
-			return nil, connector.Errorf(p.FieldPos("mode"), "mode upsert needs a key: the field(s) that identify a row")
-		}
-	default:
-		return nil, connector.Errorf(p.FieldPos("mode"), "mode %q: want append, upsert or replace", cfg.Mode)
-	}
-	if cfg.Mode == modeReplace && len(cfg.Table) > maxTableName {
-		return nil, connector.Errorf(p.FieldPos("table"), "table %q: mode replace needs a name of at most %d characters (it loads into %s)", cfg.Table, maxTableName, newTableName(cfg.Table))
-	}
-	if err := sqlkit.CheckNames(p, "key", cfg.Key); err != nil {
+	if err := sqlkit.CheckWrite(p, cfg.Table, cfg.Mode, cfg.Key); err != nil {
 		return nil, err
+	}
+	if cfg.Mode == sqlkit.ModeReplace && len(cfg.Table) > maxTableName {
+		return nil, connector.Errorf(p.FieldPos("table"), "table %q: mode replace needs a name of at most %d characters (it loads into %s)", cfg.Table, maxTableName, newTableName(cfg.Table))
 	}
 	if cfg.StatementRows < 1 {
 		return nil, connector.Errorf(p.FieldPos("statement_rows"), "statement_rows must be positive, got %d", cfg.StatementRows)
@@ -173,13 +148,8 @@ func (s *sink) LoadCheckpoints(ctx context.Context, env *connector.Env) (map[str
 
 // Open implements connector.Sink.
 func (s *sink) Open(ctx context.Context, env *connector.Env, schema *record.Schema) (connector.Writer, error) {
-	if schema == nil || schema.Len() == 0 {
-		return nil, fmt.Errorf("mysql: table %q: the records have no fields to write", s.cfg.Table)
-	}
-	for _, k := range s.cfg.Key {
-		if _, ok := schema.Index(k); !ok {
-			return nil, fmt.Errorf("mysql: table %q: key field %q is not among the record's fields (%s)", s.cfg.Table, k, strings.Join(schema.Names(), ", "))
-		}
+	if err := sqlkit.CheckFields(schema, s.cfg.Key); err != nil {
+		return nil, fmt.Errorf("mysql: table %q: %w", s.cfg.Table, err)
 	}
 	db, err := s.srv.connect(ctx, 1)
 	if err != nil {
@@ -310,7 +280,7 @@ func (w *writer) setup(ctx context.Context) error {
 	if len(missing) > 0 {
 		return fmt.Errorf("the table has no column for field(s) %s (its columns: %s)", strings.Join(missing, ", "), columnNames(cols))
 	}
-	if w.cfg.Mode == modeUpsert {
+	if w.cfg.Mode == sqlkit.ModeUpsert {
 		if err := w.checkUniqueKey(ctx, c); err != nil {
 			return err
 		}
@@ -320,7 +290,7 @@ func (w *writer) setup(ctx context.Context) error {
 		return err
 	}
 	w.maxBytes = int(max(packet/2, 64<<10))
-	if w.cfg.Mode == modeReplace {
+	if w.cfg.Mode == sqlkit.ModeReplace {
 		if err := w.startLoad(ctx, c); err != nil {
 			return err
 		}
@@ -330,7 +300,7 @@ func (w *writer) setup(ctx context.Context) error {
 		names[i] = col.name
 	}
 	var conflict string
-	if w.cfg.Mode == modeUpsert {
+	if w.cfg.Mode == sqlkit.ModeUpsert {
 		var set []string
 		for i, n := range names {
 			if !slices.Contains(w.keyIdx, i) {
@@ -488,7 +458,7 @@ func (w *writer) storedCheckpoint(ctx context.Context, task string) (pos []byte,
 
 // Info implements connector.Writer.
 func (w *writer) Info() connector.WriterInfo {
-	return connector.WriterInfo{Transactional: true, Once: w.cfg.Mode == modeReplace}
+	return connector.WriterInfo{Transactional: true, Once: w.cfg.Mode == sqlkit.ModeReplace}
 }
 
 var errBroken = errors.New("rows staged by several writes were rolled back by a connection failure and cannot be committed: the run must restart from its last checkpoint")
@@ -529,7 +499,7 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 			lo = hi
 		}
 		staged = len(w.good) - (len(bad) - w.preBad)
-		if w.cfg.Mode == modeReplace {
+		if w.cfg.Mode == sqlkit.ModeReplace {
 			if err := w.conn.ExecText(ctx, "DO 0"); err != nil { // a dead connection shows before COMMIT
 				return err
 			}
@@ -731,7 +701,7 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 	case w.lost:
 		return fmt.Errorf("mysql: table %q: %w", w.cfg.Table, errLost)
 	}
-	if w.cfg.Mode == modeReplace {
+	if w.cfg.Mode == sqlkit.ModeReplace {
 		return w.commitReplace(ctx, cps)
 	}
 	if !w.inTx && len(cps) == 0 {

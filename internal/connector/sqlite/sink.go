@@ -17,13 +17,6 @@ import (
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
-// Sink modes.
-const (
-	modeAppend  = "append"
-	modeUpsert  = "upsert"
-	modeReplace = "replace"
-)
-
 // maxChunkRows is the number of rows one INSERT statement stages; a
 // statement binds at most maxParams values.
 const (
@@ -67,7 +60,7 @@ NOT NULL and get a UNIQUE index.`,
 	Fields: []connector.FieldSpec{
 		{Name: "path", Type: connector.TString, Required: true, Doc: "Database file, relative to the pipeline file."},
 		{Name: "table", Type: connector.TString, Required: true, Doc: "Table to write."},
-		{Name: "mode", Type: connector.TEnum, Default: modeAppend, Enum: []string{modeAppend, modeUpsert, modeReplace}, Doc: "append, upsert (by key) or replace the table's rows."},
+		{Name: "mode", Type: connector.TEnum, Default: sqlkit.ModeAppend, Enum: []string{sqlkit.ModeAppend, sqlkit.ModeUpsert, sqlkit.ModeReplace}, Doc: "append, upsert (by key) or replace the table's rows."},
 		{Name: "key", Type: connector.TList, Doc: "Key field(s) of mode upsert."},
 		{Name: "create", Type: connector.TBool, Default: "false", Doc: "Create the table (and the database file) from the records' schema when missing."},
 		{Name: "busy_timeout", Type: connector.TDuration, Default: "5s", Doc: "How long to wait for a lock held by another connection."},
@@ -82,32 +75,14 @@ NOT NULL and get a UNIQUE index.`,
 }
 
 func newSink(p connector.Params) (connector.Sink, error) {
-	cfg := sinkConfig{Mode: modeAppend, BusyTimeout: connector.Duration(defaultBusyTimeout)}
+	cfg := sinkConfig{Mode: sqlkit.ModeAppend, BusyTimeout: connector.Duration(defaultBusyTimeout)}
 	if err := p.Decode(&cfg); err != nil {
 		return nil, err
 	}
 	if strings.TrimSpace(cfg.Path) == "" {
 		return nil, connector.Errorf(p.FieldPos("path"), "path must name the database file")
 	}
-	if strings.TrimSpace(cfg.Table) == "" {
-		return nil, connector.Errorf(p.FieldPos("table"), "table must name the table to write")
-	}
-	if strings.HasPrefix(strings.ToLower(cfg.Table), "backbone_") {
-		return nil, connector.Errorf(p.FieldPos("table"), "table %q: names starting with backbone_ are reserved for checkpoints", cfg.Table)
-	}
-	switch cfg.Mode {
-	case modeAppend, modeReplace:
-		if len(cfg.Key) > 0 {
-			return nil, connector.Errorf(p.FieldPos("key"), "key is only used in mode upsert")
-		}
-	case modeUpsert:
-		if len(cfg.Key) == 0 {
-			return nil, connector.Errorf(p.FieldPos("mode"), "mode upsert needs a key: the field(s) that identify a row")
-		}
-	default:
-		return nil, connector.Errorf(p.FieldPos("mode"), "mode %q: want append, upsert or replace", cfg.Mode)
-	}
-	if err := sqlkit.CheckNames(p, "key", cfg.Key); err != nil {
+	if err := sqlkit.CheckWrite(p, cfg.Table, cfg.Mode, cfg.Key); err != nil {
 		return nil, err
 	}
 	if cfg.BusyTimeout < 0 {
@@ -136,13 +111,8 @@ func (s *sink) Open(ctx context.Context, env *connector.Env, schema *record.Sche
 	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) && !s.cfg.Create {
 		return nil, connector.Unavailable(fmt.Errorf("sqlite: database %s does not exist (set create: true to create it)", path))
 	}
-	if schema == nil || schema.Len() == 0 {
-		return nil, fmt.Errorf("sqlite: table %q: the records have no fields to write", s.cfg.Table)
-	}
-	for _, k := range s.cfg.Key {
-		if _, ok := schema.Index(k); !ok {
-			return nil, fmt.Errorf("sqlite: table %q: key field %q is not among the record's fields (%s)", s.cfg.Table, k, strings.Join(schema.Names(), ", "))
-		}
+	if err := sqlkit.CheckFields(schema, s.cfg.Key); err != nil {
+		return nil, fmt.Errorf("sqlite: table %q: %w", s.cfg.Table, err)
 	}
 	db, err := sql.Open("sqlite", dsn(path, false, time.Duration(s.cfg.BusyTimeout)))
 	if err != nil {
@@ -162,7 +132,7 @@ func (s *sink) Open(ctx context.Context, env *connector.Env, schema *record.Sche
 	for i := range w.types {
 		w.types[i] = schema.Field(i).Type
 	}
-	if s.cfg.Mode == modeUpsert {
+	if s.cfg.Mode == sqlkit.ModeUpsert {
 		for _, k := range s.cfg.Key {
 			i, _ := schema.Index(k)
 			w.keyIdx = append(w.keyIdx, i)
@@ -238,7 +208,7 @@ func (w *writer) setup(ctx context.Context) error {
 	}
 	names := w.schema.Names()
 	var conflict string
-	if w.cfg.Mode == modeUpsert {
+	if w.cfg.Mode == sqlkit.ModeUpsert {
 		var set []string
 		for _, n := range names {
 			if !slices.Contains(w.cfg.Key, n) {
@@ -260,7 +230,7 @@ func (w *writer) setup(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		if w.cfg.Mode == modeUpsert && strings.Contains(err.Error(), "ON CONFLICT") {
+		if w.cfg.Mode == sqlkit.ModeUpsert && strings.Contains(err.Error(), "ON CONFLICT") {
 			return fmt.Errorf("mode upsert needs a PRIMARY KEY or a UNIQUE index on exactly (%s): %w", strings.Join(w.cfg.Key, ", "), err)
 		}
 		return err
@@ -305,7 +275,7 @@ func (w *writer) createTable(ctx context.Context, c *sql.Conn) (err error) {
 		if d := declFromType(f.Type); d != "" {
 			b.WriteString(" " + d)
 		}
-		if w.cfg.Mode == modeUpsert && slices.Contains(w.cfg.Key, f.Name) {
+		if w.cfg.Mode == sqlkit.ModeUpsert && slices.Contains(w.cfg.Key, f.Name) {
 			if rowidKey {
 				b.WriteString(" PRIMARY KEY")
 			}
@@ -314,7 +284,7 @@ func (w *writer) createTable(ctx context.Context, c *sql.Conn) (err error) {
 	}
 	b.WriteString(")")
 	stmts := []string{b.String()}
-	if w.cfg.Mode == modeUpsert && !rowidKey {
+	if w.cfg.Mode == sqlkit.ModeUpsert && !rowidKey {
 		stmts = append(stmts, "CREATE UNIQUE INDEX IF NOT EXISTS "+quoteIdent(w.cfg.Table+"__backbone_key")+
 			" ON "+quoteIdent(w.cfg.Table)+" ("+quoteIdents("", w.cfg.Key)+")")
 	}
@@ -355,7 +325,7 @@ func (w *writer) guardedCheckpoint(ctx context.Context, cp connector.Checkpoint,
 
 // Info implements connector.Writer.
 func (w *writer) Info() connector.WriterInfo {
-	return connector.WriterInfo{Transactional: true, Once: w.cfg.Mode == modeReplace}
+	return connector.WriterInfo{Transactional: true, Once: w.cfg.Mode == sqlkit.ModeReplace}
 }
 
 // begin opens the transaction that stages rows. In mode replace it empties
@@ -368,7 +338,7 @@ func (w *writer) begin(ctx context.Context) error {
 		return err
 	}
 	w.inTx = true
-	if w.cfg.Mode == modeReplace && !w.cleared {
+	if w.cfg.Mode == sqlkit.ModeReplace && !w.cleared {
 		if err := w.conn.Exec(ctx, "DELETE FROM "+quoteIdent(w.cfg.Table)); err != nil {
 			return err
 		}
@@ -476,7 +446,7 @@ func (w *writer) insert(ctx context.Context, lo, hi int, bad *[]connector.RowErr
 // Commit implements connector.Writer: the checkpoints are stored in the
 // transaction of the staged rows, then both are committed.
 func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
-	if !w.inTx && len(cps) == 0 && (w.cfg.Mode != modeReplace || w.cleared) {
+	if !w.inTx && len(cps) == 0 && (w.cfg.Mode != sqlkit.ModeReplace || w.cleared) {
 		return nil
 	}
 	stamp := w.runTime.UTC().Format(time.RFC3339Nano)
@@ -528,7 +498,7 @@ func (w *writer) rollback(ctx context.Context) {
 	if w.inTx && w.conn.Connected() {
 		w.conn.Raw(ctx, func() error { return w.conn.Exec(ctx, "ROLLBACK") }) //nolint:errcheck // nothing more to undo when it fails
 	}
-	if w.inTx && w.cfg.Mode == modeReplace {
+	if w.inTx && w.cfg.Mode == sqlkit.ModeReplace {
 		w.cleared = false // the DELETE was undone with the rest
 	}
 	w.inTx = false

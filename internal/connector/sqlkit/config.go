@@ -1,6 +1,8 @@
 package sqlkit
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -85,4 +87,49 @@ func Limits(env *connector.Env, batchRows int) record.Limits {
 		limits.BatchRows = batchRows
 	}
 	return limits
+}
+
+// Sink modes.
+const (
+	ModeAppend  = "append"
+	ModeUpsert  = "upsert"
+	ModeReplace = "replace"
+)
+
+// CheckWrite checks what a sink's config says of its table: its name, not
+// one of the checkpoints' own, and mode with its key.
+func CheckWrite(p connector.Params, table, mode string, key []string) error {
+	if strings.TrimSpace(table) == "" {
+		return connector.Errorf(p.FieldPos("table"), "table must name the table to write")
+	}
+	if strings.HasPrefix(strings.ToLower(table), "backbone_") {
+		return connector.Errorf(p.FieldPos("table"), "table %q: names starting with backbone_ are reserved for checkpoints", table)
+	}
+	switch mode {
+	case ModeAppend, ModeReplace:
+		if len(key) > 0 {
+			return connector.Errorf(p.FieldPos("key"), "key is only used in mode upsert")
+		}
+	case ModeUpsert:
+		if len(key) == 0 {
+			return connector.Errorf(p.FieldPos("mode"), "mode upsert needs a key: the field(s) that identify a row")
+		}
+	default:
+		return connector.Errorf(p.FieldPos("mode"), "mode %q: want append, upsert or replace", mode)
+	}
+	return CheckNames(p, "key", key)
+}
+
+// CheckFields checks that the records a sink opens for have fields, the
+// key among them.
+func CheckFields(schema *record.Schema, key []string) error {
+	if schema == nil || schema.Len() == 0 {
+		return errors.New("the records have no fields to write")
+	}
+	for _, k := range key {
+		if _, ok := schema.Index(k); !ok {
+			return fmt.Errorf("key field %q is not among the record's fields (%s)", k, strings.Join(schema.Names(), ", "))
+		}
+	}
+	return nil
 }
