@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/backbone-etl/backbone/internal/connector/broker"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -41,11 +42,8 @@ func (p position) encode() record.Position {
 
 func decodePosition(b record.Position) (position, error) {
 	var p position
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("position %q is not one of this source: %w", b, err)
-	}
-	if p.V != positionVersion {
-		return p, fmt.Errorf("position %q has version %d; this version of backbone reads version %d", b, p.V, positionVersion)
+	if err := broker.DecodePosition(b, &p, &p.V, positionVersion); err != nil {
+		return p, err
 	}
 	for _, s := range p.Done {
 		if s[0] == 0 || s[0] > s[1] {

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/broker"
 	"github.com/backbone-etl/backbone/internal/connector/payload"
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -216,13 +217,7 @@ func (s *source) open(ctx context.Context, env *connector.Env, log *slog.Logger,
 			start = position{}
 		}
 	}
-	batch := s.cfg.BatchSize
-	if batch <= 0 {
-		batch = env.Limits.BatchRows
-	}
-	if batch <= 0 {
-		batch = record.DefaultLimits.BatchRows
-	}
+	batch := broker.BatchSize(s.cfg.BatchSize, env)
 	cfg := jetstream.ConsumerConfig{
 		Durable:       s.durable(env),
 		Description:   "backbone pipeline " + env.Pipeline,
@@ -248,28 +243,22 @@ func (s *source) open(ctx context.Context, env *connector.Env, log *slog.Logger,
 	// What the checkpoint holds and the server has not had acknowledged:
 	// skipped when delivered again.
 	skip := above(normalize(start.Done), cons.CachedInfo().AckFloor.Stream)
-	loc := s.loc
-	if loc == nil {
-		loc = env.Location
-	}
-	if loc == nil {
-		loc = time.UTC
-	}
-	dec, err := payload.NewDecoder(s.cfg.Format, s.schema, s.cfg.RawField, loc)
+	dec, err := payload.NewDecoder(s.cfg.Format, s.schema, s.cfg.RawField, broker.Location(s.loc, env))
 	if err != nil {
 		return nil, err
 	}
 	r := &reader{
 		nc: nc, dec: dec, log: log,
 		stream: info.Config.Name, created: info.Created, subject: s.cfg.Subject, skip: skip,
-		batch: batch, linger: time.Duration(s.cfg.Linger), ackWait: time.Duration(s.cfg.AckWait),
-		maxDeliver: uint64(s.cfg.MaxDeliver), suspectWait: time.Duration(s.cfg.SuspectWait), deferDecode: env.DeferDecode,
+		batch: batch, ackWait: time.Duration(s.cfg.AckWait),
+		maxDeliver: s.cfg.MaxDeliver, suspectWait: time.Duration(s.cfg.SuspectWait), deferDecode: env.DeferDecode,
 		high:   start.Seq,
 		msgs:   make(chan jetstream.Msg, batch),
 		errs:   make(chan error, 8),
 		stop:   make(chan struct{}),
-		settle: make(chan struct{}, 1),
+		settle: broker.NewSettle(),
 	}
+	r.batches = &broker.Batcher[jetstream.Msg]{Size: batch, Linger: time.Duration(s.cfg.Linger), Msgs: r.msgs, Errs: r.errs, Failed: r.consumeError}
 	r.wg.Go(func() { r.fetch(cons) })
 	r.wg.Go(r.keepAlive)
 	return r, nil
@@ -287,9 +276,8 @@ type reader struct {
 	subject     string
 	skip        []span // from the checkpoint: committed, maybe not acknowledged
 	batch       int
-	linger      time.Duration
 	ackWait     time.Duration
-	maxDeliver  uint64
+	maxDeliver  int
 	suspectWait time.Duration
 	deferDecode bool
 
@@ -297,19 +285,19 @@ type reader struct {
 	errs chan error         // the consumer's failures, for Next
 	stop chan struct{}      // closed by Close: ends fetch and keepAlive
 	wg   sync.WaitGroup
+	// settle wakes fetch when a batch was returned or acknowledged.
+	settle *broker.Settle
 
 	// Next's own state.
-	held  []jetstream.Msg // received, not yet returned (a Next cancelled midway)
-	high  uint64          // highest stream sequence returned or checkpointed
-	n     uint64          // batches returned
-	carry []string        // replies of messages delivered again, acked with the next batch
+	batches *broker.Batcher[jetstream.Msg]
+	high    uint64 // highest stream sequence returned or checkpointed
+	n       uint64 // batches returned
 
 	mu       sync.Mutex
 	pending  []pendingBatch // returned and not yet acknowledged, in order
 	returned int64          // messages cut into batches
 	closed   bool
-	fetched  atomic.Int64  // messages fetch handed to Next
-	settle   chan struct{} // a batch was returned or acknowledged
+	fetched  atomic.Int64 // messages fetch handed to Next
 
 	drained []jetstream.Msg // received by fetch after Close began, NAKed last (fetch's own until it ends)
 }
@@ -370,15 +358,9 @@ const fetchWait = 500 * time.Millisecond
 
 // fetch pulls messages for Next, one request of at most a batch at a time.
 // It blocks while Next has not taken what it has, and then asks for no
-// more: memory stays bounded and the server keeps the rest.
-//
-// After a failure, the messages of the failed batches come first, each
-// delivered once more. One of them may be what failed (a poison message),
-// and every message delivered with it counts a delivery too: so messages
-// delivered again are fetched one at a time, each once the one before is
-// committed and acknowledged, until a message delivered for the first time
-// shows that they are behind. A poison message then fails its runs alone
-// and reaches max_deliver alone.
+// more: memory stays bounded and the server keeps the rest. After a
+// failure, messages delivered again are fetched one at a time (see
+// broker.Settle).
 func (r *reader) fetch(cons jetstream.Consumer) {
 	suspect := true // until a first delivery is seen
 	for {
@@ -426,25 +408,14 @@ func (r *reader) fetch(cons jetstream.Consumer) {
 }
 
 // settled waits until every message fetched was returned by Next and
-// acknowledged; it reports false when the reader is closing.
+// acknowledged, or suspect_wait; it reports false when the reader is
+// closing.
 func (r *reader) settled() bool {
-	deadline := time.NewTimer(r.suspectWait)
-	defer deadline.Stop()
-	for {
+	return r.settle.Wait(r.stop, r.suspectWait, func() bool {
 		r.mu.Lock()
-		idle := len(r.pending) == 0 && r.returned == r.fetched.Load()
-		r.mu.Unlock()
-		if idle {
-			return true
-		}
-		select {
-		case <-r.stop:
-			return false
-		case <-deadline.C:
-			return true
-		case <-r.settle:
-		}
-	}
+		defer r.mu.Unlock()
+		return len(r.pending) == 0 && r.returned == r.fetched.Load()
+	})
 }
 
 // fetchFailed reports a failure to Next and waits a little before the next
@@ -470,44 +441,16 @@ func (r *reader) Schema() *record.Schema { return r.dec.Schema() }
 // Next implements connector.Reader: it waits for a first message, then
 // collects up to batch messages for at most linger.
 func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	var timer <-chan time.Time
-	if len(r.held) > 0 || len(r.carry) > 0 {
-		t := time.NewTimer(r.linger)
-		defer t.Stop()
-		timer = t.C
-	}
-	for len(r.held) < r.batch {
-		select {
-		case m := <-r.msgs:
-			r.held = append(r.held, m)
-			if timer == nil {
-				t := time.NewTimer(r.linger)
-				defer t.Stop()
-				timer = t.C
-			}
-			continue
-		case err := <-r.errs:
-			if err := r.consumeError(err); err != nil {
-				return nil, err
-			}
-			continue
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-timer:
+	for {
+		msgs, err := r.batches.Next(ctx)
+		if err != nil {
+			return nil, err
 		}
-		if b := r.cut(); b != nil {
+		if b := r.cut(msgs); b != nil {
 			return b, nil
 		}
-		timer = nil // only duplicates so far: wait for news
+		// None was a JetStream message: wait for more.
 	}
-	b := r.cut()
-	if b == nil { // a full batch of duplicates: acknowledged with the next
-		return r.Next(ctx)
-	}
-	return b, nil
 }
 
 // consumeError tells a failure that ends the reader (nil: the consumer
@@ -522,14 +465,11 @@ func (r *reader) consumeError(err error) error {
 	return nil
 }
 
-// cut turns the held messages into a batch, or returns nil when there is
-// nothing to return nor to acknowledge.
-func (r *reader) cut() *record.Batch {
-	msgs := r.held
-	r.held = nil
+// cut turns msgs into a batch, or returns nil when there is nothing to
+// return nor to acknowledge.
+func (r *reader) cut(msgs []jetstream.Msg) *record.Batch {
 	b := &record.Batch{Schema: r.dec.Schema(), Origin: r.stream}
-	pb := pendingBatch{replies: r.carry}
-	r.carry = nil
+	var pb pendingBatch
 	var bodies []payload.Body
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -556,16 +496,14 @@ func (r *reader) cut() *record.Batch {
 			pb.again = append(pb.again, seq)
 		}
 		b.Read++
-		if md.NumDelivered > r.maxDeliver {
-			b.Rejects = append(b.Rejects, record.Reject{Line: int64(seq), Step: "source",
-				Err: fmt.Sprintf("delivered %d times, more than max_deliver %d: every run before failed on it", md.NumDelivered, r.maxDeliver),
-				Raw: m.Data()})
+		if rej, ok := broker.Poison(int(md.NumDelivered), r.maxDeliver, int64(seq), m.Data()); ok {
+			b.Rejects = append(b.Rejects, rej)
 			continue
 		}
 		bodies = append(bodies, payload.Body{Line: int64(seq), Data: m.Data()})
 	}
 	r.returned += int64(len(msgs))
-	r.signal()
+	r.settle.Signal()
 	if len(pb.replies) == 0 {
 		return nil
 	}
@@ -583,13 +521,6 @@ var (
 	progressBody = []byte("+WPI")
 )
 
-func (r *reader) signal() {
-	select {
-	case r.settle <- struct{}{}:
-	default:
-	}
-}
-
 // Ack implements connector.Acker.
 func (r *reader) Ack(ctx context.Context, pos record.Position) error {
 	p, err := decodePosition(pos)
@@ -604,7 +535,7 @@ func (r *reader) Ack(ctx context.Context, pos record.Position) error {
 	}
 	done, r.pending = r.pending[:i:i], r.pending[i:]
 	r.mu.Unlock()
-	defer r.signal()
+	defer r.settle.Signal()
 	for _, pb := range done {
 		for _, reply := range pb.replies {
 			if err := r.nc.Publish(reply, ackBody); err != nil {
@@ -674,10 +605,7 @@ func (r *reader) Close() error {
 	}
 	r.pending = nil
 	r.mu.Unlock()
-	for _, reply := range r.carry {
-		nak(reply)
-	}
-	for _, m := range r.held {
+	for _, m := range r.batches.Held() {
 		nak(m.Reply())
 	}
 	for {

@@ -14,6 +14,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/broker"
 	"github.com/backbone-etl/backbone/internal/connector/payload"
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -164,25 +165,12 @@ func (s *source) Open(ctx context.Context, env *connector.Env, t connector.Task,
 			return nil, fmt.Errorf("rabbitmq: %w", err)
 		}
 	}
-	batch := s.cfg.BatchSize
-	if batch <= 0 {
-		batch = env.Limits.BatchRows
-	}
-	if batch <= 0 {
-		batch = record.DefaultLimits.BatchRows
-	}
+	batch := broker.BatchSize(s.cfg.BatchSize, env)
 	prefetch := s.cfg.Prefetch
 	if prefetch == 0 {
 		prefetch = min(4*batch, 65535)
 	}
-	loc := s.loc
-	if loc == nil {
-		loc = env.Location
-	}
-	if loc == nil {
-		loc = time.UTC
-	}
-	dec, err := payload.NewDecoder(s.cfg.Format, s.schema, s.cfg.RawField, loc)
+	dec, err := payload.NewDecoder(s.cfg.Format, s.schema, s.cfg.RawField, broker.Location(s.loc, env))
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}
@@ -190,9 +178,10 @@ func (s *source) Open(ctx context.Context, env *connector.Env, t connector.Task,
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}
-	r := &reader{conn: conn, dec: dec, queue: s.cfg.Queue, batch: batch, prefetch: prefetch, linger: time.Duration(s.cfg.Linger),
+	r := &reader{conn: conn, dec: dec, queue: s.cfg.Queue, prefetch: prefetch,
 		maxDeliver: s.cfg.MaxDeliver, suspectWait: time.Duration(s.cfg.SuspectWait), deferDecode: env.DeferDecode, seen: s.seen, log: env.Logger,
-		msgs: make(chan amqp.Delivery, batch), errs: make(chan error, 1), stop: make(chan struct{}), settle: make(chan struct{}, 1)}
+		msgs: make(chan amqp.Delivery, batch), errs: make(chan error, 1), stop: make(chan struct{}), settle: broker.NewSettle()}
+	r.batches = &broker.Batcher[amqp.Delivery]{Size: batch, Linger: time.Duration(s.cfg.Linger), Msgs: r.msgs, Errs: r.errs}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -213,9 +202,7 @@ type reader struct {
 	log         *slog.Logger
 	queue       string
 	tag         string
-	batch       int
 	prefetch    int
-	linger      time.Duration
 	maxDeliver  int
 	suspectWait time.Duration
 	deferDecode bool
@@ -225,9 +212,10 @@ type reader struct {
 	msgs   chan amqp.Delivery // from fetch, for Next
 	errs   chan error         // fetch's failure, for Next
 	stop   chan struct{}      // closed by Close
-	settle chan struct{}      // a batch was returned or acknowledged
+	settle *broker.Settle     // wakes fetch: a batch was returned or acknowledged
 	wg     sync.WaitGroup
-	held   []amqp.Delivery
+
+	batches *broker.Batcher[amqp.Delivery] // Next's own
 
 	fetched   atomic.Int64
 	consuming atomic.Bool
@@ -256,15 +244,10 @@ func (r *reader) start() error {
 	return nil
 }
 
-// fetch hands messages to Next.
-//
-// After a failure, the messages of the failed batches come first, each
-// delivered once more. One of them may be what failed (a poison message),
-// and every message delivered with it counts a delivery too: so messages
-// delivered again are got one at a time (basic.get), each once the one
-// before is committed and acknowledged, until a message delivered for the
-// first time, or an empty queue, shows that they are behind. Then fetch
-// consumes, within the prefetch window.
+// fetch hands messages to Next. After a failure, messages delivered again
+// are got one at a time (basic.get; see broker.Settle), until a message
+// delivered for the first time, or an empty queue, shows that they are
+// behind. Then fetch consumes, within the prefetch window.
 func (r *reader) fetch() {
 	for r.suspectWait > 0 {
 		if !r.settled() {
@@ -337,30 +320,11 @@ func redelivered(d amqp.Delivery) bool {
 // acknowledged, or suspect_wait; it reports false when the reader is
 // closing.
 func (r *reader) settled() bool {
-	deadline := time.NewTimer(r.suspectWait)
-	defer deadline.Stop()
-	for {
+	return r.settle.Wait(r.stop, r.suspectWait, func() bool {
 		r.mu.Lock()
-		idle := len(r.pending) == 0 && r.returned == r.fetched.Load()
-		r.mu.Unlock()
-		if idle {
-			return true
-		}
-		select {
-		case <-r.stop:
-			return false
-		case <-deadline.C:
-			return true
-		case <-r.settle:
-		}
-	}
-}
-
-func (r *reader) signal() {
-	select {
-	case r.settle <- struct{}{}:
-	default:
-	}
+		defer r.mu.Unlock()
+		return len(r.pending) == 0 && r.returned == r.fetched.Load()
+	})
 }
 
 // Schema implements connector.Reader.
@@ -369,34 +333,11 @@ func (r *reader) Schema() *record.Schema { return r.dec.Schema() }
 // Next implements connector.Reader: it waits for a first message, then
 // collects up to batch messages for at most linger.
 func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
-	if err := ctx.Err(); err != nil {
+	msgs, err := r.batches.Next(ctx)
+	if err != nil {
 		return nil, err
 	}
-	var timer <-chan time.Time
-	if len(r.held) > 0 {
-		t := time.NewTimer(r.linger)
-		defer t.Stop()
-		timer = t.C
-	}
-	for len(r.held) < r.batch {
-		select {
-		case d := <-r.msgs:
-			r.held = append(r.held, d)
-			if timer == nil {
-				t := time.NewTimer(r.linger)
-				defer t.Stop()
-				timer = t.C
-			}
-			continue
-		case err := <-r.errs:
-			return nil, err
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-timer:
-		}
-		break
-	}
-	return r.cut(), nil
+	return r.cut(msgs), nil
 }
 
 // lost is the error of a consumer whose channel is gone.
@@ -446,9 +387,7 @@ func line(d amqp.Delivery) int64 {
 	return int64(binary.BigEndian.Uint64(h.Sum(nil)) >> 1)
 }
 
-func (r *reader) cut() *record.Batch {
-	msgs := r.held
-	r.held = nil
+func (r *reader) cut(msgs []amqp.Delivery) *record.Batch {
 	b := &record.Batch{Schema: r.dec.Schema(), Origin: r.queue, Read: len(msgs)}
 	bodies := make([]payload.Body, 0, len(msgs))
 	var pb pendingBatch
@@ -458,10 +397,8 @@ func (r *reader) cut() *record.Batch {
 		if key != "" {
 			pb.keys = append(pb.keys, key)
 		}
-		if n > r.maxDeliver {
-			b.Rejects = append(b.Rejects, record.Reject{Line: line(d), Step: "source",
-				Err: fmt.Sprintf("delivered %d times, more than max_deliver %d: every run before failed on it", n, r.maxDeliver),
-				Raw: d.Body})
+		if rej, ok := broker.Poison(n, r.maxDeliver, line(d), d.Body); ok {
+			b.Rejects = append(b.Rejects, rej)
 			continue
 		}
 		bodies = append(bodies, payload.Body{Line: line(d), Data: d.Body})
@@ -470,7 +407,7 @@ func (r *reader) cut() *record.Batch {
 	r.pending = append(r.pending, pb)
 	r.returned += int64(len(msgs))
 	r.mu.Unlock()
-	r.signal()
+	r.settle.Signal()
 	b.Pos = position{Queue: r.queue, Tag: pb.tag}.encode()
 	r.dec.Fill(b, bodies, r.deferDecode)
 	return b
@@ -491,7 +428,7 @@ func (r *reader) Ack(ctx context.Context, pos record.Position) error {
 	done := r.pending[:i:i]
 	r.pending = r.pending[i:]
 	r.mu.Unlock()
-	defer r.signal()
+	defer r.settle.Signal()
 	if len(done) == 0 {
 		return nil
 	}
@@ -546,13 +483,8 @@ func (p position) encode() record.Position {
 
 func decodePosition(b record.Position) (position, error) {
 	var p position
-	if err := json.Unmarshal(b, &p); err != nil {
-		return p, fmt.Errorf("position %q is not one of this source: %w", b, err)
-	}
-	if p.V != positionVersion {
-		return p, fmt.Errorf("position %q has version %d; this version of backbone reads version %d", b, p.V, positionVersion)
-	}
-	return p, nil
+	err := broker.DecodePosition(b, &p, &p.V, positionVersion)
+	return p, err
 }
 
 // redeliveries counts the deliveries of redelivered messages by key, up to
