@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -38,7 +39,7 @@ func benchBatches(batchRows int) []*record.Batch {
 // per batch, as the engine does.
 func benchSink(b *testing.B, yaml string) {
 	db := newTestDB(b)
-	w, err := buildSink(b, db.yaml(yaml)).Open(context.Background(), testEnv(b), benchSchema)
+	w, err := kit.Sink(b, db.yaml(yaml)).Open(context.Background(), sqlkittest.Env(b), benchSchema)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -73,7 +74,7 @@ func BenchmarkSinkUpsert(b *testing.B) {
 // (cursor, key), in keyset batches of 4096.
 func BenchmarkSourceIncremental(b *testing.B) {
 	db := newTestDB(b)
-	w, err := buildSink(b, db.yaml("table: orders\nmode: upsert\nkey: id\ncreate: true")).Open(context.Background(), testEnv(b), benchSchema)
+	w, err := kit.Sink(b, db.yaml("table: orders\nmode: upsert\nkey: id\ncreate: true")).Open(context.Background(), sqlkittest.Env(b), benchSchema)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,12 +94,12 @@ func BenchmarkSourceIncremental(b *testing.B) {
 	}
 	w.Close()
 	db.exec("CREATE INDEX orders_cursor ON orders (at, id)")
-	s := buildSource(b, db.yaml("table: orders\nmode: incremental\ncursor: at\nkey: id"))
+	s := kit.Source(b, db.yaml("table: orders\nmode: incremental\ncursor: at\nkey: id"))
 	read := 0
 	for b.Loop() {
-		res := readAll(b, s, testEnv(b), connector.Task{Key: "orders"}, nil)
-		if len(res.rows) != total {
-			b.Fatalf("read %d rows", len(res.rows))
+		res := sqlkittest.ReadAll(b, s, sqlkittest.Env(b), connector.Task{Key: "orders"}, nil)
+		if len(res.Rows) != total {
+			b.Fatalf("read %d rows", len(res.Rows))
 		}
 		read += total
 	}

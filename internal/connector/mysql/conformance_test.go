@@ -77,7 +77,7 @@ func TestSourceConformance(t *testing.T) {
 						created_at DATETIME(6) NOT NULL, note TEXT, KEY items_cursor (created_at, id))`)
 					db.insertItems(rows)
 					tg := &connectortest.SourceTarget{
-						Source: func(t testing.TB) connector.Source { return buildSource(t, db.yaml(tc.yaml)) },
+						Source: func(t testing.TB) connector.Source { return kit.Source(t, db.yaml(tc.yaml)) },
 						Conns:  func(testing.TB) int { return len(db.conns()) },
 					}
 					if tc.add {
@@ -106,7 +106,7 @@ func TestSinkConformance(t *testing.T) {
 					db := newTestDB(t)
 					db.exec(tc.table)
 					return &connectortest.SinkTarget{
-						Sink:   func(t testing.TB) connector.Sink { return buildSink(t, db.yaml("table: items\n"+tc.yaml)) },
+						Sink:   func(t testing.TB) connector.Sink { return kit.Sink(t, db.yaml("table: items\n"+tc.yaml)) },
 						Stored: func(testing.TB) []record.Row { return db.storedItems() },
 						Conns:  func(testing.TB) int { return len(db.conns()) },
 						// name is VARCHAR(64), and the sessions are strict.
@@ -134,7 +134,7 @@ func TestStreamNextCancelledMidwayGivesUp(t *testing.T) {
 	db.insertItems(connectortest.Rows(20))
 	env := connectortest.NewEnv(t)
 	env.Limits.BatchRows = 5 // a short read: the batch is done before the query hears of the cancellation
-	src := buildSource(t, db.yaml("query: SELECT id, name, amount, created_at, note FROM items WHERE id > 0"))
+	src := kit.Source(t, db.yaml("query: SELECT id, name, amount, created_at, note FROM items WHERE id > 0"))
 	for i := 0; i < 100; i++ {
 		r, err := src.Open(context.Background(), env, connector.Task{Key: "q"}, nil)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -13,8 +14,8 @@ import (
 // checkpoint base is stale fails its commit, and none of its rows stay.
 func TestGuardedCheckpointRefusesAStaleWriter(t *testing.T) {
 	d := newTestDB(t)
-	env := testEnv(t)
-	s := buildSink(t, d.yaml("table: kv\ncreate: true"))
+	env := sqlkittest.Env(t)
+	s := kit.Sink(t, d.yaml("table: kv\ncreate: true"))
 	schema := record.MustSchema(record.Field{Name: "k", Type: record.String})
 	ctx := context.Background()
 	open := func() connector.Writer {

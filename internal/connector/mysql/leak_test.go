@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -23,18 +24,18 @@ func TestNoLeakedGoroutinesOrConnections(t *testing.T) {
 	}
 	base := runtime.NumGoroutine()
 	ctx := context.Background()
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 
 	// An incremental read to its end, and a streaming read closed halfway.
-	res := readAll(t, buildSource(t, db.yaml("table: ev\nmode: incremental\ncursor: id\nkey: id\nbatch_rows: 7")), env, connector.Task{Key: "ev"}, nil)
-	if len(res.rows) != 100 {
-		t.Fatalf("read %d rows", len(res.rows))
+	res := sqlkittest.ReadAll(t, kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: id\nkey: id\nbatch_rows: 7")), env, connector.Task{Key: "ev"}, nil)
+	if len(res.Rows) != 100 {
+		t.Fatalf("read %d rows", len(res.Rows))
 	}
-	r, err := buildSource(t, db.yaml("query: SELECT v FROM heap\nbatch_rows: 10")).Open(ctx, env, connector.Task{Key: "q"}, nil)
+	r, err := kit.Source(t, db.yaml("query: SELECT v FROM heap\nbatch_rows: 10")).Open(ctx, env, connector.Task{Key: "q"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	drain(t, r, 2)
+	sqlkittest.Drain(t, r, 2)
 	r.Close()
 
 	// A committed writer, one closed with staged rows, an abandoned replace.
@@ -42,25 +43,25 @@ func TestNoLeakedGoroutinesOrConnections(t *testing.T) {
 		yaml   string
 		commit bool
 	}{{"table: kv\ncreate: true", true}, {"table: kv\ncreate: true", false}, {"table: kv\nmode: replace", false}} {
-		w, err := buildSink(t, db.yaml(tc.yaml)).Open(ctx, env, kv)
+		w, err := kit.Sink(t, db.yaml(tc.yaml)).Open(ctx, env, kv)
 		if err != nil {
 			t.Fatal(err)
 		}
-		write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+		sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
 		if tc.commit {
-			commit(t, w, connector.Checkpoint{Task: "t"})
+			sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t"})
 		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := buildSink(t, db.yaml("table: kv")).(connector.CheckpointLoader).LoadCheckpoints(ctx, env); err != nil {
+	if _, err := kit.Sink(t, db.yaml("table: kv")).(connector.CheckpointLoader).LoadCheckpoints(ctx, env); err != nil {
 		t.Fatal(err)
 	}
 
 	// Lookups: preload with a background refresh, and query mode.
 	for _, mode := range []string{"{mode: preload, refresh: 1ms}", "{mode: query}"} {
-		tbl, err := buildLookup(t, db.yaml("table: rates\nkey: [currency, day]\ncache: "+mode)).Open(ctx, env)
+		tbl, err := kit.Lookup(t, db.yaml("table: rates\nkey: [currency, day]\ncache: "+mode)).Open(ctx, env)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -28,10 +29,10 @@ func TestLookupConfigErrors(t *testing.T) {
 		{"timeout", dsn + "table: t\nkey: id\ntimeout: 0s", "timeout must be positive"},
 		{"breaker", dsn + "table: t\nkey: id\nbreaker: {failures: 0}", "breaker.failures must be positive"},
 	}
-	e, _ := testRegistry().Get(connector.KindLookup, "mysql")
+	e, _ := kit.Registry().Get(connector.KindLookup, "mysql")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Lookup(params(t, tc.yaml))
+			_, err := e.Lookup(sqlkittest.Params(t, tc.yaml))
 			var pe *connector.PosError
 			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
 				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
@@ -48,7 +49,7 @@ func ratesTable(db *testDB) {
 func TestLookupMultiColumnKey(t *testing.T) {
 	db := newTestDB(t)
 	ratesTable(db)
-	day1, day2 := mustDate(t, "2024-01-01"), mustDate(t, "2024-01-02")
+	day1, day2 := sqlkittest.MustDate(t, "2024-01-01"), sqlkittest.MustDate(t, "2024-01-02")
 	tests := []struct {
 		name   string
 		key    []any
@@ -63,7 +64,7 @@ func TestLookupMultiColumnKey(t *testing.T) {
 	}
 	for _, mode := range []string{"preload", "query"} {
 		t.Run(mode, func(t *testing.T) {
-			tbl, err := buildLookup(t, db.yaml("table: rates\nkey: [currency, day]\ncache: {mode: "+mode+"}")).Open(context.Background(), testEnv(t))
+			tbl, err := kit.Lookup(t, db.yaml("table: rates\nkey: [currency, day]\ncache: {mode: "+mode+"}")).Open(context.Background(), sqlkittest.Env(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,13 +96,13 @@ func TestLookupMultiColumnKey(t *testing.T) {
 func TestLookupQueryWithDeclaredSchema(t *testing.T) {
 	db := newTestDB(t)
 	ratesTable(db)
-	l := buildLookup(t, db.yaml("query: SELECT currency, rate * 2 AS double_rate FROM rates WHERE day = '2024-01-01'\nkey: currency\nschema: {currency: string, double_rate: float}"))
+	l := kit.Lookup(t, db.yaml("query: SELECT currency, rate * 2 AS double_rate FROM rates WHERE day = '2024-01-01'\nkey: currency\nschema: {currency: string, double_rate: float}"))
 	if sc, ok := l.(connector.Schemer); !ok || sc.Schema().String() != "currency string, double_rate float" {
 		t.Fatalf("a lookup with a declared schema: Schemer %v", ok)
 	}
 	for _, mode := range []string{"preload", "query"} {
 		t.Run(mode, func(t *testing.T) {
-			tbl, err := buildLookup(t, db.yaml("query: SELECT currency, rate * 2 AS double_rate FROM rates WHERE day = '2024-01-01'\nkey: currency\nschema: {currency: string, double_rate: float}\ncache: {mode: "+mode+"}")).Open(context.Background(), testEnv(t))
+			tbl, err := kit.Lookup(t, db.yaml("query: SELECT currency, rate * 2 AS double_rate FROM rates WHERE day = '2024-01-01'\nkey: currency\nschema: {currency: string, double_rate: float}\ncache: {mode: "+mode+"}")).Open(context.Background(), sqlkittest.Env(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,8 +118,8 @@ func TestLookupQueryWithDeclaredSchema(t *testing.T) {
 func TestLookupPreloadRefreshSwapsTheRows(t *testing.T) {
 	db := newTestDB(t)
 	ratesTable(db)
-	l := buildLookup(t, db.yaml("table: rates\nkey: [currency, day]\ncache: {mode: preload, refresh: 1h}")).(*lookup)
-	tbl, err := l.Open(context.Background(), testEnv(t))
+	l := kit.Lookup(t, db.yaml("table: rates\nkey: [currency, day]\ncache: {mode: preload, refresh: 1h}")).(*lookup)
+	tbl, err := l.Open(context.Background(), sqlkittest.Env(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestLookupPreloadRefreshSwapsTheRows(t *testing.T) {
 func TestLookupPreloadRefreshRunsInTheBackground(t *testing.T) {
 	db := newTestDB(t)
 	ratesTable(db)
-	tbl, err := buildLookup(t, db.yaml("table: rates\nkey: [currency, day]\ncache: {mode: preload, refresh: 10ms}")).Open(context.Background(), testEnv(t))
+	tbl, err := kit.Lookup(t, db.yaml("table: rates\nkey: [currency, day]\ncache: {mode: preload, refresh: 10ms}")).Open(context.Background(), sqlkittest.Env(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func (c *fakeClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 func openQueryTable(t *testing.T, yaml string) (*queryTable, *fakeClock) {
 	t.Helper()
-	tbl, err := buildLookup(t, yaml).Open(context.Background(), testEnv(t))
+	tbl, err := kit.Lookup(t, yaml).Open(context.Background(), sqlkittest.Env(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestLookupQueryCache(t *testing.T) {
 	}{
 		{"first get queries", func() { get("EUR", "2024-01-01") }, 1},
 		{"second get is a hit", func() { get("EUR", "2024-01-01") }, 1},
-		{"same key as text and date is one entry", func() { qt.Get(context.Background(), []any{"EUR", mustDate(t, "2024-01-01")}) }, 1},
+		{"same key as text and date is one entry", func() { qt.Get(context.Background(), []any{"EUR", sqlkittest.MustDate(t, "2024-01-01")}) }, 1},
 		{"a miss queries", func() { get("GBP", "2024-01-01") }, 2},
 		{"a miss is cached", func() {
 			if get("GBP", "2024-01-01") {
@@ -338,7 +339,7 @@ func TestLookupGetHonoursCancelledContext(t *testing.T) {
 }
 
 func TestLookupUnreachableServerIsUnavailable(t *testing.T) {
-	_, err := buildLookup(t, "dsn: 'root:s3cret@tcp(127.0.0.1:1)/test?timeout=1s'\ntable: t\nkey: id").Open(context.Background(), testEnv(t))
+	_, err := kit.Lookup(t, "dsn: 'root:s3cret@tcp(127.0.0.1:1)/test?timeout=1s'\ntable: t\nkey: id").Open(context.Background(), sqlkittest.Env(t))
 	if !errors.Is(err, connector.ErrUnavailable) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("Open: %v, want ErrUnavailable without the password", err)
 	}

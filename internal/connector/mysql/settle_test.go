@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -30,14 +31,14 @@ func TestSinkCommitCutOffIsSettledByTheNextCommit(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			db := newTestDB(t)
-			w := openWriter(t, testEnv(t), db.yaml("table: kv\ncreate: true"), kv)
+			w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\ncreate: true"), kv)
 			mw := w.(*writer)
-			write(t, w, kv, batch)
+			sqlkittest.Write(t, w, kv, batch)
 			if tc.committed {
 				// No server loses an answer on demand: the COMMIT goes
 				// through, then the writer is put in the state that a lost
 				// answer leaves.
-				commit(t, w, cp)
+				sqlkittest.Commit(t, w, cp)
 				mw.unsure, mw.lost = []connector.Checkpoint{cp}, true
 			} else {
 				mw.beforeCommit = func() {
@@ -52,13 +53,13 @@ func TestSinkCommitCutOffIsSettledByTheNextCommit(t *testing.T) {
 					t.Fatalf("after the cut-off COMMIT: broken %v, unsure %v", mw.broken, mw.unsure)
 				}
 			}
-			write(t, w, kv, batch) // the engine's retry writes the batch again
-			commit(t, w, cp)
+			sqlkittest.Write(t, w, kv, batch) // the engine's retry writes the batch again
+			sqlkittest.Commit(t, w, cp)
 			if diff := cmp.Diff([][]any{{"a"}, {"b"}}, db.rows("SELECT k FROM kv ORDER BY k")); diff != "" {
 				t.Fatalf("rows (-want +got):\n%s", diff)
 			}
-			write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
-			commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p2")})
+			sqlkittest.Write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
+			sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p2")})
 			if diff := cmp.Diff([][]any{{"a"}, {"b"}, {"c"}}, db.rows("SELECT k FROM kv ORDER BY k")); diff != "" {
 				t.Errorf("rows (-want +got):\n%s", diff)
 			}
@@ -74,10 +75,10 @@ func TestSinkCommitCutOffIsSettledByTheNextCommit(t *testing.T) {
 // next run resumes from the stored checkpoint.
 func TestSinkCommitCutOffWithSeveralWritesBreaksTheWriter(t *testing.T) {
 	db := newTestDB(t)
-	w := openWriter(t, testEnv(t), db.yaml("table: kv\ncreate: true"), kv)
+	w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\ncreate: true"), kv)
 	mw := w.(*writer)
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
-	write(t, w, kv, []record.Row{{"b", int64(2), "y"}})
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	sqlkittest.Write(t, w, kv, []record.Row{{"b", int64(2), "y"}})
 	mw.beforeCommit = func() {
 		mw.beforeCommit = nil
 		db.exec(fmt.Sprintf("KILL CONNECTION %d", writerConn(t, db)))

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -29,10 +30,10 @@ func TestSinkConfigErrors(t *testing.T) {
 		{"replace of a long name", dsn + "table: " + strings.Repeat("x", 51) + "\nmode: replace", "at most 50 characters"},
 		{"statement_rows", dsn + "table: t\nstatement_rows: 0", "statement_rows must be positive"},
 	}
-	e, _ := testRegistry().Get(connector.KindSink, "mysql")
+	e, _ := kit.Registry().Get(connector.KindSink, "mysql")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Sink(params(t, tc.yaml))
+			_, err := e.Sink(sqlkittest.Params(t, tc.yaml))
 			var pe *connector.PosError
 			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
 				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
@@ -55,7 +56,7 @@ var allTypes = record.MustSchema(
 func allTypesRows(t *testing.T) []record.Row {
 	return []record.Row{
 		{int64(1), record.MustDec("12.50"), 1.25, "ana ☃", []byte{0, 1}, true,
-			time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.FixedZone("", -5*3600)), mustDate(t, "2024-02-29"),
+			time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.FixedZone("", -5*3600)), sqlkittest.MustDate(t, "2024-02-29"),
 			map[string]any{"a": []any{int64(1), "x"}}},
 		{int64(2), record.MustDec("12345678901234567890123456789.000000000000000000000000000001"), nil, "", []byte{}, false,
 			time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), nil, "just a string"},
@@ -63,40 +64,15 @@ func allTypesRows(t *testing.T) []record.Row {
 	}
 }
 
-func openWriter(t *testing.T, env *connector.Env, yaml string, schema *record.Schema) connector.Writer {
-	t.Helper()
-	w, err := buildSink(t, yaml).Open(context.Background(), env, schema)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
-}
-
-func write(t *testing.T, w connector.Writer, schema *record.Schema, rows []record.Row) {
-	t.Helper()
-	n, err := w.Write(context.Background(), &record.Batch{Schema: schema, Rows: rows})
-	if err != nil || n != len(rows) {
-		t.Fatalf("Write: n=%d err=%v, want %d", n, err, len(rows))
-	}
-}
-
-func commit(t *testing.T, w connector.Writer, cps ...connector.Checkpoint) {
-	t.Helper()
-	if err := w.Commit(context.Background(), cps); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
-}
-
 func TestSinkCreateAppendStoresExactValues(t *testing.T) {
 	db := newTestDB(t)
-	env := testEnv(t)
-	w := openWriter(t, env, db.yaml("table: things\ncreate: true"), allTypes)
+	env := sqlkittest.Env(t)
+	w := kit.Writer(t, env, db.yaml("table: things\ncreate: true"), allTypes)
 	if diff := cmp.Diff(connector.WriterInfo{Transactional: true}, w.Info()); diff != "" {
 		t.Errorf("info (-want +got):\n%s", diff)
 	}
-	write(t, w, allTypes, allTypesRows(t))
-	commit(t, w)
+	sqlkittest.Write(t, w, allTypes, allTypesRows(t))
+	sqlkittest.Commit(t, w)
 	want := [][]any{
 		{"1", "12.500000000000000000000000000000", "1.25", "ana ☃", "0001", "1", "2024-01-02 08:04:05.123456", "2024-02-29", `{"a":[1,"x"]}`},
 		{"2", "12345678901234567890123456789.000000000000000000000000000001", nil, "", "", "0", "2024-01-02 03:04:05.000000", nil, `"just a string"`},
@@ -116,21 +92,21 @@ func TestSinkCreateAppendStoresExactValues(t *testing.T) {
 
 func TestSinkThenSourceRoundTrip(t *testing.T) {
 	db := newTestDB(t)
-	env := testEnv(t)
-	w := openWriter(t, env, db.yaml("table: things\ncreate: true"), allTypes)
+	env := sqlkittest.Env(t)
+	w := kit.Writer(t, env, db.yaml("table: things\ncreate: true"), allTypes)
 	rows := allTypesRows(t)
-	write(t, w, allTypes, rows)
-	commit(t, w)
-	res := readAll(t, buildSource(t, db.yaml("table: things")), env, connector.Task{Key: "things"}, nil)
+	sqlkittest.Write(t, w, allTypes, rows)
+	sqlkittest.Commit(t, w)
+	res := sqlkittest.ReadAll(t, kit.Source(t, db.yaml("table: things")), env, connector.Task{Key: "things"}, nil)
 	// JSON comes back decoded with json.Number; timestamps in UTC with
 	// microseconds; everything else as written.
 	rows[0][8] = map[string]any{"a": []any{json.Number("1"), "x"}}
 	rows[0][6] = time.Date(2024, 1, 2, 8, 4, 5, 123456000, time.UTC)
-	if diff := cmp.Diff(rows, res.rows, bytesEqual); diff != "" {
+	if diff := cmp.Diff(rows, res.Rows, bytesEqual); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
-	if !res.rows[1][1].(record.Dec).Equal(rows[1][1].(record.Dec)) {
-		t.Errorf("decimal %s, want %s", res.rows[1][1], rows[1][1])
+	if !res.Rows[1][1].(record.Dec).Equal(rows[1][1].(record.Dec)) {
+		t.Errorf("decimal %s, want %s", res.Rows[1][1], rows[1][1])
 	}
 }
 
@@ -141,21 +117,21 @@ func TestSinkTimestampColumns(t *testing.T) {
 	if err != nil {
 		t.Skip("no tz database:", err)
 	}
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	env.Location = ny
 	schema := record.MustSchema(record.Field{Name: "id", Type: record.Int}, record.Field{Name: "local_at", Type: record.Timestamp},
 		record.Field{Name: "utc_at", Type: record.Timestamp}, record.Field{Name: "day", Type: record.Timestamp})
 	at := time.Date(2024, 7, 1, 13, 0, 0, 1000, time.UTC) // 09:00:00.000001 in New York
-	w := openWriter(t, env, db.yaml("table: ev"), schema)
-	write(t, w, schema, []record.Row{{int64(1), at, at, at}})
-	commit(t, w)
+	w := kit.Writer(t, env, db.yaml("table: ev"), schema)
+	sqlkittest.Write(t, w, schema, []record.Row{{int64(1), at, at, at}})
+	sqlkittest.Commit(t, w)
 	want := [][]any{{"2024-07-01 09:00:00.000001", "2024-07-01 13:00:00.000001", "2024-07-01"}}
 	if diff := cmp.Diff(want, db.rows(`SELECT local_at, utc_at, day FROM ev`)); diff != "" {
 		t.Errorf("stored (-want +got):\n%s", diff)
 	}
-	res := readAll(t, buildSource(t, db.yaml("table: ev")), env, connector.Task{Key: "ev"}, nil)
+	res := sqlkittest.ReadAll(t, kit.Source(t, db.yaml("table: ev")), env, connector.Task{Key: "ev"}, nil)
 	for i := 1; i <= 2; i++ {
-		if got := res.rows[0][i].(time.Time); !got.Equal(at) {
+		if got := res.Rows[0][i].(time.Time); !got.Equal(at) {
 			t.Errorf("field %d read back as %v, want %v", i, got, at)
 		}
 	}
@@ -170,7 +146,7 @@ func TestSinkMissingTableAndColumns(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := buildSink(t, db.yaml(tc.yaml)).Open(context.Background(), testEnv(t), allTypes)
+			_, err := kit.Sink(t, db.yaml(tc.yaml)).Open(context.Background(), sqlkittest.Env(t), allTypes)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Open: %v, want an error containing %q", err, tc.want)
 			}
@@ -179,12 +155,12 @@ func TestSinkMissingTableAndColumns(t *testing.T) {
 }
 
 func TestSinkUnreachableServerIsUnavailable(t *testing.T) {
-	s := buildSink(t, "dsn: 'mysql://root:s3cret@127.0.0.1:1/test?timeout=1s'\ntable: t")
-	_, err := s.Open(context.Background(), testEnv(t), kv)
+	s := kit.Sink(t, "dsn: 'mysql://root:s3cret@127.0.0.1:1/test?timeout=1s'\ntable: t")
+	_, err := s.Open(context.Background(), sqlkittest.Env(t), kv)
 	if !errors.Is(err, connector.ErrUnavailable) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("Open: %v, want ErrUnavailable without the password", err)
 	}
-	_, err = s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), testEnv(t))
+	_, err = s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), sqlkittest.Env(t))
 	if !errors.Is(err, connector.ErrUnavailable) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("LoadCheckpoints: %v, want ErrUnavailable without the password", err)
 	}
@@ -194,11 +170,11 @@ var kv = record.MustSchema(record.Field{Name: "k", Type: record.String}, record.
 
 func TestSinkUpsert(t *testing.T) {
 	db := newTestDB(t)
-	w := openWriter(t, testEnv(t), db.yaml("table: kv\nmode: upsert\nkey: [k, n]\ncreate: true"), kv)
-	write(t, w, kv, []record.Row{{"a", int64(1), "one"}, {"b", int64(1), "two"}, {"A", int64(1), "case"}})
-	commit(t, w)
-	write(t, w, kv, []record.Row{{"a", int64(1), "uno"}, {"a", int64(2), "new"}, {"a", int64(2), "newer"}})
-	commit(t, w)
+	w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\nmode: upsert\nkey: [k, n]\ncreate: true"), kv)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "one"}, {"b", int64(1), "two"}, {"A", int64(1), "case"}})
+	sqlkittest.Commit(t, w)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "uno"}, {"a", int64(2), "new"}, {"a", int64(2), "newer"}})
+	sqlkittest.Commit(t, w)
 	want := [][]any{{"A", "1", "case"}, {"a", "1", "uno"}, {"a", "2", "newer"}, {"b", "1", "two"}}
 	if diff := cmp.Diff(want, db.rows("SELECT k, n, v FROM kv ORDER BY k, n")); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
@@ -208,7 +184,7 @@ func TestSinkUpsert(t *testing.T) {
 	if n != 1 || !errors.As(err, &be) || len(be.Rows) != 1 || be.Rows[0].Index != 0 || !strings.Contains(be.Rows[0].Err.Error(), `key field "k" is null`) {
 		t.Errorf("Write with a NULL key: n=%d err=%v, want row 0 refused", n, err)
 	}
-	commit(t, w)
+	sqlkittest.Commit(t, w)
 	if got := db.rows("SELECT COLUMN_NAME, COLUMN_TYPE, COLUMN_KEY FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'kv' ORDER BY ORDINAL_POSITION"); !cmp.Equal(got,
 		[][]any{{"k", "varchar(255)", "PRI"}, {"n", "bigint(20)", "PRI"}, {"v", "longtext", ""}}) {
 		t.Errorf("created columns %v", got)
@@ -218,11 +194,11 @@ func TestSinkUpsert(t *testing.T) {
 func TestSinkUpsertNeedsUniqueKey(t *testing.T) {
 	db := newTestDB(t)
 	db.exec("CREATE TABLE kv (k VARCHAR(10), n INT, v TEXT, UNIQUE KEY (k, n))")
-	_, err := buildSink(t, db.yaml("table: kv\nmode: upsert\nkey: k")).Open(context.Background(), testEnv(t), kv)
+	_, err := kit.Sink(t, db.yaml("table: kv\nmode: upsert\nkey: k")).Open(context.Background(), sqlkittest.Env(t), kv)
 	if err == nil || !strings.Contains(err.Error(), "UNIQUE index on exactly (k)") {
 		t.Errorf("Open: %v, want an error about the missing unique index", err)
 	}
-	if _, err := buildSink(t, db.yaml("table: kv\nmode: upsert\nkey: [n, k]")).Open(context.Background(), testEnv(t), kv); err != nil {
+	if _, err := kit.Sink(t, db.yaml("table: kv\nmode: upsert\nkey: [n, k]")).Open(context.Background(), sqlkittest.Env(t), kv); err != nil {
 		t.Errorf("Open with the index's columns in another order: %v", err)
 	}
 }
@@ -243,8 +219,8 @@ func TestSinkReplace(t *testing.T) {
 			db := newTestDB(t)
 			db.exec("CREATE TABLE kv (k VARCHAR(10), n INT CHECK (n > 0), v TEXT, KEY kv_n (n))")
 			db.exec("INSERT INTO kv VALUES ('old', 1, 'kept')")
-			s := buildSink(t, db.yaml("table: kv\nmode: replace"))
-			w, err := s.Open(context.Background(), testEnv(t), kv)
+			s := kit.Sink(t, db.yaml("table: kv\nmode: replace"))
+			w, err := s.Open(context.Background(), sqlkittest.Env(t), kv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -252,14 +228,14 @@ func TestSinkReplace(t *testing.T) {
 				t.Errorf("info (-want +got):\n%s", diff)
 			}
 			for i, r := range tc.rows { // one Write per row: each is loaded on its own
-				write(t, w, kv, tc.rows[i:i+1])
+				sqlkittest.Write(t, w, kv, tc.rows[i:i+1])
 				_ = r
 			}
 			if got := db.rows("SELECT k FROM kv"); len(got) != 1 || got[0][0] != "old" {
 				t.Errorf("readers see %v before the commit, want the old rows", got)
 			}
 			if tc.commit {
-				commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p")})
+				sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p")})
 			}
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
@@ -273,7 +249,7 @@ func TestSinkReplace(t *testing.T) {
 			if got := db.rows("SHOW TABLES"); len(got) != 4 { // kv and the three backbone_ tables
 				t.Errorf("tables left: %v", got)
 			}
-			cps, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), testEnv(t))
+			cps, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), sqlkittest.Env(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -302,13 +278,13 @@ func TestSinkReplaceSwapCompletesAfterCrash(t *testing.T) {
 			db := newTestDB(t)
 			db.exec("CREATE TABLE kv (k VARCHAR(10), n INT, v TEXT)")
 			db.exec("INSERT INTO kv VALUES ('old', 1, 'kept')")
-			s := buildSink(t, db.yaml("table: kv\nmode: replace"))
-			cw, err := s.Open(context.Background(), testEnv(t), kv)
+			s := kit.Sink(t, db.yaml("table: kv\nmode: replace"))
+			cw, err := s.Open(context.Background(), sqlkittest.Env(t), kv)
 			if err != nil {
 				t.Fatal(err)
 			}
 			w := cw.(*writer)
-			write(t, w, kv, []record.Row{{"x", int64(9), "new"}})
+			sqlkittest.Write(t, w, kv, []record.Row{{"x", int64(9), "new"}})
 			crash := errors.New("crash")
 			if tc.crashAt == "swap" {
 				w.beforeSw = func() error { return crash }
@@ -322,7 +298,7 @@ func TestSinkReplaceSwapCompletesAfterCrash(t *testing.T) {
 			if got := db.rows("SELECT k FROM kv"); len(got) != 1 || got[0][0] != "old" {
 				t.Errorf("before the restart the table holds %v", got)
 			}
-			cps, err := buildSink(t, db.yaml("table: kv\nmode: replace")).(connector.CheckpointLoader).LoadCheckpoints(context.Background(), testEnv(t))
+			cps, err := kit.Sink(t, db.yaml("table: kv\nmode: replace")).(connector.CheckpointLoader).LoadCheckpoints(context.Background(), sqlkittest.Env(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -333,9 +309,9 @@ func TestSinkReplaceSwapCompletesAfterCrash(t *testing.T) {
 				t.Errorf("rows after the restart (-want +got):\n%s", diff)
 			}
 			// A new run's Open drops a leftover load table and starts afresh.
-			w2 := openWriter(t, testEnv(t), db.yaml("table: kv\nmode: replace"), kv)
-			write(t, w2, kv, []record.Row{{"z", int64(3), "third"}})
-			commit(t, w2, connector.Checkpoint{Task: "t", Pos: record.Position("q")})
+			w2 := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\nmode: replace"), kv)
+			sqlkittest.Write(t, w2, kv, []record.Row{{"z", int64(3), "third"}})
+			sqlkittest.Commit(t, w2, connector.Checkpoint{Task: "t", Pos: record.Position("q")})
 			if diff := cmp.Diff([][]any{{"z", "3", "third"}}, db.rows("SELECT k, n, v FROM kv")); diff != "" {
 				t.Errorf("rows after the next run (-want +got):\n%s", diff)
 			}
@@ -348,8 +324,8 @@ func TestSinkReplaceSwapCompletesAfterCrash(t *testing.T) {
 
 func TestSinkCheckpointMovesWithRows(t *testing.T) {
 	db := newTestDB(t)
-	env := testEnv(t)
-	s := buildSink(t, db.yaml("table: kv\ncreate: true"))
+	env := sqlkittest.Env(t)
+	s := kit.Sink(t, db.yaml("table: kv\ncreate: true"))
 	loader, ok := s.(connector.CheckpointLoader)
 	if !ok {
 		t.Fatal("the sink does not implement CheckpointLoader")
@@ -372,7 +348,7 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -389,11 +365,11 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}, {"b", int64(2), "y"}})
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}, {"b", int64(2), "y"}})
 	if got := db.count("SELECT COUNT(*) FROM kv"); got != 0 {
 		t.Errorf("%d rows visible before Commit", got)
 	}
-	commit(t, w, cp1)
+	sqlkittest.Commit(t, w, cp1)
 	if got := db.count("SELECT COUNT(*) FROM kv"); got != 2 {
 		t.Errorf("%d rows after Commit, want 2", got)
 	}
@@ -402,7 +378,7 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 	}
 
 	// A Commit cancelled before it ran leaves the previous checkpoint and rows.
-	write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
+	sqlkittest.Write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := w.Commit(ctx, []connector.Checkpoint{{Task: "t", Pos: record.Position("later")}}); !errors.Is(err, context.Canceled) {
@@ -419,8 +395,8 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 	if err := w.Commit(context.Background(), []connector.Checkpoint{{Task: "t", Pos: record.Position("later")}}); err == nil || errors.Is(err, connector.ErrTransient) {
 		t.Errorf("Commit after lost rows: %v, want a permanent error", err)
 	}
-	write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
-	commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("later")})
+	sqlkittest.Write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
+	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("later")})
 	if diff := cmp.Diff([][]any{{"a"}, {"b"}, {"c"}}, db.rows("SELECT k FROM kv ORDER BY k")); diff != "" {
 		t.Errorf("keys (-want +got):\n%s", diff)
 	}
@@ -428,21 +404,21 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 
 func TestLoadCheckpointsRoundTrip(t *testing.T) {
 	db := newTestDB(t)
-	env := testEnv(t)
-	s := buildSink(t, db.yaml("table: kv\ncreate: true"))
-	w := openWriter(t, env, db.yaml("table: kv\ncreate: true"), kv)
+	env := sqlkittest.Env(t)
+	s := kit.Sink(t, db.yaml("table: kv\ncreate: true"))
+	w := kit.Writer(t, env, db.yaml("table: kv\ncreate: true"), kv)
 	cps := []connector.Checkpoint{
 		{Task: "a.csv", Pos: record.Position{0, 1, 2, 255}, Done: true, Fingerprint: "123:456"},
 		{Task: "orders", Pos: record.Position(`{"v":1,"cols":["ts","id"]}`)},
 		{Task: "empty"},
 		{Task: "Orders"}, // task keys compare byte for byte
 	}
-	commit(t, w, cps...)
-	commit(t, w, connector.Checkpoint{Task: "orders", Pos: record.Position("moved")})
+	sqlkittest.Commit(t, w, cps...)
+	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "orders", Pos: record.Position("moved")})
 	other := *env
 	other.Pipeline = "someone_else"
-	wo := openWriter(t, &other, db.yaml("table: kv\ncreate: true"), kv)
-	commit(t, wo, connector.Checkpoint{Task: "a.csv", Pos: record.Position("theirs")})
+	wo := kit.Writer(t, &other, db.yaml("table: kv\ncreate: true"), kv)
+	sqlkittest.Commit(t, wo, connector.Checkpoint{Task: "a.csv", Pos: record.Position("theirs")})
 
 	got, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), env)
 	if err != nil {
@@ -470,18 +446,18 @@ func TestCheckpointsOfUnknownVersionAreRefused(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			db := newTestDB(t)
-			s := buildSink(t, db.yaml("table: kv\ncreate: true"))
-			w, err := s.Open(context.Background(), testEnv(t), kv)
+			s := kit.Sink(t, db.yaml("table: kv\ncreate: true"))
+			w, err := s.Open(context.Background(), sqlkittest.Env(t), kv)
 			if err != nil {
 				t.Fatal(err)
 			}
-			commit(t, w, connector.Checkpoint{Task: "t"})
+			sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t"})
 			w.Close()
 			db.exec(tc.setup)
-			if _, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), testEnv(t)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), sqlkittest.Env(t)); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("LoadCheckpoints: %v, want an error containing %q", err, tc.want)
 			}
-			if _, err := s.Open(context.Background(), testEnv(t), kv); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := s.Open(context.Background(), sqlkittest.Env(t), kv); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Open: %v, want an error containing %q", err, tc.want)
 			}
 		})
@@ -516,7 +492,7 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := newTestDB(t)
 			db.exec(table)
-			w := openWriter(t, testEnv(t), db.yaml("table: kv\nmode: "+tc.mode), schema)
+			w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\nmode: "+tc.mode), schema)
 			rows := make([]record.Row, 10000)
 			for i := range rows {
 				rows[i] = record.Row{fmt.Sprint("k", i), int64(i), fmt.Sprint("v", i%1000), record.MustDec("1.50")}
@@ -558,7 +534,7 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 			if n != len(rows)-len(want) {
 				t.Errorf("n = %d, want %d", n, len(rows)-len(want))
 			}
-			commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("1")})
+			sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("1")})
 			if got := db.count("SELECT COUNT(*) FROM kv"); got != n {
 				t.Errorf("%d rows stored, want %d", got, n)
 			}
@@ -573,7 +549,7 @@ func TestSinkDecimalIsNeverRounded(t *testing.T) {
 	db := newTestDB(t)
 	db.exec(`CREATE TABLE m (id INT PRIMARY KEY, amount DECIMAL(10,2))`)
 	schema := record.MustSchema(record.Field{Name: "id", Type: record.Int}, record.Field{Name: "amount", Type: record.Decimal})
-	w := openWriter(t, testEnv(t), db.yaml("table: m"), schema)
+	w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: m"), schema)
 	n, err := w.Write(context.Background(), &record.Batch{Schema: schema, Rows: []record.Row{
 		{int64(1), record.MustDec("1.5")},
 		{int64(2), record.MustDec("1.2300")}, // trailing zeros: exact at scale 2
@@ -585,7 +561,7 @@ func TestSinkDecimalIsNeverRounded(t *testing.T) {
 		!strings.Contains(be.Rows[0].Err.Error(), `field "amount": value 1.235 has 3 digits after the point; column decimal(10,2) keeps 2`) {
 		t.Fatalf("Write: n=%d err=%v", n, err)
 	}
-	commit(t, w)
+	sqlkittest.Commit(t, w)
 	if diff := cmp.Diff([][]any{{"1", "1.50"}, {"2", "1.23"}, {"4", "-0.01"}}, db.rows("SELECT id, amount FROM m ORDER BY id")); diff != "" {
 		t.Errorf("stored (-want +got):\n%s", diff)
 	}
@@ -594,7 +570,7 @@ func TestSinkDecimalIsNeverRounded(t *testing.T) {
 func TestSinkRefusesUnstorableValue(t *testing.T) {
 	db := newTestDB(t)
 	anyKV := record.MustSchema(record.Field{Name: "k", Type: record.String}, record.Field{Name: "x", Type: record.Any})
-	w := openWriter(t, testEnv(t), db.yaml("table: t\ncreate: true"), anyKV)
+	w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: t\ncreate: true"), anyKV)
 	n, err := w.Write(context.Background(), &record.Batch{Schema: anyKV, Rows: []record.Row{
 		{"a", int64(1)}, {"b", struct{}{}}, {"c", "text"},
 	}})
@@ -620,9 +596,9 @@ func TestSinkKilledConnectionIsTransient(t *testing.T) {
 	for _, mode := range []string{"append", "upsert\nkey: k", "replace"} {
 		t.Run(strings.Fields(mode)[0], func(t *testing.T) {
 			db := newTestDB(t)
-			w := openWriter(t, testEnv(t), db.yaml("table: kv\ncreate: true\nmode: "+mode), kv)
+			w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\ncreate: true\nmode: "+mode), kv)
 			batch := []record.Row{{"a", int64(1), "x"}, {"b", int64(2), "y"}}
-			write(t, w, kv, batch)
+			sqlkittest.Write(t, w, kv, batch)
 			db.exec(fmt.Sprintf("KILL CONNECTION %d", writerConn(t, db)))
 			cp := connector.Checkpoint{Task: "t", Pos: record.Position("p1")}
 			err := w.Commit(context.Background(), []connector.Checkpoint{cp})
@@ -631,10 +607,10 @@ func TestSinkKilledConnectionIsTransient(t *testing.T) {
 			}
 			if strings.HasPrefix(mode, "replace") {
 				// The rows are in the load table already: a retried Commit does it.
-				commit(t, w, cp)
+				sqlkittest.Commit(t, w, cp)
 			} else {
-				write(t, w, kv, batch) // the engine writes the batch again
-				commit(t, w, cp)
+				sqlkittest.Write(t, w, kv, batch) // the engine writes the batch again
+				sqlkittest.Commit(t, w, cp)
 			}
 			if diff := cmp.Diff([][]any{{"a", "1", "x"}, {"b", "2", "y"}}, db.rows("SELECT k, n, v FROM kv ORDER BY k")); diff != "" {
 				t.Errorf("rows (-want +got):\n%s", diff)
@@ -650,9 +626,9 @@ func TestSinkKilledConnectionIsTransient(t *testing.T) {
 // retry of the Write stores it once.
 func TestSinkKilledDuringWriteIsRetriedWhole(t *testing.T) {
 	db := newTestDB(t)
-	w := openWriter(t, testEnv(t), db.yaml("table: kv\ncreate: true"), kv)
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
-	commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p1")})
+	w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\ncreate: true"), kv)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p1")})
 	db.exec(fmt.Sprintf("KILL CONNECTION %d", writerConn(t, db)))
 	batch := []record.Row{{"b", int64(2), "y"}, {"c", int64(3), "z"}}
 	_, err := w.Write(context.Background(), &record.Batch{Schema: kv, Rows: batch})
@@ -663,8 +639,8 @@ func TestSinkKilledDuringWriteIsRetriedWhole(t *testing.T) {
 	if errors.As(err, &be) {
 		t.Fatalf("an outage came back as refused rows: %v", err)
 	}
-	write(t, w, kv, batch)
-	commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p2")})
+	sqlkittest.Write(t, w, kv, batch)
+	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p2")})
 	if diff := cmp.Diff([][]any{{"a"}, {"b"}, {"c"}}, db.rows("SELECT k FROM kv ORDER BY k")); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
@@ -675,9 +651,9 @@ func TestSinkKilledDuringWriteIsRetriedWhole(t *testing.T) {
 func TestSinkOutageIsTransientNeverARefusedRow(t *testing.T) {
 	db := newTestDB(t)
 	p := newProxy(t, serverAddr)
-	w := openWriter(t, testEnv(t), "dsn: '"+p.dsn(db.name)+"?timeout=2s'\ntable: kv\ncreate: true", kv)
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
-	commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p0")})
+	w := kit.Writer(t, sqlkittest.Env(t), "dsn: '"+p.dsn(db.name)+"?timeout=2s'\ntable: kv\ncreate: true", kv)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p0")})
 	p.stop()
 	for i := 0; i < 3; i++ {
 		_, err := w.Write(context.Background(), &record.Batch{Schema: kv, Rows: []record.Row{{"b", int64(2), "y"}}})
@@ -687,8 +663,8 @@ func TestSinkOutageIsTransientNeverARefusedRow(t *testing.T) {
 		}
 	}
 	p.start()
-	write(t, w, kv, []record.Row{{"b", int64(2), "y"}})
-	commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p")})
+	sqlkittest.Write(t, w, kv, []record.Row{{"b", int64(2), "y"}})
+	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p")})
 	if diff := cmp.Diff([][]any{{"a"}, {"b"}}, db.rows("SELECT k FROM kv ORDER BY k")); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
@@ -696,15 +672,15 @@ func TestSinkOutageIsTransientNeverARefusedRow(t *testing.T) {
 
 func TestSinkWriteHonoursCancelledContext(t *testing.T) {
 	db := newTestDB(t)
-	w := openWriter(t, testEnv(t), db.yaml("table: kv\ncreate: true"), kv)
+	w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\ncreate: true"), kv)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err := w.Write(ctx, &record.Batch{Schema: kv, Rows: []record.Row{{"a", int64(1), "x"}}})
 	if !errors.Is(err, context.Canceled) || errors.Is(err, connector.ErrTransient) {
 		t.Errorf("Write with a cancelled context: %v", err)
 	}
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
-	commit(t, w)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	sqlkittest.Commit(t, w)
 	if got := db.count("SELECT COUNT(*) FROM kv"); got != 1 {
 		t.Errorf("%d rows", got)
 	}
@@ -712,7 +688,7 @@ func TestSinkWriteHonoursCancelledContext(t *testing.T) {
 
 func TestSinkStatementsStayUnderMaxAllowedPacket(t *testing.T) {
 	db := newTestDB(t)
-	w := openWriter(t, testEnv(t), db.yaml("table: kv\ncreate: true"), kv).(*writer)
+	w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: kv\ncreate: true"), kv).(*writer)
 	w.maxBytes = 10000 // as if max_allowed_packet were 20000
 	rows := make([]record.Row, 50)
 	for i := range rows {
@@ -724,7 +700,7 @@ func TestSinkStatementsStayUnderMaxAllowedPacket(t *testing.T) {
 	if n != 49 || !errors.As(err, &be) || be.Rows[0].Index != 7 || !strings.Contains(be.Rows[0].Err.Error(), "max_allowed_packet") {
 		t.Fatalf("Write: n=%d err=%v", n, err)
 	}
-	commit(t, w)
+	sqlkittest.Commit(t, w)
 	if got := db.count("SELECT COUNT(*) FROM kv"); got != 49 {
 		t.Errorf("%d rows", got)
 	}

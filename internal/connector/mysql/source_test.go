@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -35,10 +36,10 @@ func TestSourceConfigErrors(t *testing.T) {
 		{"negative batch_rows", dsn + "table: t\nbatch_rows: -1", "batch_rows must be positive"},
 		{"repeated key", dsn + "table: t\nmode: incremental\ncursor: ts\nkey: [id, id]", `"id" appears twice`},
 	}
-	e, _ := testRegistry().Get(connector.KindSource, "mysql")
+	e, _ := kit.Registry().Get(connector.KindSource, "mysql")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Source(params(t, tc.yaml))
+			_, err := e.Source(sqlkittest.Params(t, tc.yaml))
 			var pe *connector.PosError
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %v is not a *PosError", err)
@@ -75,8 +76,8 @@ func typesTable(db *testDB) {
 func TestSourceFullDerivesSchemaAndConverts(t *testing.T) {
 	db := newTestDB(t)
 	typesTable(db)
-	env := testEnv(t)
-	s := buildSource(t, db.yaml("table: things"))
+	env := sqlkittest.Env(t)
+	s := kit.Source(t, db.yaml("table: things"))
 	if _, ok := s.(connector.Schemer); ok {
 		t.Error("a source without a declared schema implements Schemer")
 	}
@@ -96,34 +97,34 @@ func TestSourceFullDerivesSchemaAndConverts(t *testing.T) {
 	if got := r.Schema().String(); got != wantSchema {
 		t.Errorf("schema\n got %s\nwant %s", got, wantSchema)
 	}
-	res := drain(t, r, -1)
+	res := sqlkittest.Drain(t, r, -1)
 	r.Close()
 	want := []record.Row{
 		{int64(1), record.MustDec("12.50"), record.MustDec("123456789012345678901234567890.0000000001"), 1.5, 0.25, "ana", []byte{1, 2}, true, true, int64(5),
-			time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC), time.Date(2024, 1, 2, 3, 4, 5, 654321000, time.UTC), mustDate(t, "2000-02-29"),
+			time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC), time.Date(2024, 1, 2, 3, 4, 5, 654321000, time.UTC), sqlkittest.MustDate(t, "2000-02-29"),
 			map[string]any{"a": []any{json.Number("1"), json.Number("2")}}, "12:34:56.789", nil, "blue", int64(-5)},
 		{int64(2), nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil},
 		{int64(3), record.MustDec("3.00"), record.MustDec("-1.0000000000"), -2.0, 2.0, "bo", []byte{}, false, false, int64(0),
-			time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(1970, 1, 1, 0, 0, 1, 0, time.UTC), mustDate(t, "1999-12-31"),
+			time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC), time.Date(1970, 1, 1, 0, 0, 1, 0, time.UTC), sqlkittest.MustDate(t, "1999-12-31"),
 			"s", "-01:00:00.000", int64(7), "red", int64(127)},
 	}
 	// Row 1's BIGINT UNSIGNED is above the int range: the record is rejected.
-	if len(res.rejects) != 1 || res.rejects[0].Field != "u" || !strings.Contains(res.rejects[0].Err, "18446744073709551615") || res.rejects[0].Line != 1 {
-		t.Fatalf("rejects %+v, want row 1 rejected for field u", res.rejects)
+	if len(res.Rejects) != 1 || res.Rejects[0].Field != "u" || !strings.Contains(res.Rejects[0].Err, "18446744073709551615") || res.Rejects[0].Line != 1 {
+		t.Fatalf("rejects %+v, want row 1 rejected for field u", res.Rejects)
 	}
-	if diff := cmp.Diff(want[1:], res.rows, bytesEqual); diff != "" {
+	if diff := cmp.Diff(want[1:], res.Rows, bytesEqual); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]int64{2, 3}, res.lines); diff != "" {
+	if diff := cmp.Diff([]int64{2, 3}, res.Lines); diff != "" {
 		t.Errorf("lines are the primary key (-want +got):\n%s", diff)
 	}
 	// With the unsigned column read as a decimal, row 1 converts exactly.
-	s = buildSource(t, db.yaml("table: things\nschema: {id: int, big: decimal, u: decimal, seen_at: timestamp, attrs: json, active: bool}"))
-	res = readAll(t, s, env, connector.Task{Key: "things"}, nil)
-	if len(res.rows) != 3 || len(res.rejects) != 0 {
-		t.Fatalf("declared schema: %d rows, rejects %+v", len(res.rows), res.rejects)
+	s = kit.Source(t, db.yaml("table: things\nschema: {id: int, big: decimal, u: decimal, seen_at: timestamp, attrs: json, active: bool}"))
+	res = sqlkittest.ReadAll(t, s, env, connector.Task{Key: "things"}, nil)
+	if len(res.Rows) != 3 || len(res.Rejects) != 0 {
+		t.Fatalf("declared schema: %d rows, rejects %+v", len(res.Rows), res.Rejects)
 	}
-	got := res.rows[0]
+	got := res.Rows[0]
 	if d := got[2].(record.Dec); d.String() != "18446744073709551615" {
 		t.Errorf("unsigned as decimal: %s", d)
 	}
@@ -136,14 +137,14 @@ func TestSourceDatetimeInPipelineZone(t *testing.T) {
 	db := newTestDB(t)
 	db.exec(`CREATE TABLE ev (id INT PRIMARY KEY, local_at DATETIME(6), utc_at TIMESTAMP(6) NULL)`)
 	db.exec(`INSERT INTO ev VALUES (1, '2024-07-01 09:00:00.000001', '2024-07-01 09:00:00.000001')`)
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	ny, err := time.LoadLocation("America/New_York")
 	if err != nil {
 		t.Skip("no tz database:", err)
 	}
 	env.Location = ny
-	res := readAll(t, buildSource(t, db.yaml("table: ev")), env, connector.Task{Key: "ev"}, nil)
-	local, utc := res.rows[0][1].(time.Time), res.rows[0][2].(time.Time)
+	res := sqlkittest.ReadAll(t, kit.Source(t, db.yaml("table: ev")), env, connector.Task{Key: "ev"}, nil)
+	local, utc := res.Rows[0][1].(time.Time), res.Rows[0][2].(time.Time)
 	if want := time.Date(2024, 7, 1, 9, 0, 0, 1000, ny); !local.Equal(want) || local.Location() != ny {
 		t.Errorf("DATETIME read as %v, want the wall clock in the pipeline's zone %v", local, want)
 	}
@@ -157,9 +158,9 @@ func TestSourceRejectsValueThatDoesNotConvert(t *testing.T) {
 	db.exec(`CREATE TABLE t (id INT PRIMARY KEY, qty VARCHAR(10), at DATETIME, b VARBINARY(4))`)
 	db.exec(`SET SESSION sql_mode = ''`) // lets the test store a zero date
 	db.exec(`INSERT INTO t VALUES (1, '5', '2024-01-01', 'ok'), (2, 'many', '2024-01-01', 'ok'), (3, '6', '0000-00-00', 'ok'), (4, '7', NULL, x'ff')`)
-	s := buildSource(t, db.yaml("table: t\nschema: {id: int, qty: int, at: timestamp, b: string}"))
-	res := readAll(t, s, testEnv(t), connector.Task{Key: "t"}, nil)
-	if got := len(res.rows); got != 1 {
+	s := kit.Source(t, db.yaml("table: t\nschema: {id: int, qty: int, at: timestamp, b: string}"))
+	res := sqlkittest.ReadAll(t, s, sqlkittest.Env(t), connector.Task{Key: "t"}, nil)
+	if got := len(res.Rows); got != 1 {
 		t.Errorf("%d rows, want 1", got)
 	}
 	type rej struct {
@@ -168,7 +169,7 @@ func TestSourceRejectsValueThatDoesNotConvert(t *testing.T) {
 		Raw         string
 	}
 	var got []rej
-	for _, r := range res.rejects {
+	for _, r := range res.Rejects {
 		got = append(got, rej{Line: r.Line, Step: r.Step, Field: r.Field, Raw: string(r.Raw)})
 		if !strings.Contains(r.Err, r.Field) {
 			t.Errorf("reject reason %q does not name the field %q", r.Err, r.Field)
@@ -183,8 +184,8 @@ func TestSourceRejectsValueThatDoesNotConvert(t *testing.T) {
 		t.Errorf("rejects (-want +got):\n%s", diff)
 	}
 	for i, sub := range []string{`"many"`, "zero date", "UTF-8"} {
-		if !strings.Contains(res.rejects[i].Err, sub) {
-			t.Errorf("reject %q does not say %q", res.rejects[i].Err, sub)
+		if !strings.Contains(res.Rejects[i].Err, sub) {
+			t.Errorf("reject %q does not say %q", res.Rejects[i].Err, sub)
 		}
 	}
 }
@@ -192,7 +193,7 @@ func TestSourceRejectsValueThatDoesNotConvert(t *testing.T) {
 func TestSourceQuery(t *testing.T) {
 	db := newTestDB(t)
 	typesTable(db)
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	tests := []struct {
 		name   string
 		yaml   string
@@ -226,7 +227,7 @@ func TestSourceQuery(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := buildSource(t, db.yaml(tc.yaml))
+			s := kit.Source(t, db.yaml(tc.yaml))
 			r, err := s.Open(context.Background(), env, connector.Task{Key: "query"}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -235,8 +236,8 @@ func TestSourceQuery(t *testing.T) {
 			if got := r.Schema().String(); got != tc.schema {
 				t.Errorf("schema %q, want %q", got, tc.schema)
 			}
-			res := drain(t, r, -1)
-			if diff := cmp.Diff(tc.want, res.rows); diff != "" {
+			res := sqlkittest.Drain(t, r, -1)
+			if diff := cmp.Diff(tc.want, res.Rows); diff != "" {
 				t.Errorf("rows (-want +got):\n%s", diff)
 			}
 		})
@@ -244,8 +245,8 @@ func TestSourceQuery(t *testing.T) {
 }
 
 func TestSourceUnreachableServerIsUnavailable(t *testing.T) {
-	s := buildSource(t, "dsn: 'root:s3cret@tcp(127.0.0.1:1)/test?timeout=1s'\ntable: t")
-	env := testEnv(t)
+	s := kit.Source(t, "dsn: 'root:s3cret@tcp(127.0.0.1:1)/test?timeout=1s'\ntable: t")
+	env := sqlkittest.Env(t)
 	_, err := s.Plan(context.Background(), env)
 	if !errors.Is(err, connector.ErrUnavailable) {
 		t.Errorf("Plan: %v, want ErrUnavailable", err)
@@ -260,11 +261,11 @@ func TestSourceUnreachableServerIsUnavailable(t *testing.T) {
 
 func TestSourceMissingTable(t *testing.T) {
 	db := newTestDB(t)
-	s := buildSource(t, db.yaml("table: orders"))
-	if _, err := s.Plan(context.Background(), testEnv(t)); err == nil || !strings.Contains(err.Error(), `table "orders" does not exist`) {
+	s := kit.Source(t, db.yaml("table: orders"))
+	if _, err := s.Plan(context.Background(), sqlkittest.Env(t)); err == nil || !strings.Contains(err.Error(), `table "orders" does not exist`) {
 		t.Errorf("Plan: %v, want an error naming the missing table", err)
 	}
-	if _, err := s.Open(context.Background(), testEnv(t), connector.Task{Key: "orders"}, nil); err == nil || !strings.Contains(err.Error(), `table "orders" does not exist`) {
+	if _, err := s.Open(context.Background(), sqlkittest.Env(t), connector.Task{Key: "orders"}, nil); err == nil || !strings.Contains(err.Error(), `table "orders" does not exist`) {
 		t.Errorf("Open: %v, want an error naming the missing table", err)
 	}
 }
@@ -280,14 +281,14 @@ func incrementalRun(t *testing.T, s connector.Source, env *connector.Env, pos re
 	if len(tasks) != 1 || tasks[0].Final {
 		t.Fatalf("tasks %+v, want one task that is not final", tasks)
 	}
-	res := readAll(t, s, env, tasks[0], pos)
-	if len(res.rejects) > 0 {
-		t.Fatalf("rejects: %+v", res.rejects)
+	res := sqlkittest.ReadAll(t, s, env, tasks[0], pos)
+	if len(res.Rejects) > 0 {
+		t.Fatalf("rejects: %+v", res.Rejects)
 	}
-	if res.pos == nil {
-		return res.rows, pos
+	if res.Pos == nil {
+		return res.Rows, pos
 	}
-	return res.rows, res.pos
+	return res.Rows, res.Pos
 }
 
 // seen counts how often each id arrived.
@@ -319,8 +320,8 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	db.exec(`CREATE TABLE ev (id BIGINT PRIMARY KEY, updated_at DATETIME(6) NOT NULL, v VARCHAR(20), KEY ev_cursor (updated_at, id))`)
 	const ts = "2024-03-01 10:00:00.123456"
 	insertSeq(t, db, 1, 10001, ts)
-	env := testEnv(t)
-	s := buildSource(t, db.yaml("table: ev\nmode: incremental\ncursor: updated_at\nkey: id\nbatch_rows: 100"))
+	env := sqlkittest.Env(t)
+	s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: updated_at\nkey: id\nbatch_rows: 100"))
 	got := seen{}
 
 	// Run 1 stops after 37 batches (a crash); run 2 resumes from there.
@@ -332,14 +333,14 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	part := drain(t, r, 37)
+	part := sqlkittest.Drain(t, r, 37)
 	r.Close()
-	if len(part.rows) != 3700 || part.batches != 37 {
-		t.Fatalf("first 37 batches hold %d rows", len(part.rows))
+	if len(part.Rows) != 3700 || part.Batches != 37 {
+		t.Fatalf("first 37 batches hold %d rows", len(part.Rows))
 	}
-	got.add(part.rows)
+	got.add(part.Rows)
 	env.RunID = "run2"
-	rows, pos := incrementalRun(t, s, env, part.pos)
+	rows, pos := incrementalRun(t, s, env, part.Pos)
 	if len(rows) != 6300 {
 		t.Errorf("resumed run read %d rows, want the remaining 6300", len(rows))
 	}
@@ -362,8 +363,8 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	if len(got) != 10399 || len(got.twice()) > 0 {
 		t.Errorf("%d distinct rows read, %d twice; want 10399 once each", len(got), len(got.twice()))
 	}
-	want := mustTime(t, ts)
-	for _, r := range part.rows[:5] {
+	want := sqlkittest.MustTime(t, ts)
+	for _, r := range part.Rows[:5] {
 		if !r[1].(time.Time).Equal(want) {
 			t.Errorf("timestamp %v, want %v", r[1], want)
 		}
@@ -385,8 +386,8 @@ func TestSourceIncrementalMicroseconds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := newTestDB(t)
 			db.exec(`CREATE TABLE ev (id INT PRIMARY KEY, changed ` + tc.decl + `, KEY (changed, id))`)
-			s := buildSource(t, db.yaml("table: ev\nmode: incremental\ncursor: changed\nkey: id\nbatch_rows: 2"))
-			env := testEnv(t)
+			s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: changed\nkey: id\nbatch_rows: 2"))
+			env := sqlkittest.Env(t)
 			got := seen{}
 			id := int64(0)
 			want := map[int64]time.Time{}
@@ -395,7 +396,7 @@ func TestSourceIncrementalMicroseconds(t *testing.T) {
 				for _, ts := range texts {
 					id++
 					db.exec(`INSERT INTO ev VALUES (?, ?)`, id, ts)
-					want[id] = mustTime(t, ts)
+					want[id] = sqlkittest.MustTime(t, ts)
 				}
 				env.RunID = fmt.Sprint("run", i)
 				var rows []record.Row
@@ -432,8 +433,8 @@ func TestSourceIncrementalDecimalCursorIsExact(t *testing.T) {
 	for i, v := range vals {
 		db.exec(`INSERT INTO ev VALUES (?, ?)`, i+1, v)
 	}
-	s := buildSource(t, db.yaml("table: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 1"))
-	rows, pos := incrementalRun(t, s, testEnv(t), nil)
+	s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 1"))
+	rows, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
 	if len(rows) != len(vals) {
 		t.Fatalf("read %d rows, want %d:\n%s", len(rows), len(vals), fmtRows(rows))
 	}
@@ -443,7 +444,7 @@ func TestSourceIncrementalDecimalCursorIsExact(t *testing.T) {
 		}
 	}
 	db.exec(`INSERT INTO ev VALUES (6, '12345678901234567890.00000000000000000003')`)
-	rows, _ = incrementalRun(t, s, testEnv(t), pos)
+	rows, _ = incrementalRun(t, s, sqlkittest.Env(t), pos)
 	if len(rows) != 1 || rows[0][0] != int64(6) {
 		t.Errorf("second run read %v, want only id 6", rows)
 	}
@@ -453,12 +454,12 @@ func TestSourceIncrementalNullCursor(t *testing.T) {
 	db := newTestDB(t)
 	db.exec(`CREATE TABLE ev (id INT PRIMARY KEY, seq INT NULL, KEY (seq, id))`)
 	db.exec(`INSERT INTO ev VALUES (1, NULL), (2, NULL), (3, NULL), (4, 1), (5, 2)`)
-	s := buildSource(t, db.yaml("table: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 2"))
+	s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 2"))
 	got := seen{}
-	rows, pos := incrementalRun(t, s, testEnv(t), nil)
+	rows, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
 	got.add(rows)
 	db.exec(`INSERT INTO ev VALUES (6, 3), (7, 3)`)
-	rows, _ = incrementalRun(t, s, testEnv(t), pos)
+	rows, _ = incrementalRun(t, s, sqlkittest.Env(t), pos)
 	got.add(rows)
 	if len(got) != 7 || len(got.twice()) > 0 {
 		t.Errorf("read ids %v, want 1..7 once each", got)
@@ -482,8 +483,8 @@ func TestSourceLookbackPicksUpLateRow(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			db.exec(`DELETE FROM ev WHERE id > 3`)
-			s := buildSource(t, db.yaml("table: ev\nmode: incremental\ncursor: updated_at\nkey: id\nbatch_rows: 2\n"+tc.lookback))
-			env := testEnv(t)
+			s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: updated_at\nkey: id\nbatch_rows: 2\n"+tc.lookback))
+			env := sqlkittest.Env(t)
 			rows, pos := incrementalRun(t, s, env, nil)
 			if len(rows) != 3 {
 				t.Fatalf("run 1 read %d rows", len(rows))
@@ -496,10 +497,10 @@ func TestSourceLookbackPicksUpLateRow(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			retry := drain(t, r, -1)
+			retry := sqlkittest.Drain(t, r, -1)
 			r.Close()
-			if len(retry.rows) != 1 || retry.rows[0][0] != int64(5) {
-				t.Errorf("retry within the run read %s, want only id 5", fmtRows(retry.rows))
+			if len(retry.Rows) != 1 || retry.Rows[0][0] != int64(5) {
+				t.Errorf("retry within the run read %s, want only id 5", fmtRows(retry.Rows))
 			}
 
 			env.RunID = "run2"
@@ -524,9 +525,9 @@ func TestSourceLookbackNeedsTemporalCursor(t *testing.T) {
 	db := newTestDB(t)
 	db.exec(`CREATE TABLE ev (id INT PRIMARY KEY)`)
 	db.exec(`INSERT INTO ev VALUES (1)`)
-	s := buildSource(t, db.yaml("table: ev\nmode: incremental\ncursor: id\nkey: id\nlookback: 1h"))
-	_, pos := incrementalRun(t, s, testEnv(t), nil)
-	env := testEnv(t)
+	s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: id\nkey: id\nlookback: 1h"))
+	_, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
+	env := sqlkittest.Env(t)
 	env.RunID = "run2"
 	_, err := s.Open(context.Background(), env, connector.Task{Key: "ev"}, pos)
 	if err == nil || !strings.Contains(err.Error(), "lookback needs a DATE, DATETIME or TIMESTAMP") {
@@ -556,14 +557,14 @@ func TestSourceSchemaDrift(t *testing.T) {
 			db := newTestDB(t)
 			db.exec(`CREATE TABLE ev (id INT PRIMARY KEY, v VARCHAR(10))`)
 			db.exec(`INSERT INTO ev VALUES (1, '1'), (2, '2')`)
-			s := buildSource(t, db.yaml("table: ev\nmode: incremental\ncursor: id\nkey: id\nschema_drift: "+tc.policy))
-			_, pos := incrementalRun(t, s, testEnv(t), nil)
+			s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: id\nkey: id\nschema_drift: "+tc.policy))
+			_, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
 			db.exec(tc.change)
 			if tc.rows != nil {
 				db.exec(`INSERT INTO ev (id) VALUES (3)`)
 				db.exec(`UPDATE ev SET v = 'c' WHERE id = 3`)
 			}
-			env := testEnv(t)
+			env := sqlkittest.Env(t)
 			env.RunID = "run2"
 			r, err := s.Open(context.Background(), env, connector.Task{Key: "ev"}, pos)
 			if tc.rows == nil {
@@ -579,13 +580,13 @@ func TestSourceSchemaDrift(t *testing.T) {
 			if got := r.Schema().String(); got != tc.want {
 				t.Errorf("schema %q, want %q", got, tc.want)
 			}
-			res := drain(t, r, -1)
-			if diff := cmp.Diff(tc.rows, res.rows); diff != "" {
+			res := sqlkittest.Drain(t, r, -1)
+			if diff := cmp.Diff(tc.rows, res.Rows); diff != "" {
 				t.Errorf("rows (-want +got):\n%s", diff)
 			}
 			// The next run compares with the schema of this one.
 			var p posJSON
-			if err := json.Unmarshal(res.pos, &p); err != nil {
+			if err := json.Unmarshal(res.Pos, &p); err != nil {
 				t.Fatal(err)
 			}
 			var names []string
@@ -614,8 +615,8 @@ func TestSourceFullResumesWithinRun(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := buildSource(t, db.yaml("batch_rows: 4\n"+tc.yaml))
-			env := testEnv(t)
+			s := kit.Source(t, db.yaml("batch_rows: 4\n"+tc.yaml))
+			env := sqlkittest.Env(t)
 			tasks, err := s.Plan(context.Background(), env)
 			if err != nil {
 				t.Fatal(err)
@@ -624,14 +625,14 @@ func TestSourceFullResumesWithinRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			first := drain(t, r, 3)
+			first := sqlkittest.Drain(t, r, 3)
 			r.Close()
-			rest := readAll(t, s, env, tasks[0], first.pos)
+			rest := sqlkittest.ReadAll(t, s, env, tasks[0], first.Pos)
 			got := seen{}
-			got.add(first.rows)
-			got.add(rest.rows)
-			if len(first.rows) != 12 || len(got) != 25 || len(got.twice()) > 0 {
-				t.Errorf("read %d then %d rows, %d distinct; want 12 then 13, 25 distinct", len(first.rows), len(rest.rows), len(got))
+			got.add(first.Rows)
+			got.add(rest.Rows)
+			if len(first.Rows) != 12 || len(got) != 25 || len(got.twice()) > 0 {
+				t.Errorf("read %d then %d rows, %d distinct; want 12 then 13, 25 distinct", len(first.Rows), len(rest.Rows), len(got))
 			}
 		})
 	}
@@ -641,9 +642,9 @@ func TestSourceRefusesPositionOfOtherOrdering(t *testing.T) {
 	db := newTestDB(t)
 	db.exec(`CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT)`)
 	db.exec(`INSERT INTO t VALUES (1, 1, 1)`)
-	s := buildSource(t, db.yaml("table: t\nmode: incremental\ncursor: a\nkey: id"))
-	_, pos := incrementalRun(t, s, testEnv(t), nil)
-	other := buildSource(t, db.yaml("table: t\nmode: incremental\ncursor: b\nkey: id"))
+	s := kit.Source(t, db.yaml("table: t\nmode: incremental\ncursor: a\nkey: id"))
+	_, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
+	other := kit.Source(t, db.yaml("table: t\nmode: incremental\ncursor: b\nkey: id"))
 	tests := []struct {
 		name string
 		pos  record.Position
@@ -655,7 +656,7 @@ func TestSourceRefusesPositionOfOtherOrdering(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := other.Open(context.Background(), testEnv(t), connector.Task{Key: "t"}, tc.pos)
+			_, err := other.Open(context.Background(), sqlkittest.Env(t), connector.Task{Key: "t"}, tc.pos)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Open: %v, want an error containing %q", err, tc.want)
 			}
@@ -736,7 +737,7 @@ func TestKeysetConditionIsAnIndexRange(t *testing.T) {
 	insertSeq(t, db, 1, 20001, "2024-03-01 10:00:00.5")
 	db.exec(`ANALYZE TABLE ev`)
 	cols := []column{{name: "updated_at", kind: kDateTime}, {name: "id", kind: kInt}}
-	last := []any{mustTime(t, "2024-03-01 10:00:00.5"), int64(15000)}
+	last := []any{sqlkittest.MustTime(t, "2024-03-01 10:00:00.5"), int64(15000)}
 	where, args := keysetWhere(cols, last)
 	if want := "(s.`updated_at` > ?) OR (s.`updated_at` = ? AND s.`id` > ?)"; where != want {
 		t.Errorf("where %q, want %q", where, want)
@@ -762,7 +763,7 @@ func TestSourceNextHonoursCancelledContext(t *testing.T) {
 	db.exec(`INSERT INTO t VALUES (1), (2)`)
 	for _, yaml := range []string{"table: t", "query: SELECT id FROM t"} {
 		t.Run(yaml, func(t *testing.T) {
-			r, err := buildSource(t, db.yaml("batch_rows: 1\n"+yaml)).Open(context.Background(), testEnv(t), connector.Task{Key: "t"}, nil)
+			r, err := kit.Source(t, db.yaml("batch_rows: 1\n"+yaml)).Open(context.Background(), sqlkittest.Env(t), connector.Task{Key: "t"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -789,13 +790,13 @@ func TestSourceBatchLimits(t *testing.T) {
 		}
 		db.exec(`INSERT INTO t VALUES (?, ?)`, i, body)
 	}
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	env.Limits = record.Limits{BatchRows: 100, BatchBytes: 300, MaxRecordBytes: 1000}
-	res := readAll(t, buildSource(t, db.yaml("table: t")), env, connector.Task{Key: "t"}, nil)
-	if len(res.rows) != 9 || len(res.rejects) != 1 || res.rejects[0].Line != 4 || !strings.Contains(res.rejects[0].Err, "exceeds the limit of 1000 bytes") {
-		t.Errorf("rows %d, rejects %+v: want 9 rows and row 4 rejected as too big", len(res.rows), res.rejects)
+	res := sqlkittest.ReadAll(t, kit.Source(t, db.yaml("table: t")), env, connector.Task{Key: "t"}, nil)
+	if len(res.Rows) != 9 || len(res.Rejects) != 1 || res.Rejects[0].Line != 4 || !strings.Contains(res.Rejects[0].Err, "exceeds the limit of 1000 bytes") {
+		t.Errorf("rows %d, rejects %+v: want 9 rows and row 4 rejected as too big", len(res.Rows), res.Rejects)
 	}
-	if res.batches < 4 {
-		t.Errorf("%d batches: the byte limit of a batch was not applied", res.batches)
+	if res.Batches < 4 {
+		t.Errorf("%d batches: the byte limit of a batch was not applied", res.Batches)
 	}
 }

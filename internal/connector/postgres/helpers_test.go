@@ -4,9 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -16,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -166,64 +165,23 @@ func (p *pg) noLeaks() {
 	})
 }
 
-func testEnv(t testing.TB) *connector.Env {
-	t.Helper()
-	return &connector.Env{
-		Pipeline: "orders",
-		RunID:    "run1",
-		RunTime:  time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),
-		Dir:      t.TempDir(),
-		Limits:   record.DefaultLimits,
-		Location: time.UTC,
-	}
-}
+// kit builds this package's components from YAML.
+var kit = sqlkittest.Kit{Name: "postgres", Register: Register}
 
-func testRegistry() *connector.Registry {
-	r := connector.NewRegistry()
-	Register(r)
-	return r
-}
+// The shared helpers, under the names this package's tests use.
+var (
+	testEnv      = sqlkittest.Env
+	testRegistry = kit.Registry
+	params       = sqlkittest.Params
+	buildSource  = kit.Source
+	buildSink    = kit.Sink
+	buildLookup  = kit.Lookup
+	openWriter   = sqlkittest.OpenWriter
+	write        = sqlkittest.Write
+	commit       = sqlkittest.Commit
+)
 
-func params(t testing.TB, src string) connector.Params {
-	t.Helper()
-	p, err := connector.ParamsFromYAML(src)
-	if err != nil {
-		t.Fatalf("ParamsFromYAML: %v", err)
-	}
-	return p
-}
-
-func buildSource(t testing.TB, src string) connector.Source {
-	t.Helper()
-	e, _ := testRegistry().Get(connector.KindSource, "postgres")
-	s, err := e.Source(params(t, src))
-	if err != nil {
-		t.Fatalf("source factory: %v", err)
-	}
-	return s
-}
-
-func buildSink(t testing.TB, src string) connector.Sink {
-	t.Helper()
-	e, _ := testRegistry().Get(connector.KindSink, "postgres")
-	s, err := e.Sink(params(t, src))
-	if err != nil {
-		t.Fatalf("sink factory: %v", err)
-	}
-	return s
-}
-
-func buildLookup(t testing.TB, src string) connector.Lookup {
-	t.Helper()
-	e, _ := testRegistry().Get(connector.KindLookup, "postgres")
-	l, err := e.Lookup(params(t, src))
-	if err != nil {
-		t.Fatalf("lookup factory: %v", err)
-	}
-	return l
-}
-
-// readResult is everything a reader returned.
+// readResult is everything a reader returned (a sqlkittest.Read).
 type readResult struct {
 	rows    []record.Row
 	lines   []int64
@@ -232,73 +190,18 @@ type readResult struct {
 	pos     record.Position // of the last batch
 }
 
-// readAll opens task at pos and reads it to its end.
+// readAll opens task at pos and reads it to its end (sqlkittest.ReadAll).
 func readAll(t testing.TB, s connector.Source, env *connector.Env, task connector.Task, pos record.Position) readResult {
 	t.Helper()
-	r, err := s.Open(context.Background(), env, task, pos)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer r.Close()
-	return drain(t, r, -1)
+	return newReadResult(sqlkittest.ReadAll(t, s, env, task, pos))
 }
 
-// drain reads up to max batches (all when max < 0), checking the
-// accounting of every batch.
+// drain reads up to max batches, all when max < 0 (sqlkittest.Drain).
 func drain(t testing.TB, r connector.Reader, max int) readResult {
 	t.Helper()
-	var res readResult
-	for max < 0 || res.batches < max {
-		b, err := r.Next(context.Background())
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("Next: %v", err)
-		}
-		if b.Decode != nil {
-			b.Decode(b)
-			b.Decode = nil
-		}
-		if got := b.Len() + len(b.Rejects) + b.Filtered; got != b.Read {
-			t.Fatalf("batch accounting: rows+rejects+filtered = %d, read = %d", got, b.Read)
-		}
-		if len(b.Lines) != b.Len() {
-			t.Fatalf("batch has %d lines for %d rows", len(b.Lines), b.Len())
-		}
-		if b.Pos == nil {
-			t.Fatal("batch without a position")
-		}
-		res.batches++
-		res.rows = append(res.rows, b.Rows...)
-		res.lines = append(res.lines, b.Lines...)
-		res.rejects = append(res.rejects, b.Rejects...)
-		res.pos = b.Pos
-	}
-	return res
+	return newReadResult(sqlkittest.Drain(t, r, max))
 }
 
-func openWriter(t testing.TB, env *connector.Env, s connector.Sink, schema *record.Schema) connector.Writer {
-	t.Helper()
-	w, err := s.Open(context.Background(), env, schema)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
-}
-
-func write(t testing.TB, w connector.Writer, schema *record.Schema, rows []record.Row) {
-	t.Helper()
-	n, err := w.Write(context.Background(), &record.Batch{Schema: schema, Rows: rows})
-	if err != nil || n != len(rows) {
-		t.Fatalf("Write: n=%d err=%v, want %d", n, err, len(rows))
-	}
-}
-
-func commit(t testing.TB, w connector.Writer, cps ...connector.Checkpoint) {
-	t.Helper()
-	if err := w.Commit(context.Background(), cps); err != nil {
-		t.Fatalf("Commit: %v", err)
-	}
+func newReadResult(r sqlkittest.Read) readResult {
+	return readResult{rows: r.Rows, lines: r.Lines, rejects: r.Rejects, batches: r.Batches, pos: r.Pos}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -20,8 +21,8 @@ var benchSchema = record.MustSchema(
 // BenchmarkSinkUpsert upserts 8-column rows in batches of 4096, one Commit
 // (with a checkpoint) per batch; half of the rows update existing keys.
 func BenchmarkSinkUpsert(b *testing.B) {
-	env := testEnv(b)
-	w, err := buildSink(b, "path: bench.db\ntable: orders\nmode: upsert\nkey: id\ncreate: true").Open(context.Background(), env, benchSchema)
+	env := sqlkittest.Env(b)
+	w, err := kit.Sink(b, "path: bench.db\ntable: orders\nmode: upsert\nkey: id\ncreate: true").Open(context.Background(), env, benchSchema)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -57,8 +58,8 @@ func BenchmarkSinkUpsert(b *testing.B) {
 // BenchmarkSourceIncremental reads a table of 8-column rows written by the
 // sink, with an index on (cursor, key), in keyset batches of 4096.
 func BenchmarkSourceIncremental(b *testing.B) {
-	env := testEnv(b)
-	w, err := buildSink(b, "path: bench.db\ntable: orders\nmode: upsert\nkey: id\ncreate: true").Open(context.Background(), env, benchSchema)
+	env := sqlkittest.Env(b)
+	w, err := kit.Sink(b, "path: bench.db\ntable: orders\nmode: upsert\nkey: id\ncreate: true").Open(context.Background(), env, benchSchema)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,12 +79,12 @@ func BenchmarkSourceIncremental(b *testing.B) {
 	}
 	w.Close()
 	mustExec(b, testDB(b, dbPath(env, "bench.db")), "CREATE INDEX orders_cursor ON orders (at, id)")
-	s := buildSource(b, "path: bench.db\ntable: orders\nmode: incremental\ncursor: at\nkey: id")
+	s := kit.Source(b, "path: bench.db\ntable: orders\nmode: incremental\ncursor: at\nkey: id")
 	read := 0
 	for b.Loop() {
-		res := readAll(b, s, env, connector.Task{Key: "orders"}, nil)
-		if len(res.rows) != total {
-			b.Fatalf("read %d rows", len(res.rows))
+		res := sqlkittest.ReadAll(b, s, env, connector.Task{Key: "orders"}, nil)
+		if len(res.Rows) != total {
+			b.Fatalf("read %d rows", len(res.Rows))
 		}
 		read += total
 	}

@@ -72,7 +72,7 @@ func TestSourceConformance(t *testing.T) {
 					db.Close()
 					tg := &connectortest.SourceTarget{
 						Source: func(t testing.TB) connector.Source {
-							return buildSource(t, "path: source.db\n"+tc.yaml)
+							return kit.Source(t, "path: source.db\n"+tc.yaml)
 						},
 						Conns: connectortest.OpenFiles,
 					}
@@ -108,7 +108,7 @@ func TestSinkConformance(t *testing.T) {
 					db.Close()
 					return &connectortest.SinkTarget{
 						Sink: func(t testing.TB) connector.Sink {
-							return buildSink(t, "path: sink.db\ntable: items\n"+tc.yaml)
+							return kit.Sink(t, "path: sink.db\ntable: items\n"+tc.yaml)
 						},
 						Stored: func(t testing.TB) []record.Row { return storedItems(t, path) },
 						Conns:  connectortest.OpenFiles,
@@ -175,7 +175,7 @@ func TestStreamNextCancelledMidwayGivesUp(t *testing.T) {
 	mustExec(t, db, conformanceTable)
 	insertItems(t, db, connectortest.Rows(20))
 	db.Close()
-	src := buildSource(t, "path: source.db\nquery: SELECT id, name, amount, created_at, note FROM items WHERE id > 0")
+	src := kit.Source(t, "path: source.db\nquery: SELECT id, name, amount, created_at, note FROM items WHERE id > 0")
 	for i := 0; i < 200; i++ {
 		r, err := src.Open(context.Background(), env, connector.Task{Key: "q"}, nil)
 		if err != nil {

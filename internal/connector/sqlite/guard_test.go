@@ -7,15 +7,16 @@ import (
 	"testing"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
 // Two writers of one pipeline, as two processes would be: the one whose
 // checkpoint base is stale fails its commit, and none of its rows stay.
 func TestGuardedCheckpointRefusesAStaleWriter(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	path := filepath.Join(env.Dir, "w.db")
-	s := buildSink(t, "path: "+path+"\ntable: kv\ncreate: true")
+	s := kit.Sink(t, "path: "+path+"\ntable: kv\ncreate: true")
 	schema := record.MustSchema(record.Field{Name: "k", Type: record.String})
 	ctx := context.Background()
 	open := func() connector.Writer {

@@ -9,6 +9,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -20,10 +21,10 @@ func TestLookupConfigErrors(t *testing.T) {
 		{"both table and query", "path: a.db\ntable: t\nquery: select 1\nkey: id", "exclude each other"},
 		{"key not in schema", "path: a.db\ntable: t\nkey: id\nschema: {name: string}", `key field "id" is not in the schema`},
 	}
-	e, _ := testRegistry().Get(connector.KindLookup, "sqlite")
+	e, _ := kit.Registry().Get(connector.KindLookup, "sqlite")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Lookup(params(t, tc.yaml))
+			_, err := e.Lookup(sqlkittest.Params(t, tc.yaml))
 			var pe *connector.PosError
 			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
 				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
@@ -33,7 +34,7 @@ func TestLookupConfigErrors(t *testing.T) {
 }
 
 func TestLookupMultiColumnKey(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "ref.db"))
 	mustExec(t, db, `CREATE TABLE rates (currency TEXT, day DATE, rate NUMERIC, note TEXT)`)
 	mustExec(t, db, `INSERT INTO rates VALUES ('EUR', '2024-01-01', '1.10', 'a'), ('EUR', '2024-01-02', '1.11', 'b'),
@@ -56,7 +57,7 @@ func TestLookupMultiColumnKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tbl, err := buildLookup(t, "path: ref.db\n"+tc.yaml).Open(context.Background(), env)
+			tbl, err := kit.Lookup(t, "path: ref.db\n"+tc.yaml).Open(context.Background(), env)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,18 +77,18 @@ func TestLookupMultiColumnKey(t *testing.T) {
 }
 
 func TestLookupSchemer(t *testing.T) {
-	if _, ok := buildLookup(t, "path: a.db\ntable: t\nkey: id").(connector.Schemer); ok {
+	if _, ok := kit.Lookup(t, "path: a.db\ntable: t\nkey: id").(connector.Schemer); ok {
 		t.Error("a lookup without a declared schema implements Schemer")
 	}
-	l, ok := buildLookup(t, "path: a.db\ntable: t\nkey: id\nschema: {id: int, name: string}").(connector.Schemer)
+	l, ok := kit.Lookup(t, "path: a.db\ntable: t\nkey: id\nschema: {id: int, name: string}").(connector.Schemer)
 	if !ok || l.Schema().String() != "id int, name string" {
 		t.Errorf("a lookup with a declared schema: Schemer %v", ok)
 	}
 }
 
 func TestLookupMissingDatabaseIsUnavailable(t *testing.T) {
-	env := testEnv(t)
-	_, err := buildLookup(t, "path: nope.db\ntable: t\nkey: id").Open(context.Background(), env)
+	env := sqlkittest.Env(t)
+	_, err := kit.Lookup(t, "path: nope.db\ntable: t\nkey: id").Open(context.Background(), env)
 	if !errors.Is(err, connector.ErrUnavailable) {
 		t.Errorf("Open: %v, want ErrUnavailable", err)
 	}

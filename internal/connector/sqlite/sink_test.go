@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -27,10 +28,10 @@ func TestSinkConfigErrors(t *testing.T) {
 		{"reserved table", "path: a.db\ntable: backbone_checkpoints", "reserved"},
 		{"key without upsert", "path: a.db\ntable: t\nkey: id", "only used in mode upsert"},
 	}
-	e, _ := testRegistry().Get(connector.KindSink, "sqlite")
+	e, _ := kit.Registry().Get(connector.KindSink, "sqlite")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Sink(params(t, tc.yaml))
+			_, err := e.Sink(sqlkittest.Params(t, tc.yaml))
 			var pe *connector.PosError
 			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
 				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
@@ -56,31 +57,6 @@ func allTypesRows(t *testing.T) []record.Row {
 		{int64(2), record.MustDec("123456789012345678901234567890.000000001"), nil, "", nil, false,
 			time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), nil, "just a string"},
 		{int64(3), nil, nil, nil, nil, nil, nil, nil, nil},
-	}
-}
-
-func openWriter(t *testing.T, env *connector.Env, yaml string, schema *record.Schema) connector.Writer {
-	t.Helper()
-	w, err := buildSink(t, yaml).Open(context.Background(), env, schema)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
-}
-
-func write(t *testing.T, w connector.Writer, schema *record.Schema, rows []record.Row) {
-	t.Helper()
-	n, err := w.Write(context.Background(), &record.Batch{Schema: schema, Rows: rows})
-	if err != nil || n != len(rows) {
-		t.Fatalf("Write: n=%d err=%v, want %d", n, err, len(rows))
-	}
-}
-
-func commit(t *testing.T, w connector.Writer, cps ...connector.Checkpoint) {
-	t.Helper()
-	if err := w.Commit(context.Background(), cps); err != nil {
-		t.Fatalf("Commit: %v", err)
 	}
 }
 
@@ -117,14 +93,14 @@ func stored(t *testing.T, path, q string) [][]any {
 }
 
 func TestSinkCreateAppendStoresExactValues(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	path := dbPath(env, "out.db")
-	w := openWriter(t, env, "path: out.db\ntable: things\ncreate: true", allTypes)
+	w := kit.Writer(t, env, "path: out.db\ntable: things\ncreate: true", allTypes)
 	if diff := cmp.Diff(connector.WriterInfo{Transactional: true}, w.Info()); diff != "" {
 		t.Errorf("info (-want +got):\n%s", diff)
 	}
-	write(t, w, allTypes, allTypesRows(t))
-	commit(t, w)
+	sqlkittest.Write(t, w, allTypes, allTypesRows(t))
+	sqlkittest.Commit(t, w)
 	want := [][]any{
 		{int64(1), "12.50", 1.25, "ana", []byte{0, 1}, int64(1), "2024-01-02T03:04:05.120000000-05:00", "2024-02-29", `{"a":[1,"x"]}`},
 		{int64(2), "123456789012345678901234567890.000000001", nil, "", nil, int64(0), "2024-01-02T03:04:05.000000000Z", nil, `"just a string"`},
@@ -143,36 +119,36 @@ func TestSinkCreateAppendStoresExactValues(t *testing.T) {
 }
 
 func TestSinkThenSourceRoundTrip(t *testing.T) {
-	env := testEnv(t)
-	w := openWriter(t, env, "path: out.db\ntable: things\ncreate: true", allTypes)
+	env := sqlkittest.Env(t)
+	w := kit.Writer(t, env, "path: out.db\ntable: things\ncreate: true", allTypes)
 	rows := allTypesRows(t)
-	write(t, w, allTypes, rows)
-	commit(t, w)
-	res := readAll(t, buildSource(t, "path: out.db\ntable: things"), env, connector.Task{Key: "things"}, nil)
+	sqlkittest.Write(t, w, allTypes, rows)
+	sqlkittest.Commit(t, w)
+	res := sqlkittest.ReadAll(t, kit.Source(t, "path: out.db\ntable: things"), env, connector.Task{Key: "things"}, nil)
 	// JSON comes back decoded with json.Number; everything else as written.
 	rows[0][8] = map[string]any{"a": []any{json.Number("1"), "x"}}
-	if diff := cmp.Diff(rows, res.rows); diff != "" {
+	if diff := cmp.Diff(rows, res.Rows); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }
 
 func TestSinkMissingTable(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	mustExec(t, testDB(t, dbPath(env, "out.db")), "CREATE TABLE other (x)")
-	_, err := buildSink(t, "path: out.db\ntable: orders").Open(context.Background(), env, allTypes)
+	_, err := kit.Sink(t, "path: out.db\ntable: orders").Open(context.Background(), env, allTypes)
 	if err == nil || !strings.Contains(err.Error(), `table "orders"`) || !strings.Contains(err.Error(), "does not exist") {
 		t.Errorf("Open: %v, want an error naming the missing table", err)
 	}
-	_, err = buildSink(t, "path: other.db\ntable: orders").Open(context.Background(), env, allTypes)
+	_, err = kit.Sink(t, "path: other.db\ntable: orders").Open(context.Background(), env, allTypes)
 	if !errors.Is(err, connector.ErrUnavailable) {
 		t.Errorf("Open of a missing database without create: %v, want ErrUnavailable", err)
 	}
 }
 
 func TestSinkMissingColumn(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	mustExec(t, testDB(t, dbPath(env, "out.db")), "CREATE TABLE things (id INTEGER, name TEXT)")
-	_, err := buildSink(t, "path: out.db\ntable: things").Open(context.Background(), env, allTypes)
+	_, err := kit.Sink(t, "path: out.db\ntable: things").Open(context.Background(), env, allTypes)
 	if err == nil || !strings.Contains(err.Error(), "no column for field(s) price, weight") {
 		t.Errorf("Open: %v, want an error naming the missing columns", err)
 	}
@@ -181,13 +157,13 @@ func TestSinkMissingColumn(t *testing.T) {
 var kv = record.MustSchema(record.Field{Name: "k", Type: record.String}, record.Field{Name: "n", Type: record.Int}, record.Field{Name: "v", Type: record.String})
 
 func TestSinkUpsert(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	path := dbPath(env, "out.db")
-	w := openWriter(t, env, "path: out.db\ntable: kv\nmode: upsert\nkey: [k, n]\ncreate: true", kv)
-	write(t, w, kv, []record.Row{{"a", int64(1), "one"}, {"b", int64(1), "two"}})
-	commit(t, w)
-	write(t, w, kv, []record.Row{{"a", int64(1), "uno"}, {"a", int64(2), "new"}, {"a", int64(2), "newer"}})
-	commit(t, w)
+	w := kit.Writer(t, env, "path: out.db\ntable: kv\nmode: upsert\nkey: [k, n]\ncreate: true", kv)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "one"}, {"b", int64(1), "two"}})
+	sqlkittest.Commit(t, w)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "uno"}, {"a", int64(2), "new"}, {"a", int64(2), "newer"}})
+	sqlkittest.Commit(t, w)
 	want := [][]any{{"a", int64(1), "uno"}, {"a", int64(2), "newer"}, {"b", int64(1), "two"}}
 	if diff := cmp.Diff(want, stored(t, path, "SELECT k, n, v FROM kv ORDER BY k, n")); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
@@ -201,9 +177,9 @@ func TestSinkUpsert(t *testing.T) {
 }
 
 func TestSinkUpsertNeedsUniqueKey(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	mustExec(t, testDB(t, dbPath(env, "out.db")), "CREATE TABLE kv (k TEXT, n INTEGER, v TEXT)")
-	_, err := buildSink(t, "path: out.db\ntable: kv\nmode: upsert\nkey: k").Open(context.Background(), env, kv)
+	_, err := kit.Sink(t, "path: out.db\ntable: kv\nmode: upsert\nkey: k").Open(context.Background(), env, kv)
 	if err == nil || !strings.Contains(err.Error(), "UNIQUE index on exactly (k)") {
 		t.Errorf("Open: %v, want an error about the missing unique index", err)
 	}
@@ -222,21 +198,21 @@ func TestSinkReplace(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := testEnv(t)
+			env := sqlkittest.Env(t)
 			path := dbPath(env, "out.db")
 			db := testDB(t, path)
 			mustExec(t, db, "CREATE TABLE kv (k TEXT, n INTEGER CHECK (n > 0), v TEXT)")
 			mustExec(t, db, "CREATE INDEX kv_n ON kv (n)")
 			mustExec(t, db, "INSERT INTO kv VALUES ('old', 1, 'kept')")
-			w := openWriter(t, env, "path: out.db\ntable: kv\nmode: replace", kv)
+			w := kit.Writer(t, env, "path: out.db\ntable: kv\nmode: replace", kv)
 			if diff := cmp.Diff(connector.WriterInfo{Transactional: true, Once: true}, w.Info()); diff != "" {
 				t.Errorf("info (-want +got):\n%s", diff)
 			}
 			if tc.rows != nil {
-				write(t, w, kv, tc.rows)
+				sqlkittest.Write(t, w, kv, tc.rows)
 			}
 			if tc.commit {
-				commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p")})
+				sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("p")})
 			}
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
@@ -252,9 +228,9 @@ func TestSinkReplace(t *testing.T) {
 }
 
 func TestSinkCheckpointMovesWithRows(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	path := dbPath(env, "out.db")
-	s := buildSink(t, "path: out.db\ntable: kv\ncreate: true")
+	s := kit.Sink(t, "path: out.db\ntable: kv\ncreate: true")
 	loader, ok := s.(connector.CheckpointLoader)
 	if !ok {
 		t.Fatal("the sink does not implement CheckpointLoader")
@@ -277,7 +253,7 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -294,8 +270,8 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}, {"b", int64(2), "y"}})
-	commit(t, w, cp1)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}, {"b", int64(2), "y"}})
+	sqlkittest.Commit(t, w, cp1)
 	if got := stored(t, path, "SELECT count(*) FROM kv"); got[0][0] != int64(2) {
 		t.Errorf("%v rows after Commit, want 2", got[0][0])
 	}
@@ -304,7 +280,7 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 	}
 
 	// A failed Commit leaves the previous checkpoint and rows.
-	write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
+	sqlkittest.Write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	if err := w.Commit(ctx, []connector.Checkpoint{{Task: "t", Pos: record.Position("later")}}); err == nil {
@@ -317,16 +293,16 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 		t.Errorf("%v rows after a failed Commit, want 2", got[0][0])
 	}
 	// The writer goes on after the failure.
-	write(t, w, kv, []record.Row{{"d", int64(4), "w"}})
-	commit(t, w)
+	sqlkittest.Write(t, w, kv, []record.Row{{"d", int64(4), "w"}})
+	sqlkittest.Commit(t, w)
 	if got := stored(t, path, "SELECT group_concat(k, '') FROM (SELECT k FROM kv ORDER BY k)"); got[0][0] != "abd" {
 		t.Errorf("keys %v, want abd", got[0][0])
 	}
 }
 
 func TestLoadCheckpointsRoundTrip(t *testing.T) {
-	env := testEnv(t)
-	s := buildSink(t, "path: out.db\ntable: kv\ncreate: true")
+	env := sqlkittest.Env(t)
+	s := kit.Sink(t, "path: out.db\ntable: kv\ncreate: true")
 	w, err := s.Open(context.Background(), env, kv)
 	if err != nil {
 		t.Fatal(err)
@@ -337,15 +313,15 @@ func TestLoadCheckpointsRoundTrip(t *testing.T) {
 		{Task: "orders", Pos: record.Position(`{"v":1,"cols":["ts","id"]}`)},
 		{Task: "empty"},
 	}
-	commit(t, w, cps...)
-	commit(t, w, connector.Checkpoint{Task: "orders", Pos: record.Position("moved")})
+	sqlkittest.Commit(t, w, cps...)
+	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "orders", Pos: record.Position("moved")})
 	other := *env
 	other.Pipeline = "someone_else"
 	wo, err := s.Open(context.Background(), &other, kv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	commit(t, wo, connector.Checkpoint{Task: "a.csv", Pos: record.Position("theirs")})
+	sqlkittest.Commit(t, wo, connector.Checkpoint{Task: "a.csv", Pos: record.Position("theirs")})
 	wo.Close()
 
 	got, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), env)
@@ -372,13 +348,13 @@ func TestCheckpointsOfUnknownVersionAreRefused(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := testEnv(t)
-			s := buildSink(t, "path: out.db\ntable: kv\ncreate: true")
+			env := sqlkittest.Env(t)
+			s := kit.Sink(t, "path: out.db\ntable: kv\ncreate: true")
 			w, err := s.Open(context.Background(), env, kv)
 			if err != nil {
 				t.Fatal(err)
 			}
-			commit(t, w, connector.Checkpoint{Task: "t"})
+			sqlkittest.Commit(t, w, connector.Checkpoint{Task: "t"})
 			w.Close()
 			mustExec(t, testDB(t, dbPath(env, "out.db")), tc.setup)
 			if _, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), env); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -406,10 +382,10 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 	bad := map[int]bool{0: true, 37: true, 500: true, 501: true, 998: true, 999: true}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			env := testEnv(t)
+			env := sqlkittest.Env(t)
 			path := dbPath(env, "out.db")
 			mustExec(t, testDB(t, path), tc.table)
-			w := openWriter(t, env, "path: out.db\ntable: kv\nmode: "+tc.mode, kv)
+			w := kit.Writer(t, env, "path: out.db\ntable: kv\nmode: "+tc.mode, kv)
 			rows := make([]record.Row, 1000)
 			for i := range rows {
 				v := any(fmt.Sprint(i))
@@ -456,7 +432,7 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 			if n != 1000-len(wantIdx) {
 				t.Errorf("n = %d, want %d", n, 1000-len(wantIdx))
 			}
-			commit(t, w)
+			sqlkittest.Commit(t, w)
 			if got := stored(t, path, "SELECT count(*) FROM kv"); got[0][0] != int64(n) {
 				t.Errorf("%v rows stored, want %d", got[0][0], n)
 			}
@@ -465,9 +441,9 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 }
 
 func TestSinkLockedDatabaseIsTransient(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	path := dbPath(env, "out.db")
-	w := openWriter(t, env, "path: out.db\ntable: kv\ncreate: true\nbusy_timeout: 20ms", kv)
+	w := kit.Writer(t, env, "path: out.db\ntable: kv\ncreate: true\nbusy_timeout: 20ms", kv)
 	other := testDB(t, path)
 	other.SetMaxOpenConns(1)
 	conn, err := other.Conn(context.Background())
@@ -485,17 +461,17 @@ func TestSinkLockedDatabaseIsTransient(t *testing.T) {
 	if _, err := conn.ExecContext(context.Background(), "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
-	commit(t, w)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	sqlkittest.Commit(t, w)
 	if got := stored(t, path, "SELECT count(*) FROM kv"); got[0][0] != int64(1) {
 		t.Errorf("%v rows after the lock was released, want 1", got[0][0])
 	}
 }
 
 func TestSinkRefusesUnstorableValue(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	anyKV := record.MustSchema(record.Field{Name: "k", Type: record.String}, record.Field{Name: "x", Type: record.Any})
-	w := openWriter(t, env, "path: out.db\ntable: t\ncreate: true", anyKV)
+	w := kit.Writer(t, env, "path: out.db\ntable: t\ncreate: true", anyKV)
 	n, err := w.Write(context.Background(), &record.Batch{Schema: anyKV, Rows: []record.Row{
 		{"a", int64(1)}, {"b", struct{}{}}, {"c", "text"},
 	}})
@@ -530,26 +506,26 @@ func TestAppendTimestampMatchesFormat(t *testing.T) {
 }
 
 func TestSinkUsesWAL(t *testing.T) {
-	env := testEnv(t)
-	w := openWriter(t, env, "path: out.db\ntable: kv\ncreate: true", kv)
-	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
-	commit(t, w)
+	env := sqlkittest.Env(t)
+	w := kit.Writer(t, env, "path: out.db\ntable: kv\ncreate: true", kv)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	sqlkittest.Commit(t, w)
 	if got := stored(t, dbPath(env, "out.db"), "PRAGMA journal_mode"); got[0][0] != "wal" {
 		t.Errorf("journal_mode %v, want wal", got[0][0])
 	}
 }
 
 func TestSinkUpsertSingleIntKeyIsTheRowid(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	path := dbPath(env, "out.db")
-	w := openWriter(t, env, "path: out.db\ntable: kv\nmode: upsert\nkey: n\ncreate: true", kv)
-	write(t, w, kv, []record.Row{{"a", int64(7), "x"}, {"b", int64(7), "y"}, {"c", int64(8), "z"}})
+	w := kit.Writer(t, env, "path: out.db\ntable: kv\nmode: upsert\nkey: n\ncreate: true", kv)
+	sqlkittest.Write(t, w, kv, []record.Row{{"a", int64(7), "x"}, {"b", int64(7), "y"}, {"c", int64(8), "z"}})
 	n, err := w.Write(context.Background(), &record.Batch{Schema: kv, Rows: []record.Row{{"d", nil, "null key"}}})
 	var be *connector.BatchError
 	if n != 0 || !errors.As(err, &be) || !strings.Contains(be.Rows[0].Err.Error(), `key field "n" is null`) {
 		t.Errorf("Write with a null key: n=%d err=%v", n, err)
 	}
-	commit(t, w)
+	sqlkittest.Commit(t, w)
 	if diff := cmp.Diff([][]any{{"b", int64(7), "y"}, {"c", int64(8), "z"}}, stored(t, path, "SELECT k, n, v FROM kv ORDER BY rowid")); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}

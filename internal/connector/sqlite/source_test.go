@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -30,10 +31,10 @@ func TestSourceConfigErrors(t *testing.T) {
 		{"negative batch_rows", "path: a.db\ntable: t\nbatch_rows: -1", "batch_rows must be positive"},
 		{"repeated key", "path: a.db\ntable: t\nmode: incremental\ncursor: ts\nkey: [id, id]", `"id" appears twice`},
 	}
-	e, _ := testRegistry().Get(connector.KindSource, "sqlite")
+	e, _ := kit.Registry().Get(connector.KindSource, "sqlite")
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Source(params(t, tc.yaml))
+			_, err := e.Source(sqlkittest.Params(t, tc.yaml))
 			var pe *connector.PosError
 			if !errors.As(err, &pe) {
 				t.Fatalf("error %v is not a *PosError", err)
@@ -61,9 +62,9 @@ func typesTable(t *testing.T, path string) {
 }
 
 func TestSourceFullDerivesSchemaAndConverts(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	typesTable(t, dbPath(env, "db.sqlite"))
-	s := buildSource(t, "path: db.sqlite\ntable: things")
+	s := kit.Source(t, "path: db.sqlite\ntable: things")
 	if _, ok := s.(connector.Schemer); ok {
 		t.Error("a source without a declared schema implements Schemer")
 	}
@@ -88,7 +89,7 @@ func TestSourceFullDerivesSchemaAndConverts(t *testing.T) {
 	if !r.Schema().Equal(wantSchema) {
 		t.Errorf("schema %s, want %s", r.Schema(), wantSchema)
 	}
-	res := drain(t, r, -1)
+	res := sqlkittest.Drain(t, r, -1)
 	r.Close()
 	born, _ := record.ParseDate("2000-02-29")
 	born2, _ := record.ParseDate("1999-12-31")
@@ -100,26 +101,26 @@ func TestSourceFullDerivesSchemaAndConverts(t *testing.T) {
 		{int64(3), record.MustDec("3"), 2.0, "bo", []byte{}, false, time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), born2, "s", "x"},
 	}
 	// NUMERIC affinity stores '12.50' as the REAL 12.5.
-	if diff := cmp.Diff(want, res.rows, cmp.Comparer(func(a, b []byte) bool { return string(a) == string(b) })); diff != "" {
+	if diff := cmp.Diff(want, res.Rows, cmp.Comparer(func(a, b []byte) bool { return string(a) == string(b) })); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]int64{1, 2, 3}, res.lines); diff != "" {
+	if diff := cmp.Diff([]int64{1, 2, 3}, res.Lines); diff != "" {
 		t.Errorf("lines are the rowids (-want +got):\n%s", diff)
 	}
-	ts := res.rows[0][6].(time.Time)
+	ts := res.Rows[0][6].(time.Time)
 	if _, off := ts.Zone(); off != 7200 || ts.Nanosecond() != 123456789 {
 		t.Errorf("timestamp %v lost its zone or precision", ts)
 	}
 }
 
 func TestSourceRejectsValueThatDoesNotConvert(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE t (id INTEGER PRIMARY KEY, qty INTEGER, at TIMESTAMP)`)
 	mustExec(t, db, `INSERT INTO t VALUES (1, 5, '2024-01-01'), (2, 'many', '2024-01-01'), (3, 6, 'yesterday'), (4, 7, NULL)`)
-	s := buildSource(t, "path: db.sqlite\ntable: t")
-	res := readAll(t, s, env, connector.Task{Key: "t"}, nil)
-	if got := len(res.rows); got != 2 {
+	s := kit.Source(t, "path: db.sqlite\ntable: t")
+	res := sqlkittest.ReadAll(t, s, env, connector.Task{Key: "t"}, nil)
+	if got := len(res.Rows); got != 2 {
 		t.Errorf("%d rows, want 2", got)
 	}
 	type rej struct {
@@ -127,7 +128,7 @@ func TestSourceRejectsValueThatDoesNotConvert(t *testing.T) {
 		Step, Field, Raw string
 	}
 	var got []rej
-	for _, r := range res.rejects {
+	for _, r := range res.Rejects {
 		got = append(got, rej{Line: r.Line, Step: r.Step, Field: r.Field, Raw: string(r.Raw)})
 		if !strings.Contains(r.Err, r.Field) {
 			t.Errorf("reject reason %q does not name the field %q", r.Err, r.Field)
@@ -140,13 +141,13 @@ func TestSourceRejectsValueThatDoesNotConvert(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rejects (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(res.rejects[0].Err, `"many"`) {
-		t.Errorf("reject %q does not name the value", res.rejects[0].Err)
+	if !strings.Contains(res.Rejects[0].Err, `"many"`) {
+		t.Errorf("reject %q does not name the value", res.Rejects[0].Err)
 	}
 }
 
 func TestSourceQuery(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	typesTable(t, dbPath(env, "db.sqlite"))
 	tests := []struct {
 		name   string
@@ -178,7 +179,7 @@ func TestSourceQuery(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := buildSource(t, "path: db.sqlite\n"+tc.yaml)
+			s := kit.Source(t, "path: db.sqlite\n"+tc.yaml)
 			r, err := s.Open(context.Background(), env, connector.Task{Key: "query"}, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -187,8 +188,8 @@ func TestSourceQuery(t *testing.T) {
 			if got := r.Schema().String(); got != tc.schema {
 				t.Errorf("schema %q, want %q", got, tc.schema)
 			}
-			res := drain(t, r, -1)
-			if diff := cmp.Diff(tc.want, res.rows); diff != "" {
+			res := sqlkittest.Drain(t, r, -1)
+			if diff := cmp.Diff(tc.want, res.Rows); diff != "" {
 				t.Errorf("rows (-want +got):\n%s", diff)
 			}
 		})
@@ -196,7 +197,7 @@ func TestSourceQuery(t *testing.T) {
 }
 
 func TestSourceDeclaredSchemaIsKnownBeforeReading(t *testing.T) {
-	s := buildSource(t, "path: missing.db\ntable: t\nschema: {id: int, name: string}")
+	s := kit.Source(t, "path: missing.db\ntable: t\nschema: {id: int, name: string}")
 	sc, ok := s.(connector.Schemer)
 	if !ok {
 		t.Fatal("a source with a declared schema does not implement Schemer")
@@ -207,8 +208,8 @@ func TestSourceDeclaredSchemaIsKnownBeforeReading(t *testing.T) {
 }
 
 func TestSourceMissingDatabaseIsUnavailable(t *testing.T) {
-	env := testEnv(t)
-	s := buildSource(t, "path: nothing-here.db\ntable: t")
+	env := sqlkittest.Env(t)
+	s := kit.Source(t, "path: nothing-here.db\ntable: t")
 	if _, err := s.Plan(context.Background(), env); !errors.Is(err, connector.ErrUnavailable) {
 		t.Errorf("Plan: %v, want ErrUnavailable", err)
 	}
@@ -218,9 +219,9 @@ func TestSourceMissingDatabaseIsUnavailable(t *testing.T) {
 }
 
 func TestSourceMissingTableIsAnError(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	mustExec(t, testDB(t, dbPath(env, "db.sqlite")), "CREATE TABLE other (x)")
-	s := buildSource(t, "path: db.sqlite\ntable: orders")
+	s := kit.Source(t, "path: db.sqlite\ntable: orders")
 	_, err := s.Open(context.Background(), env, connector.Task{Key: "orders"}, nil)
 	if err == nil || !strings.Contains(err.Error(), `table "orders"`) || !strings.Contains(err.Error(), "no such table") {
 		t.Errorf("Open: %v, want an error naming the missing table", err)
@@ -238,14 +239,14 @@ func incrementalRun(t *testing.T, s connector.Source, env *connector.Env, pos re
 	if len(tasks) != 1 || tasks[0].Final {
 		t.Fatalf("tasks %+v, want one task that is not final", tasks)
 	}
-	res := readAll(t, s, env, tasks[0], pos)
-	if len(res.rejects) > 0 {
-		t.Fatalf("rejects: %+v", res.rejects)
+	res := sqlkittest.ReadAll(t, s, env, tasks[0], pos)
+	if len(res.Rejects) > 0 {
+		t.Fatalf("rejects: %+v", res.Rejects)
 	}
-	if res.pos == nil {
-		return res.rows, pos
+	if res.Pos == nil {
+		return res.Rows, pos
 	}
-	return res.rows, res.pos
+	return res.Rows, res.Pos
 }
 
 // seen checks that every id arrives exactly once over all runs.
@@ -263,7 +264,7 @@ func (s seen) add(t *testing.T, rows []record.Row) {
 }
 
 func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE ev (id INTEGER PRIMARY KEY, updated_at TEXT NOT NULL, v TEXT)`)
 	mustExec(t, db, `CREATE INDEX ev_cursor ON ev (updated_at, id)`)
@@ -284,7 +285,7 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	}
 	const ts = "2024-03-01 10:00:00.123456"
 	insert(1, 10001, ts)
-	s := buildSource(t, "path: db.sqlite\ntable: ev\nmode: incremental\ncursor: updated_at\nkey: id\nbatch_rows: 100\nschema: {id: int, updated_at: timestamp}")
+	s := kit.Source(t, "path: db.sqlite\ntable: ev\nmode: incremental\ncursor: updated_at\nkey: id\nbatch_rows: 100\nschema: {id: int, updated_at: timestamp}")
 	got := seen{}
 
 	// Run 1 stops after 37 batches (a crash); run 2 resumes from there.
@@ -293,13 +294,13 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	part := drain(t, r, 37)
+	part := sqlkittest.Drain(t, r, 37)
 	r.Close()
-	if len(part.rows) != 3700 {
-		t.Fatalf("first 37 batches hold %d rows", len(part.rows))
+	if len(part.Rows) != 3700 {
+		t.Fatalf("first 37 batches hold %d rows", len(part.Rows))
 	}
-	got.add(t, part.rows)
-	rows, pos := incrementalRun(t, s, env, part.pos)
+	got.add(t, part.Rows)
+	rows, pos := incrementalRun(t, s, env, part.Pos)
 	if len(rows) != 6300 {
 		t.Errorf("resumed run read %d rows, want the remaining 6300", len(rows))
 	}
@@ -320,8 +321,8 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	if len(got) != 10399 {
 		t.Errorf("%d distinct rows read, want 10399", len(got))
 	}
-	want := mustTime(t, ts)
-	for _, r := range part.rows[:5] {
+	want := sqlkittest.MustTime(t, ts)
+	for _, r := range part.Rows[:5] {
 		if !r[1].(time.Time).Equal(want) {
 			t.Errorf("timestamp %v, want %v", r[1], want)
 		}
@@ -329,7 +330,7 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 }
 
 func TestSourceIncrementalFractionalTimestamps(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE ev (id INTEGER PRIMARY KEY, changed DATETIME)`)
 	runs := [][]string{
@@ -338,7 +339,7 @@ func TestSourceIncrementalFractionalTimestamps(t *testing.T) {
 		{"2024-03-01 10:00:00.12345679", "2024-03-01 10:00:00.2", "2024-03-01 10:00:00.200000001", "2024-03-01 10:00:01"},
 		{"2024-03-01 10:00:01.000001", "2024-03-01 10:00:01.000001", "2024-03-01 10:00:01.5"},
 	}
-	s := buildSource(t, "path: db.sqlite\ntable: ev\nmode: incremental\ncursor: changed\nkey: id\nbatch_rows: 2")
+	s := kit.Source(t, "path: db.sqlite\ntable: ev\nmode: incremental\ncursor: changed\nkey: id\nbatch_rows: 2")
 	got := seen{}
 	id := int64(0)
 	want := map[int64]time.Time{}
@@ -347,7 +348,7 @@ func TestSourceIncrementalFractionalTimestamps(t *testing.T) {
 		for _, ts := range texts {
 			id++
 			mustExec(t, db, `INSERT INTO ev VALUES (?, ?)`, id, ts)
-			want[id] = mustTime(t, ts)
+			want[id] = sqlkittest.MustTime(t, ts)
 		}
 		var rows []record.Row
 		rows, pos = incrementalRun(t, s, env, pos)
@@ -374,11 +375,11 @@ func TestSourceIncrementalFractionalTimestamps(t *testing.T) {
 }
 
 func TestSourceIncrementalNullCursor(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE ev (id INTEGER PRIMARY KEY, seq INTEGER)`)
 	mustExec(t, db, `INSERT INTO ev VALUES (1, NULL), (2, NULL), (3, NULL), (4, 1), (5, 2)`)
-	s := buildSource(t, "path: db.sqlite\ntable: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 2")
+	s := kit.Source(t, "path: db.sqlite\ntable: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 2")
 	got := seen{}
 	rows, pos := incrementalRun(t, s, env, nil)
 	got.add(t, rows)
@@ -391,7 +392,7 @@ func TestSourceIncrementalNullCursor(t *testing.T) {
 }
 
 func TestSourceFullResumesWithinRun(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)`)
 	mustExec(t, db, `CREATE TABLE nokey (name TEXT, n INTEGER) STRICT`)
@@ -406,7 +407,7 @@ func TestSourceFullResumesWithinRun(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := buildSource(t, "path: db.sqlite\nbatch_rows: 4\n"+tc.yaml)
+			s := kit.Source(t, "path: db.sqlite\nbatch_rows: 4\n"+tc.yaml)
 			tasks, err := s.Plan(context.Background(), env)
 			if err != nil {
 				t.Fatal(err)
@@ -415,27 +416,27 @@ func TestSourceFullResumesWithinRun(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			first := drain(t, r, 3)
+			first := sqlkittest.Drain(t, r, 3)
 			r.Close()
-			rest := readAll(t, s, env, tasks[0], first.pos)
+			rest := sqlkittest.ReadAll(t, s, env, tasks[0], first.Pos)
 			got := seen{}
-			got.add(t, first.rows)
-			got.add(t, rest.rows)
-			if len(first.rows) != 12 || len(got) != 25 {
-				t.Errorf("read %d then %d rows, %d distinct; want 12 then 13, 25 distinct", len(first.rows), len(rest.rows), len(got))
+			got.add(t, first.Rows)
+			got.add(t, rest.Rows)
+			if len(first.Rows) != 12 || len(got) != 25 {
+				t.Errorf("read %d then %d rows, %d distinct; want 12 then 13, 25 distinct", len(first.Rows), len(rest.Rows), len(got))
 			}
 		})
 	}
 }
 
 func TestSourceRefusesPositionOfOtherOrdering(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER)`)
 	mustExec(t, db, `INSERT INTO t VALUES (1, 1, 1)`)
-	s := buildSource(t, "path: db.sqlite\ntable: t\nmode: incremental\ncursor: a\nkey: id")
+	s := kit.Source(t, "path: db.sqlite\ntable: t\nmode: incremental\ncursor: a\nkey: id")
 	_, pos := incrementalRun(t, s, env, nil)
-	other := buildSource(t, "path: db.sqlite\ntable: t\nmode: incremental\ncursor: b\nkey: id")
+	other := kit.Source(t, "path: db.sqlite\ntable: t\nmode: incremental\ncursor: b\nkey: id")
 	tests := []struct {
 		name string
 		pos  record.Position
@@ -521,7 +522,7 @@ func TestTypeFromDecl(t *testing.T) {
 }
 
 func TestKeysetLevelsUseTheIndex(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE ev (id INTEGER PRIMARY KEY, updated_at TEXT, v TEXT)`)
 	mustExec(t, db, `CREATE INDEX ev_cursor ON ev (updated_at, id)`)
@@ -562,7 +563,7 @@ func TestKeysetLevelsUseTheIndex(t *testing.T) {
 }
 
 func TestSourceBatchLimits(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)`)
 	for i := 1; i <= 10; i++ {
@@ -573,29 +574,29 @@ func TestSourceBatchLimits(t *testing.T) {
 		mustExec(t, db, `INSERT INTO t VALUES (?, ?)`, i, body)
 	}
 	env.Limits = record.Limits{BatchRows: 100, BatchBytes: 300, MaxRecordBytes: 1000}
-	s := buildSource(t, "path: db.sqlite\ntable: t")
+	s := kit.Source(t, "path: db.sqlite\ntable: t")
 	r, err := s.Open(context.Background(), env, connector.Task{Key: "t"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	res := drain(t, r, -1)
-	if len(res.rows) != 9 || len(res.rejects) != 1 || res.rejects[0].Line != 4 || !strings.Contains(res.rejects[0].Err, "exceeds the limit of 1000 bytes") {
-		t.Errorf("rows %d, rejects %+v: want 9 rows and row 4 rejected as too big", len(res.rows), res.rejects)
+	res := sqlkittest.Drain(t, r, -1)
+	if len(res.Rows) != 9 || len(res.Rejects) != 1 || res.Rejects[0].Line != 4 || !strings.Contains(res.Rejects[0].Err, "exceeds the limit of 1000 bytes") {
+		t.Errorf("rows %d, rejects %+v: want 9 rows and row 4 rejected as too big", len(res.Rows), res.Rejects)
 	}
-	if res.batches < 4 {
-		t.Errorf("%d batches: the byte limit of a batch was not applied", res.batches)
+	if res.Batches < 4 {
+		t.Errorf("%d batches: the byte limit of a batch was not applied", res.Batches)
 	}
 }
 
 func TestSourceNextHonoursCancelledContext(t *testing.T) {
-	env := testEnv(t)
+	env := sqlkittest.Env(t)
 	db := testDB(t, dbPath(env, "db.sqlite"))
 	mustExec(t, db, `CREATE TABLE t (id INTEGER PRIMARY KEY)`)
 	mustExec(t, db, `INSERT INTO t VALUES (1), (2)`)
 	for _, yaml := range []string{"table: t", "query: SELECT id FROM t"} {
 		t.Run(yaml, func(t *testing.T) {
-			r, err := buildSource(t, "path: db.sqlite\nbatch_rows: 1\n"+yaml).Open(context.Background(), env, connector.Task{Key: "t"}, nil)
+			r, err := kit.Source(t, "path: db.sqlite\nbatch_rows: 1\n"+yaml).Open(context.Background(), env, connector.Task{Key: "t"}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

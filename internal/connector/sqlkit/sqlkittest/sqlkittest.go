@@ -1,0 +1,201 @@
+// Package sqlkittest holds what the tests of the SQL connectors (PostgreSQL,
+// MySQL/MariaDB, SQLite) share: an environment, the components built from
+// YAML as the registry builds them, and reading or writing them to the end
+// with every batch checked.
+//
+//	var kit = sqlkittest.Kit{Name: "sqlite", Register: Register}
+//
+//	res := sqlkittest.ReadAll(t, kit.Source(t, "path: a.db\ntable: t"), sqlkittest.Env(t), task, nil)
+package sqlkittest
+
+import (
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+// Env is a run's environment: pipeline "orders", run "run1", a temporary
+// directory, the default limits and UTC.
+func Env(t testing.TB) *connector.Env {
+	t.Helper()
+	return &connector.Env{
+		Pipeline: "orders",
+		RunID:    "run1",
+		RunTime:  time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC),
+		Dir:      t.TempDir(),
+		Limits:   record.DefaultLimits,
+		Location: time.UTC,
+	}
+}
+
+// Params parses a component's YAML configuration.
+func Params(t testing.TB, src string) connector.Params {
+	t.Helper()
+	p, err := connector.ParamsFromYAML(src)
+	if err != nil {
+		t.Fatalf("ParamsFromYAML: %v", err)
+	}
+	return p
+}
+
+// Kit builds the components of one connector: Name as its Register
+// registers them.
+type Kit struct {
+	Name     string
+	Register func(*connector.Registry)
+}
+
+// Registry returns a registry holding the connector's components.
+func (k Kit) Registry() *connector.Registry {
+	r := connector.NewRegistry()
+	k.Register(r)
+	return r
+}
+
+// Source builds the connector's source from YAML.
+func (k Kit) Source(t testing.TB, src string) connector.Source {
+	t.Helper()
+	e, _ := k.Registry().Get(connector.KindSource, k.Name)
+	s, err := e.Source(Params(t, src))
+	if err != nil {
+		t.Fatalf("source factory: %v", err)
+	}
+	return s
+}
+
+// Sink builds the connector's sink from YAML.
+func (k Kit) Sink(t testing.TB, src string) connector.Sink {
+	t.Helper()
+	e, _ := k.Registry().Get(connector.KindSink, k.Name)
+	s, err := e.Sink(Params(t, src))
+	if err != nil {
+		t.Fatalf("sink factory: %v", err)
+	}
+	return s
+}
+
+// Lookup builds the connector's lookup from YAML.
+func (k Kit) Lookup(t testing.TB, src string) connector.Lookup {
+	t.Helper()
+	e, _ := k.Registry().Get(connector.KindLookup, k.Name)
+	l, err := e.Lookup(Params(t, src))
+	if err != nil {
+		t.Fatalf("lookup factory: %v", err)
+	}
+	return l
+}
+
+// Writer opens a writer of the connector's sink built from YAML, closed
+// when the test ends.
+func (k Kit) Writer(t testing.TB, env *connector.Env, src string, schema *record.Schema) connector.Writer {
+	t.Helper()
+	return OpenWriter(t, env, k.Sink(t, src), schema)
+}
+
+// Read is everything a reader returned.
+type Read struct {
+	Rows    []record.Row
+	Lines   []int64
+	Rejects []record.Reject
+	Batches int
+	Pos     record.Position // of the last batch
+}
+
+// ReadAll opens task at pos and reads it to its end.
+func ReadAll(t testing.TB, s connector.Source, env *connector.Env, task connector.Task, pos record.Position) Read {
+	t.Helper()
+	r, err := s.Open(context.Background(), env, task, pos)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer r.Close()
+	return Drain(t, r, -1)
+}
+
+// Drain reads up to max batches (all when max < 0), decoding what a batch
+// left to decode and checking the accounting of every batch.
+func Drain(t testing.TB, r connector.Reader, max int) Read {
+	t.Helper()
+	var res Read
+	for max < 0 || res.Batches < max {
+		b, err := r.Next(context.Background())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		if b.Decode != nil {
+			b.Decode(b)
+			b.Decode = nil
+		}
+		if got := b.Len() + len(b.Rejects) + b.Filtered; got != b.Read {
+			t.Fatalf("batch accounting: rows+rejects+filtered = %d, read = %d", got, b.Read)
+		}
+		if len(b.Lines) != b.Len() {
+			t.Fatalf("batch has %d lines for %d rows", len(b.Lines), b.Len())
+		}
+		if b.Pos == nil {
+			t.Fatal("batch without a position")
+		}
+		res.Batches++
+		res.Rows = append(res.Rows, b.Rows...)
+		res.Lines = append(res.Lines, b.Lines...)
+		res.Rejects = append(res.Rejects, b.Rejects...)
+		res.Pos = b.Pos
+	}
+	return res
+}
+
+// OpenWriter opens a writer of s, closed when the test ends.
+func OpenWriter(t testing.TB, env *connector.Env, s connector.Sink, schema *record.Schema) connector.Writer {
+	t.Helper()
+	w, err := s.Open(context.Background(), env, schema)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
+// Write writes rows, every one of which must be written.
+func Write(t testing.TB, w connector.Writer, schema *record.Schema, rows []record.Row) {
+	t.Helper()
+	n, err := w.Write(context.Background(), &record.Batch{Schema: schema, Rows: rows})
+	if err != nil || n != len(rows) {
+		t.Fatalf("Write: n=%d err=%v, want %d", n, err, len(rows))
+	}
+}
+
+// Commit commits w with cps.
+func Commit(t testing.TB, w connector.Writer, cps ...connector.Checkpoint) {
+	t.Helper()
+	if err := w.Commit(context.Background(), cps); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}
+
+// MustTime parses a timestamp, in UTC when it has no zone.
+func MustTime(t testing.TB, s string) time.Time {
+	t.Helper()
+	v, err := record.ParseTimestamp(s, time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// MustDate parses a date.
+func MustDate(t testing.TB, s string) record.LocalDate {
+	t.Helper()
+	d, err := record.ParseDate(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
