@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -256,6 +257,7 @@ type textWriter struct {
 	info   connector.WriterInfo
 
 	rowSize atomic.Int64 // bytes per encoded row, the largest seen
+	texts   sync.Pool    // *[]byte: buffers of batches written, for Prepare to fill again
 }
 
 // Write implements connector.Writer.
@@ -270,6 +272,10 @@ func (w *textWriter) Write(ctx context.Context, b *record.Batch) (int, error) {
 		if _, err := w.out.Write(p.text); err != nil {
 			return 0, fmt.Errorf("%s: %w", w.kind, err)
 		}
+		// The text is copied out: its buffer serves another batch.
+		b.Prepared = nil
+		text := p.text[:0]
+		w.texts.Put(&text)
 		return len(b.Rows), nil
 	}
 	buf := w.buf[:0]
@@ -305,7 +311,13 @@ func (w *textWriter) Prepare(b *record.Batch) error {
 	if perRow == 0 {
 		perRow = 128
 	}
-	buf := make([]byte, 0, int64(len(b.Rows))*perRow*9/8+64)
+	want := int(int64(len(b.Rows))*perRow*9/8 + 64)
+	var buf []byte
+	if p, ok := w.texts.Get().(*[]byte); ok && cap(*p) >= want {
+		buf = *p
+	} else {
+		buf = make([]byte, 0, want)
+	}
 	for _, r := range b.Rows {
 		buf = w.format.row(buf, r)
 	}
