@@ -18,9 +18,7 @@ import (
 
 func TestLookupConfigErrors(t *testing.T) {
 	const dsn = "dsn: 'root@tcp(127.0.0.1:3306)/test'\n"
-	tests := []struct {
-		name, yaml, want string
-	}{
+	tests := []struct{ Name, YAML, Want string }{
 		{"no key", dsn + "table: t", "key is required"},
 		{"both table and query", dsn + "table: t\nquery: select 1\nkey: id", "exclude each other"},
 		{"key not in schema", dsn + "table: t\nkey: id\nschema: {name: string}", `key field "id" is not in the schema`},
@@ -29,16 +27,7 @@ func TestLookupConfigErrors(t *testing.T) {
 		{"timeout", dsn + "table: t\nkey: id\ntimeout: 0s", "timeout must be positive"},
 		{"breaker", dsn + "table: t\nkey: id\nbreaker: {failures: 0}", "breaker.failures must be positive"},
 	}
-	e, _ := kit.Registry().Get(connector.KindLookup, "mysql")
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Lookup(sqlkittest.Params(t, tc.yaml))
-			var pe *connector.PosError
-			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
-				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
-			}
-		})
-	}
+	kit.ConfigErrors(t, connector.KindLookup, tests, nil)
 }
 
 func ratesTable(db *testDB) {

@@ -18,9 +18,7 @@ import (
 
 func TestSinkConfigErrors(t *testing.T) {
 	const dsn = "dsn: 'root@tcp(127.0.0.1:3306)/test'\n"
-	tests := []struct {
-		name, yaml, want string
-	}{
+	tests := []struct{ Name, YAML, Want string }{
 		{"no table", dsn, "table must name"},
 		{"bad url dsn", "dsn: 'postgres://u:s3cret@h/db'\ntable: t", "want mysql://"},
 		{"upsert without key", dsn + "table: t\nmode: upsert", "needs a key"},
@@ -30,19 +28,11 @@ func TestSinkConfigErrors(t *testing.T) {
 		{"replace of a long name", dsn + "table: " + strings.Repeat("x", 51) + "\nmode: replace", "at most 50 characters"},
 		{"statement_rows", dsn + "table: t\nstatement_rows: 0", "statement_rows must be positive"},
 	}
-	e, _ := kit.Registry().Get(connector.KindSink, "mysql")
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Sink(sqlkittest.Params(t, tc.yaml))
-			var pe *connector.PosError
-			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
-				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
-			}
-			if strings.Contains(pe.Msg, "s3cret") {
-				t.Errorf("error %q shows the password", pe.Msg)
-			}
-		})
-	}
+	kit.ConfigErrors(t, connector.KindSink, tests, func(t *testing.T, pe *connector.PosError) {
+		if strings.Contains(pe.Msg, "s3cret") {
+			t.Errorf("error %q shows the password", pe.Msg)
+		}
+	})
 }
 
 var allTypes = record.MustSchema(
@@ -326,18 +316,7 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 	db := newTestDB(t)
 	env := sqlkittest.Env(t)
 	s := kit.Sink(t, db.yaml("table: kv\ncreate: true"))
-	loader, ok := s.(connector.CheckpointLoader)
-	if !ok {
-		t.Fatal("the sink does not implement CheckpointLoader")
-	}
-	load := func() map[string]connector.Checkpoint {
-		t.Helper()
-		cps, err := loader.LoadCheckpoints(context.Background(), env)
-		if err != nil {
-			t.Fatalf("LoadCheckpoints: %v", err)
-		}
-		return cps
-	}
+	load := func() map[string]connector.Checkpoint { return sqlkittest.Checkpoints(t, s, env) }
 	if got := load(); len(got) != 0 {
 		t.Fatalf("checkpoints before any write: %v", got)
 	}

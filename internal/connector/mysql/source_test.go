@@ -21,9 +21,7 @@ var bytesEqual = cmp.Comparer(func(a, b []byte) bool { return string(a) == strin
 
 func TestSourceConfigErrors(t *testing.T) {
 	const dsn = "dsn: 'root@tcp(127.0.0.1:3306)/test'\n"
-	tests := []struct {
-		name, yaml, want string
-	}{
+	tests := []struct{ Name, YAML, Want string }{
 		{"neither table nor query", dsn, "one of table and query"},
 		{"both table and query", dsn + "table: t\nquery: select 1", "exclude each other"},
 		{"bad dsn", "dsn: 'root:s3cret@tcp(127.0.0.1:3306'\ntable: t", "not a valid MySQL DSN"},
@@ -36,25 +34,14 @@ func TestSourceConfigErrors(t *testing.T) {
 		{"negative batch_rows", dsn + "table: t\nbatch_rows: -1", "batch_rows must be positive"},
 		{"repeated key", dsn + "table: t\nmode: incremental\ncursor: ts\nkey: [id, id]", `"id" appears twice`},
 	}
-	e, _ := kit.Registry().Get(connector.KindSource, "mysql")
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Source(sqlkittest.Params(t, tc.yaml))
-			var pe *connector.PosError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *PosError", err)
-			}
-			if !strings.Contains(pe.Msg, tc.want) {
-				t.Errorf("error %q does not contain %q", pe.Msg, tc.want)
-			}
-			if pe.Pos.Line == 0 {
-				t.Errorf("error %q has no position", pe.Msg)
-			}
-			if strings.Contains(pe.Msg, "s3cret") {
-				t.Errorf("error %q shows the password", pe.Msg)
-			}
-		})
-	}
+	kit.ConfigErrors(t, connector.KindSource, tests, func(t *testing.T, pe *connector.PosError) {
+		if pe.Pos.Line == 0 {
+			t.Errorf("error %q has no position", pe.Msg)
+		}
+		if strings.Contains(pe.Msg, "s3cret") {
+			t.Errorf("error %q shows the password", pe.Msg)
+		}
+	})
 }
 
 // typesTable creates a table with one column of each kind of type.
@@ -270,27 +257,6 @@ func TestSourceMissingTable(t *testing.T) {
 	}
 }
 
-// incrementalRun reads one run of an incremental source from pos and
-// returns its rows and the position to resume from.
-func incrementalRun(t *testing.T, s connector.Source, env *connector.Env, pos record.Position) ([]record.Row, record.Position) {
-	t.Helper()
-	tasks, err := s.Plan(context.Background(), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tasks) != 1 || tasks[0].Final {
-		t.Fatalf("tasks %+v, want one task that is not final", tasks)
-	}
-	res := sqlkittest.ReadAll(t, s, env, tasks[0], pos)
-	if len(res.Rejects) > 0 {
-		t.Fatalf("rejects: %+v", res.Rejects)
-	}
-	if res.Pos == nil {
-		return res.Rows, pos
-	}
-	return res.Rows, res.Pos
-}
-
 // seen counts how often each id arrived.
 type seen map[int64]int
 
@@ -340,7 +306,7 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	}
 	got.add(part.Rows)
 	env.RunID = "run2"
-	rows, pos := incrementalRun(t, s, env, part.Pos)
+	rows, pos := sqlkittest.IncrementalRun(t, s, env, part.Pos)
 	if len(rows) != 6300 {
 		t.Errorf("resumed run read %d rows, want the remaining 6300", len(rows))
 	}
@@ -350,13 +316,13 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	insertSeq(t, db, 10001, 10251, ts)
 	insertSeq(t, db, 10251, 10400, "2024-03-01 10:00:00.123457")
 	env.RunID = "run3"
-	rows, pos = incrementalRun(t, s, env, pos)
+	rows, pos = sqlkittest.IncrementalRun(t, s, env, pos)
 	if len(rows) != 399 {
 		t.Errorf("run 3 read %d rows, want 399", len(rows))
 	}
 	got.add(rows)
 	env.RunID = "run4"
-	rows, _ = incrementalRun(t, s, env, pos)
+	rows, _ = sqlkittest.IncrementalRun(t, s, env, pos)
 	if len(rows) != 0 {
 		t.Errorf("run 4 read %d rows with nothing new", len(rows))
 	}
@@ -400,7 +366,7 @@ func TestSourceIncrementalMicroseconds(t *testing.T) {
 				}
 				env.RunID = fmt.Sprint("run", i)
 				var rows []record.Row
-				rows, pos = incrementalRun(t, s, env, pos)
+				rows, pos = sqlkittest.IncrementalRun(t, s, env, pos)
 				if len(rows) != len(texts) {
 					t.Errorf("run %d read %d rows, want %d", i+1, len(rows), len(texts))
 				}
@@ -434,7 +400,7 @@ func TestSourceIncrementalDecimalCursorIsExact(t *testing.T) {
 		db.exec(`INSERT INTO ev VALUES (?, ?)`, i+1, v)
 	}
 	s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 1"))
-	rows, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
+	rows, pos := sqlkittest.IncrementalRun(t, s, sqlkittest.Env(t), nil)
 	if len(rows) != len(vals) {
 		t.Fatalf("read %d rows, want %d:\n%s", len(rows), len(vals), fmtRows(rows))
 	}
@@ -444,7 +410,7 @@ func TestSourceIncrementalDecimalCursorIsExact(t *testing.T) {
 		}
 	}
 	db.exec(`INSERT INTO ev VALUES (6, '12345678901234567890.00000000000000000003')`)
-	rows, _ = incrementalRun(t, s, sqlkittest.Env(t), pos)
+	rows, _ = sqlkittest.IncrementalRun(t, s, sqlkittest.Env(t), pos)
 	if len(rows) != 1 || rows[0][0] != int64(6) {
 		t.Errorf("second run read %v, want only id 6", rows)
 	}
@@ -456,10 +422,10 @@ func TestSourceIncrementalNullCursor(t *testing.T) {
 	db.exec(`INSERT INTO ev VALUES (1, NULL), (2, NULL), (3, NULL), (4, 1), (5, 2)`)
 	s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 2"))
 	got := seen{}
-	rows, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
+	rows, pos := sqlkittest.IncrementalRun(t, s, sqlkittest.Env(t), nil)
 	got.add(rows)
 	db.exec(`INSERT INTO ev VALUES (6, 3), (7, 3)`)
-	rows, _ = incrementalRun(t, s, sqlkittest.Env(t), pos)
+	rows, _ = sqlkittest.IncrementalRun(t, s, sqlkittest.Env(t), pos)
 	got.add(rows)
 	if len(got) != 7 || len(got.twice()) > 0 {
 		t.Errorf("read ids %v, want 1..7 once each", got)
@@ -485,7 +451,7 @@ func TestSourceLookbackPicksUpLateRow(t *testing.T) {
 			db.exec(`DELETE FROM ev WHERE id > 3`)
 			s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: updated_at\nkey: id\nbatch_rows: 2\n"+tc.lookback))
 			env := sqlkittest.Env(t)
-			rows, pos := incrementalRun(t, s, env, nil)
+			rows, pos := sqlkittest.IncrementalRun(t, s, env, nil)
 			if len(rows) != 3 {
 				t.Fatalf("run 1 read %d rows", len(rows))
 			}
@@ -504,7 +470,7 @@ func TestSourceLookbackPicksUpLateRow(t *testing.T) {
 			}
 
 			env.RunID = "run2"
-			rows, pos = incrementalRun(t, s, env, pos)
+			rows, pos = sqlkittest.IncrementalRun(t, s, env, pos)
 			var ids []int64
 			for _, r := range rows {
 				ids = append(ids, r[0].(int64))
@@ -513,7 +479,7 @@ func TestSourceLookbackPicksUpLateRow(t *testing.T) {
 				t.Errorf("run 2 ids (-want +got):\n%s", diff)
 			}
 			env.RunID = "run3"
-			rows, _ = incrementalRun(t, s, env, pos)
+			rows, _ = sqlkittest.IncrementalRun(t, s, env, pos)
 			if tc.lookback != "" && len(rows) != 3 { // 10:06, 10:10 and 10:11 are within 5m of 10:11
 				t.Errorf("run 3 read %s, want the window's two rows again", fmtRows(rows))
 			}
@@ -526,7 +492,7 @@ func TestSourceLookbackNeedsTemporalCursor(t *testing.T) {
 	db.exec(`CREATE TABLE ev (id INT PRIMARY KEY)`)
 	db.exec(`INSERT INTO ev VALUES (1)`)
 	s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: id\nkey: id\nlookback: 1h"))
-	_, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
+	_, pos := sqlkittest.IncrementalRun(t, s, sqlkittest.Env(t), nil)
 	env := sqlkittest.Env(t)
 	env.RunID = "run2"
 	_, err := s.Open(context.Background(), env, connector.Task{Key: "ev"}, pos)
@@ -558,7 +524,7 @@ func TestSourceSchemaDrift(t *testing.T) {
 			db.exec(`CREATE TABLE ev (id INT PRIMARY KEY, v VARCHAR(10))`)
 			db.exec(`INSERT INTO ev VALUES (1, '1'), (2, '2')`)
 			s := kit.Source(t, db.yaml("table: ev\nmode: incremental\ncursor: id\nkey: id\nschema_drift: "+tc.policy))
-			_, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
+			_, pos := sqlkittest.IncrementalRun(t, s, sqlkittest.Env(t), nil)
 			db.exec(tc.change)
 			if tc.rows != nil {
 				db.exec(`INSERT INTO ev (id) VALUES (3)`)
@@ -643,7 +609,7 @@ func TestSourceRefusesPositionOfOtherOrdering(t *testing.T) {
 	db.exec(`CREATE TABLE t (id INT PRIMARY KEY, a INT, b INT)`)
 	db.exec(`INSERT INTO t VALUES (1, 1, 1)`)
 	s := kit.Source(t, db.yaml("table: t\nmode: incremental\ncursor: a\nkey: id"))
-	_, pos := incrementalRun(t, s, sqlkittest.Env(t), nil)
+	_, pos := sqlkittest.IncrementalRun(t, s, sqlkittest.Env(t), nil)
 	other := kit.Source(t, db.yaml("table: t\nmode: incremental\ncursor: b\nkey: id"))
 	tests := []struct {
 		name string

@@ -3,7 +3,6 @@ package sqlite
 import (
 	"context"
 	"errors"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -14,23 +13,12 @@ import (
 )
 
 func TestLookupConfigErrors(t *testing.T) {
-	tests := []struct {
-		name, yaml, want string
-	}{
+	tests := []struct{ Name, YAML, Want string }{
 		{"no key", "path: a.db\ntable: t", "key is required"},
 		{"both table and query", "path: a.db\ntable: t\nquery: select 1\nkey: id", "exclude each other"},
 		{"key not in schema", "path: a.db\ntable: t\nkey: id\nschema: {name: string}", `key field "id" is not in the schema`},
 	}
-	e, _ := kit.Registry().Get(connector.KindLookup, "sqlite")
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Lookup(sqlkittest.Params(t, tc.yaml))
-			var pe *connector.PosError
-			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
-				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
-			}
-		})
-	}
+	kit.ConfigErrors(t, connector.KindLookup, tests, nil)
 }
 
 func TestLookupMultiColumnKey(t *testing.T) {

@@ -18,9 +18,7 @@ import (
 )
 
 func TestSinkConfigErrors(t *testing.T) {
-	tests := []struct {
-		name, yaml, want string
-	}{
+	tests := []struct{ Name, YAML, Want string }{
 		{"no table", "path: a.db", "table must name"},
 		{"no path", "table: t", "path must name"},
 		{"upsert without key", "path: a.db\ntable: t\nmode: upsert", "needs a key"},
@@ -28,16 +26,7 @@ func TestSinkConfigErrors(t *testing.T) {
 		{"reserved table", "path: a.db\ntable: backbone_checkpoints", "reserved"},
 		{"key without upsert", "path: a.db\ntable: t\nkey: id", "only used in mode upsert"},
 	}
-	e, _ := kit.Registry().Get(connector.KindSink, "sqlite")
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Sink(sqlkittest.Params(t, tc.yaml))
-			var pe *connector.PosError
-			if !errors.As(err, &pe) || !strings.Contains(pe.Msg, tc.want) {
-				t.Fatalf("error %v, want a *PosError containing %q", err, tc.want)
-			}
-		})
-	}
+	kit.ConfigErrors(t, connector.KindSink, tests, nil)
 }
 
 var allTypes = record.MustSchema(
@@ -231,18 +220,7 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 	env := sqlkittest.Env(t)
 	path := dbPath(env, "out.db")
 	s := kit.Sink(t, "path: out.db\ntable: kv\ncreate: true")
-	loader, ok := s.(connector.CheckpointLoader)
-	if !ok {
-		t.Fatal("the sink does not implement CheckpointLoader")
-	}
-	load := func() map[string]connector.Checkpoint {
-		t.Helper()
-		cps, err := loader.LoadCheckpoints(context.Background(), env)
-		if err != nil {
-			t.Fatalf("LoadCheckpoints: %v", err)
-		}
-		return cps
-	}
+	load := func() map[string]connector.Checkpoint { return sqlkittest.Checkpoints(t, s, env) }
 	if got := load(); len(got) != 0 {
 		t.Fatalf("checkpoints before any write: %v", got)
 	}

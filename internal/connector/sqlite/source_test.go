@@ -18,9 +18,7 @@ import (
 )
 
 func TestSourceConfigErrors(t *testing.T) {
-	tests := []struct {
-		name, yaml, want string
-	}{
+	tests := []struct{ Name, YAML, Want string }{
 		{"neither table nor query", "path: a.db", "one of table and query"},
 		{"both table and query", "path: a.db\ntable: t\nquery: select 1", "exclude each other"},
 		{"no path", "table: t", "path must name"},
@@ -31,22 +29,11 @@ func TestSourceConfigErrors(t *testing.T) {
 		{"negative batch_rows", "path: a.db\ntable: t\nbatch_rows: -1", "batch_rows must be positive"},
 		{"repeated key", "path: a.db\ntable: t\nmode: incremental\ncursor: ts\nkey: [id, id]", `"id" appears twice`},
 	}
-	e, _ := kit.Registry().Get(connector.KindSource, "sqlite")
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := e.Source(sqlkittest.Params(t, tc.yaml))
-			var pe *connector.PosError
-			if !errors.As(err, &pe) {
-				t.Fatalf("error %v is not a *PosError", err)
-			}
-			if !strings.Contains(pe.Msg, tc.want) {
-				t.Errorf("error %q does not contain %q", pe.Msg, tc.want)
-			}
-			if pe.Pos.Line == 0 {
-				t.Errorf("error %q has no position", pe.Msg)
-			}
-		})
-	}
+	kit.ConfigErrors(t, connector.KindSource, tests, func(t *testing.T, pe *connector.PosError) {
+		if pe.Pos.Line == 0 {
+			t.Errorf("error %q has no position", pe.Msg)
+		}
+	})
 }
 
 // typesTable creates a table with one column of each declared type.
@@ -228,27 +215,6 @@ func TestSourceMissingTableIsAnError(t *testing.T) {
 	}
 }
 
-// runs reads one run of an incremental source from pos and returns its rows
-// and the position to resume from.
-func incrementalRun(t *testing.T, s connector.Source, env *connector.Env, pos record.Position) ([]record.Row, record.Position) {
-	t.Helper()
-	tasks, err := s.Plan(context.Background(), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(tasks) != 1 || tasks[0].Final {
-		t.Fatalf("tasks %+v, want one task that is not final", tasks)
-	}
-	res := sqlkittest.ReadAll(t, s, env, tasks[0], pos)
-	if len(res.Rejects) > 0 {
-		t.Fatalf("rejects: %+v", res.Rejects)
-	}
-	if res.Pos == nil {
-		return res.Rows, pos
-	}
-	return res.Rows, res.Pos
-}
-
 // seen checks that every id arrives exactly once over all runs.
 type seen map[int64]int
 
@@ -300,7 +266,7 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 		t.Fatalf("first 37 batches hold %d rows", len(part.Rows))
 	}
 	got.add(t, part.Rows)
-	rows, pos := incrementalRun(t, s, env, part.Pos)
+	rows, pos := sqlkittest.IncrementalRun(t, s, env, part.Pos)
 	if len(rows) != 6300 {
 		t.Errorf("resumed run read %d rows, want the remaining 6300", len(rows))
 	}
@@ -309,12 +275,12 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	// Rows with the same cursor value but higher keys, and later ones.
 	insert(10001, 10251, ts)
 	insert(10251, 10400, "2024-03-01 10:00:00.123457")
-	rows, pos = incrementalRun(t, s, env, pos)
+	rows, pos = sqlkittest.IncrementalRun(t, s, env, pos)
 	if len(rows) != 399 {
 		t.Errorf("run 3 read %d rows, want 399", len(rows))
 	}
 	got.add(t, rows)
-	rows, _ = incrementalRun(t, s, env, pos)
+	rows, _ = sqlkittest.IncrementalRun(t, s, env, pos)
 	if len(rows) != 0 {
 		t.Errorf("run 4 read %d rows with nothing new", len(rows))
 	}
@@ -351,7 +317,7 @@ func TestSourceIncrementalFractionalTimestamps(t *testing.T) {
 			want[id] = sqlkittest.MustTime(t, ts)
 		}
 		var rows []record.Row
-		rows, pos = incrementalRun(t, s, env, pos)
+		rows, pos = sqlkittest.IncrementalRun(t, s, env, pos)
 		if len(rows) != len(texts) {
 			t.Errorf("run %d read %d rows, want %d", i+1, len(rows), len(texts))
 		}
@@ -381,10 +347,10 @@ func TestSourceIncrementalNullCursor(t *testing.T) {
 	mustExec(t, db, `INSERT INTO ev VALUES (1, NULL), (2, NULL), (3, NULL), (4, 1), (5, 2)`)
 	s := kit.Source(t, "path: db.sqlite\ntable: ev\nmode: incremental\ncursor: seq\nkey: id\nbatch_rows: 2")
 	got := seen{}
-	rows, pos := incrementalRun(t, s, env, nil)
+	rows, pos := sqlkittest.IncrementalRun(t, s, env, nil)
 	got.add(t, rows)
 	mustExec(t, db, `INSERT INTO ev VALUES (6, 3), (7, 3)`)
-	rows, _ = incrementalRun(t, s, env, pos)
+	rows, _ = sqlkittest.IncrementalRun(t, s, env, pos)
 	got.add(t, rows)
 	if len(got) != 7 {
 		t.Errorf("read ids %v, want 1..7 once each", got)
@@ -435,7 +401,7 @@ func TestSourceRefusesPositionOfOtherOrdering(t *testing.T) {
 	mustExec(t, db, `CREATE TABLE t (id INTEGER PRIMARY KEY, a INTEGER, b INTEGER)`)
 	mustExec(t, db, `INSERT INTO t VALUES (1, 1, 1)`)
 	s := kit.Source(t, "path: db.sqlite\ntable: t\nmode: incremental\ncursor: a\nkey: id")
-	_, pos := incrementalRun(t, s, env, nil)
+	_, pos := sqlkittest.IncrementalRun(t, s, env, nil)
 	other := kit.Source(t, "path: db.sqlite\ntable: t\nmode: incremental\ncursor: b\nkey: id")
 	tests := []struct {
 		name string

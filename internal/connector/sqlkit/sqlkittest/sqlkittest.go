@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,6 +96,74 @@ func (k Kit) Lookup(t testing.TB, src string) connector.Lookup {
 func (k Kit) Writer(t testing.TB, env *connector.Env, src string, schema *record.Schema) connector.Writer {
 	t.Helper()
 	return OpenWriter(t, env, k.Sink(t, src), schema)
+}
+
+// ConfigErrors checks that the factory of kind refuses each configuration
+// (YAML) of tests with a *connector.PosError containing its Want. check,
+// when not nil, checks each error further.
+func (k Kit) ConfigErrors(t *testing.T, kind connector.Kind, tests []struct{ Name, YAML, Want string }, check func(t *testing.T, pe *connector.PosError)) {
+	t.Helper()
+	e, _ := k.Registry().Get(kind, k.Name)
+	for _, tc := range tests {
+		t.Run(tc.Name, func(t *testing.T) {
+			var err error
+			switch p := Params(t, tc.YAML); kind {
+			case connector.KindSource:
+				_, err = e.Source(p)
+			case connector.KindSink:
+				_, err = e.Sink(p)
+			case connector.KindLookup:
+				_, err = e.Lookup(p)
+			}
+			var pe *connector.PosError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v, want a *PosError containing %q", err, tc.Want)
+			}
+			if !strings.Contains(pe.Msg, tc.Want) {
+				t.Errorf("error %q does not contain %q", pe.Msg, tc.Want)
+			}
+			if check != nil {
+				check(t, pe)
+			}
+		})
+	}
+}
+
+// IncrementalRun reads one run of an incremental source from pos, which
+// must plan one task that is not final and reject nothing, and returns its
+// rows and the position to resume from.
+func IncrementalRun(t *testing.T, s connector.Source, env *connector.Env, pos record.Position) ([]record.Row, record.Position) {
+	t.Helper()
+	tasks, err := s.Plan(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 1 || tasks[0].Final {
+		t.Fatalf("tasks %+v, want one task that is not final", tasks)
+	}
+	res := ReadAll(t, s, env, tasks[0], pos)
+	if len(res.Rejects) > 0 {
+		t.Fatalf("rejects: %+v", res.Rejects)
+	}
+	if res.Pos == nil {
+		return res.Rows, pos
+	}
+	return res.Rows, res.Pos
+}
+
+// Checkpoints loads the checkpoints of env's pipeline that s, a
+// connector.CheckpointLoader, stores.
+func Checkpoints(t testing.TB, s connector.Sink, env *connector.Env) map[string]connector.Checkpoint {
+	t.Helper()
+	loader, ok := s.(connector.CheckpointLoader)
+	if !ok {
+		t.Fatal("the sink does not implement CheckpointLoader")
+	}
+	cps, err := loader.LoadCheckpoints(context.Background(), env)
+	if err != nil {
+		t.Fatalf("LoadCheckpoints: %v", err)
+	}
+	return cps
 }
 
 // Read is everything a reader returned.
