@@ -121,8 +121,13 @@ func TestLookupPreloadRefresh(t *testing.T) {
 	if row, _, _ := tbl.Get(context.Background(), []any{int64(1)}); row[1] != "ana" {
 		t.Errorf("before the refresh: %v", row)
 	}
+	before := connector.IndexOf(tbl)
 	if err := pt.reload(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	// enrich and lookup() read the index of the last load.
+	if ix := connector.IndexOf(tbl); ix == nil || ix == before || ix.Len() != 2 {
+		t.Errorf("the table's index after the refresh: %v (before: %v)", ix, before)
 	}
 	for id, name := range map[int64]string{1: "anna", 2: "bob"} {
 		if row, ok, err := tbl.Get(context.Background(), []any{id}); err != nil || !ok || row[1] != name {
