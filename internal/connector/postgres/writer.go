@@ -8,6 +8,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"weak"
@@ -67,6 +68,7 @@ type writer struct {
 	broken                 error    // rows were lost for good
 
 	rowBytes atomic.Int64 // average encoded row size, to size buffers
+	buffers  sync.Pool    // *[]byte: rendered rows of committed batches, for encode to fill again
 }
 
 // span is a run of encoded rows that the table accepted.
@@ -229,7 +231,7 @@ func (w *writer) Prepare(b *record.Batch) error {
 }
 
 func (w *writer) encodedFor(b *record.Batch) *encoded {
-	if e, ok := b.Prepared.(*encoded); ok && e.w == w && e.n == len(b.Rows) {
+	if e, ok := b.Prepared.(*encoded); ok && e.w == w && e.n == len(b.Rows) && e.data != nil {
 		return e
 	}
 	return w.encode(b)
@@ -243,7 +245,12 @@ func (w *writer) encode(b *record.Batch) *encoded {
 	if per <= 0 {
 		per = 64
 	}
-	e.data = make([]byte, 0, int(per+per/8)*len(b.Rows)+64)
+	want := int(per+per/8)*len(b.Rows) + 64
+	if p, ok := w.buffers.Get().(*[]byte); ok && cap(*p) >= want {
+		e.data = (*p)[:0]
+	} else {
+		e.data = make([]byte, 0, want)
+	}
 	var scratch []byte
 	upsert := w.mode() == modeUpsert
 	var keyIdx []int
@@ -659,6 +666,15 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 			return err
 		}
 		return w.fail(ctx, fmt.Errorf("commit: %w", err), spansBefore, stagedBefore)
+	}
+	// The committed rows are never staged again: their buffers serve
+	// batches to come.
+	for _, sp := range w.spans {
+		if sp.enc.data != nil {
+			data := sp.enc.data[:0]
+			sp.enc.data = nil
+			w.buffers.Put(&data)
+		}
 	}
 	w.inTx, w.staged, w.spans, w.stageDirty = false, 0, nil, false
 	if replacePending {
