@@ -182,53 +182,35 @@ func TestSourceQuery(t *testing.T) {
 	typesTable(db)
 	env := sqlkittest.Env(t)
 	tests := []struct {
-		name   string
-		yaml   string
-		schema string
-		want   []record.Row
+		Name, YAML, Schema string
+		Want               []record.Row
 	}{
 		{
-			name:   "driver types; no TINYINT(1) nor MariaDB JSON",
-			yaml:   "query: SELECT id, seen_at, active, attrs, id * 2 AS twice FROM things WHERE id <> 2;",
-			schema: "id int, seen_at timestamp, active int, attrs string, twice int",
-			want: []record.Row{
+			Name:   "driver types; no TINYINT(1) nor MariaDB JSON",
+			YAML:   "query: SELECT id, seen_at, active, attrs, id * 2 AS twice FROM things WHERE id <> 2;",
+			Schema: "id int, seen_at timestamp, active int, attrs string, twice int",
+			Want: []record.Row{
 				{int64(1), time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC), int64(1), `{"a":[1,2]}`, int64(2)},
 				{int64(3), time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC), int64(0), `"s"`, int64(6)},
 			},
 		},
 		{
-			name:   "declared schema converts",
-			yaml:   "query: SELECT id, CONCAT('x', id) AS label, price * 2 AS doubled, active, attrs FROM things WHERE id <> 2\nschema: {id: string, doubled: decimal, active: bool, attrs: json}",
-			schema: "id string, doubled decimal, active bool, attrs json",
-			want: []record.Row{
+			Name:   "declared schema converts",
+			YAML:   "query: SELECT id, CONCAT('x', id) AS label, price * 2 AS doubled, active, attrs FROM things WHERE id <> 2\nschema: {id: string, doubled: decimal, active: bool, attrs: json}",
+			Schema: "id string, doubled decimal, active bool, attrs json",
+			Want: []record.Row{
 				{"1", record.MustDec("25.00"), true, map[string]any{"a": []any{json.Number("1"), json.Number("2")}}},
 				{"3", record.MustDec("6.00"), false, "s"},
 			},
 		},
 		{
-			name:   "keyed full read",
-			yaml:   "query: SELECT id, name FROM things\nkey: name\nbatch_rows: 1",
-			schema: "id int, name string",
-			want:   []record.Row{{int64(2), nil}, {int64(1), "ana"}, {int64(3), "bo"}},
+			Name:   "keyed full read",
+			YAML:   "query: SELECT id, name FROM things\nkey: name\nbatch_rows: 1",
+			Schema: "id int, name string",
+			Want:   []record.Row{{int64(2), nil}, {int64(1), "ana"}, {int64(3), "bo"}},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := kit.Source(t, db.yaml(tc.yaml))
-			r, err := s.Open(context.Background(), env, connector.Task{Key: "query"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			if got := r.Schema().String(); got != tc.schema {
-				t.Errorf("schema %q, want %q", got, tc.schema)
-			}
-			res := sqlkittest.Drain(t, r, -1)
-			if diff := cmp.Diff(tc.want, res.Rows); diff != "" {
-				t.Errorf("rows (-want +got):\n%s", diff)
-			}
-		})
-	}
+	kit.Reads(t, env, connector.Task{Key: "query"}, db.yaml, tests)
 }
 
 func TestSourceUnreachableServerIsUnavailable(t *testing.T) {
@@ -583,17 +565,7 @@ func TestSourceFullResumesWithinRun(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := kit.Source(t, db.yaml("batch_rows: 4\n"+tc.yaml))
 			env := sqlkittest.Env(t)
-			tasks, err := s.Plan(context.Background(), env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := s.Open(context.Background(), env, tasks[0], nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			first := sqlkittest.Drain(t, r, 3)
-			r.Close()
-			rest := sqlkittest.ReadAll(t, s, env, tasks[0], first.Pos)
+			first, rest := sqlkittest.ReadResumed(t, s, env, 3)
 			got := seen{}
 			got.add(first.Rows)
 			got.add(rest.Rows)
@@ -612,22 +584,15 @@ func TestSourceRefusesPositionOfOtherOrdering(t *testing.T) {
 	_, pos := sqlkittest.IncrementalRun(t, s, sqlkittest.Env(t), nil)
 	other := kit.Source(t, db.yaml("table: t\nmode: incremental\ncursor: b\nkey: id"))
 	tests := []struct {
-		name string
-		pos  record.Position
-		want string
+		Name string
+		Pos  record.Position
+		Want string
 	}{
 		{"other cursor", pos, "ordering columns (a, id)"},
 		{"not json", record.Position("garbage"), "not a position of this source"},
 		{"newer version", record.Position(`{"v":2}`), "version 2"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := other.Open(context.Background(), sqlkittest.Env(t), connector.Task{Key: "t"}, tc.pos)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Open: %v, want an error containing %q", err, tc.want)
-			}
-		})
-	}
+	sqlkittest.RefusedPositions(t, other, sqlkittest.Env(t), connector.Task{Key: "t"}, tests)
 }
 
 func TestPositionValueRoundTrip(t *testing.T) {

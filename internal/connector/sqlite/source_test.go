@@ -137,50 +137,32 @@ func TestSourceQuery(t *testing.T) {
 	env := sqlkittest.Env(t)
 	typesTable(t, dbPath(env, "db.sqlite"))
 	tests := []struct {
-		name   string
-		yaml   string
-		schema string
-		want   []record.Row
+		Name, YAML, Schema string
+		Want               []record.Row
 	}{
 		{
-			name:   "declared types pass through the subquery, expressions are any",
-			yaml:   "query: SELECT id, seen_at, id * 2 AS twice FROM things WHERE id <> 2;",
-			schema: "id int, seen_at timestamp, twice any",
-			want: []record.Row{
+			Name:   "declared types pass through the subquery, expressions are any",
+			YAML:   "query: SELECT id, seen_at, id * 2 AS twice FROM things WHERE id <> 2;",
+			Schema: "id int, seen_at timestamp, twice any",
+			Want: []record.Row{
 				{int64(1), time.Date(2024, 1, 2, 3, 4, 5, 123456789, time.FixedZone("", 2*3600)), int64(2)},
 				{int64(3), time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC), int64(6)},
 			},
 		},
 		{
-			name:   "declared schema converts expressions",
-			yaml:   "query: SELECT id, 'x' || id AS label, price * 2 AS doubled FROM things WHERE id <> 2\nschema: {id: string, doubled: decimal}",
-			schema: "id string, doubled decimal",
-			want:   []record.Row{{"1", record.MustDec("25")}, {"3", record.MustDec("6")}},
+			Name:   "declared schema converts expressions",
+			YAML:   "query: SELECT id, 'x' || id AS label, price * 2 AS doubled FROM things WHERE id <> 2\nschema: {id: string, doubled: decimal}",
+			Schema: "id string, doubled decimal",
+			Want:   []record.Row{{"1", record.MustDec("25")}, {"3", record.MustDec("6")}},
 		},
 		{
-			name:   "keyed full read",
-			yaml:   "query: SELECT id, name FROM things\nkey: name\nbatch_rows: 1",
-			schema: "id int, name string",
-			want:   []record.Row{{int64(2), nil}, {int64(1), "ana"}, {int64(3), "bo"}},
+			Name:   "keyed full read",
+			YAML:   "query: SELECT id, name FROM things\nkey: name\nbatch_rows: 1",
+			Schema: "id int, name string",
+			Want:   []record.Row{{int64(2), nil}, {int64(1), "ana"}, {int64(3), "bo"}},
 		},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			s := kit.Source(t, "path: db.sqlite\n"+tc.yaml)
-			r, err := s.Open(context.Background(), env, connector.Task{Key: "query"}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer r.Close()
-			if got := r.Schema().String(); got != tc.schema {
-				t.Errorf("schema %q, want %q", got, tc.schema)
-			}
-			res := sqlkittest.Drain(t, r, -1)
-			if diff := cmp.Diff(tc.want, res.Rows); diff != "" {
-				t.Errorf("rows (-want +got):\n%s", diff)
-			}
-		})
-	}
+	kit.Reads(t, env, connector.Task{Key: "query"}, func(yaml string) string { return "path: db.sqlite\n" + yaml }, tests)
 }
 
 func TestSourceDeclaredSchemaIsKnownBeforeReading(t *testing.T) {
@@ -374,17 +356,7 @@ func TestSourceFullResumesWithinRun(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			s := kit.Source(t, "path: db.sqlite\nbatch_rows: 4\n"+tc.yaml)
-			tasks, err := s.Plan(context.Background(), env)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := s.Open(context.Background(), env, tasks[0], nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			first := sqlkittest.Drain(t, r, 3)
-			r.Close()
-			rest := sqlkittest.ReadAll(t, s, env, tasks[0], first.Pos)
+			first, rest := sqlkittest.ReadResumed(t, s, env, 3)
 			got := seen{}
 			got.add(t, first.Rows)
 			got.add(t, rest.Rows)
@@ -404,22 +376,15 @@ func TestSourceRefusesPositionOfOtherOrdering(t *testing.T) {
 	_, pos := sqlkittest.IncrementalRun(t, s, env, nil)
 	other := kit.Source(t, "path: db.sqlite\ntable: t\nmode: incremental\ncursor: b\nkey: id")
 	tests := []struct {
-		name string
-		pos  record.Position
-		want string
+		Name string
+		Pos  record.Position
+		Want string
 	}{
 		{"other cursor", pos, "ordering columns (a, id)"},
 		{"not json", record.Position("garbage"), "not a position of this source"},
 		{"newer version", record.Position(`{"v":2}`), "version 2"},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := other.Open(context.Background(), env, connector.Task{Key: "t"}, tc.pos)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("Open: %v, want an error containing %q", err, tc.want)
-			}
-		})
-	}
+	sqlkittest.RefusedPositions(t, other, env, connector.Task{Key: "t"}, tests)
 }
 
 func TestPositionRoundTrip(t *testing.T) {

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -129,6 +131,32 @@ func (k Kit) ConfigErrors(t *testing.T, kind connector.Kind, tests []struct{ Nam
 	}
 }
 
+// Reads checks, for each of tests, that the source configured by
+// config(YAML) opens task with the schema Schema (as Schema.String writes
+// it) and reads the rows Want.
+func (k Kit) Reads(t *testing.T, env *connector.Env, task connector.Task, config func(yaml string) string, tests []struct {
+	Name, YAML, Schema string
+	Want               []record.Row
+}) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.Name, func(t *testing.T) {
+			r, err := k.Source(t, config(tc.YAML)).Open(context.Background(), env, task, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if got := r.Schema().String(); got != tc.Schema {
+				t.Errorf("schema %q, want %q", got, tc.Schema)
+			}
+			res := Drain(t, r, -1)
+			if diff := cmp.Diff(tc.Want, res.Rows); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
 // IncrementalRun reads one run of an incremental source from pos, which
 // must plan one task that is not final and reject nothing, and returns its
 // rows and the position to resume from.
@@ -149,6 +177,42 @@ func IncrementalRun(t *testing.T, s connector.Source, env *connector.Env, pos re
 		return res.Rows, pos
 	}
 	return res.Rows, res.Pos
+}
+
+// ReadResumed reads the first n batches of the one task s plans, closes
+// the reader, then reads the rest from the position of the last batch, as
+// a retry within the run does.
+func ReadResumed(t *testing.T, s connector.Source, env *connector.Env, n int) (first, rest Read) {
+	t.Helper()
+	tasks, err := s.Plan(context.Background(), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Open(context.Background(), env, tasks[0], nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first = Drain(t, r, n)
+	r.Close()
+	return first, ReadAll(t, s, env, tasks[0], first.Pos)
+}
+
+// RefusedPositions checks that s refuses to open task at each Pos of tests
+// with an error containing its Want.
+func RefusedPositions(t *testing.T, s connector.Source, env *connector.Env, task connector.Task, tests []struct {
+	Name string
+	Pos  record.Position
+	Want string
+}) {
+	t.Helper()
+	for _, tc := range tests {
+		t.Run(tc.Name, func(t *testing.T) {
+			_, err := s.Open(context.Background(), env, task, tc.Pos)
+			if err == nil || !strings.Contains(err.Error(), tc.Want) {
+				t.Errorf("Open: %v, want an error containing %q", err, tc.Want)
+			}
+		})
+	}
 }
 
 // Checkpoints loads the checkpoints of env's pipeline that s, a
