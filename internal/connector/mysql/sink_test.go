@@ -383,35 +383,12 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 
 func TestLoadCheckpointsRoundTrip(t *testing.T) {
 	db := newTestDB(t)
-	env := sqlkittest.Env(t)
-	s := kit.Sink(t, db.yaml("table: kv\ncreate: true"))
-	w := kit.Writer(t, env, db.yaml("table: kv\ncreate: true"), kv)
-	cps := []connector.Checkpoint{
+	sqlkittest.CheckpointsRoundTrip(t, kit.Sink(t, db.yaml("table: kv\ncreate: true")), sqlkittest.Env(t), kv, []connector.Checkpoint{
 		{Task: "a.csv", Pos: record.Position{0, 1, 2, 255}, Done: true, Fingerprint: "123:456"},
 		{Task: "orders", Pos: record.Position(`{"v":1,"cols":["ts","id"]}`)},
 		{Task: "empty"},
 		{Task: "Orders"}, // task keys compare byte for byte
-	}
-	sqlkittest.Commit(t, w, cps...)
-	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "orders", Pos: record.Position("moved")})
-	other := *env
-	other.Pipeline = "someone_else"
-	wo := kit.Writer(t, &other, db.yaml("table: kv\ncreate: true"), kv)
-	sqlkittest.Commit(t, wo, connector.Checkpoint{Task: "a.csv", Pos: record.Position("theirs")})
-
-	got, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]connector.Checkpoint{
-		"a.csv":  cps[0],
-		"orders": {Task: "orders", Pos: record.Position("moved")},
-		"empty":  {Task: "empty"},
-		"Orders": {Task: "Orders"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("checkpoints (-want +got):\n%s", diff)
-	}
+	})
 }
 
 func TestCheckpointsOfUnknownVersionAreRefused(t *testing.T) {
@@ -548,15 +525,7 @@ func TestSinkDecimalIsNeverRounded(t *testing.T) {
 
 func TestSinkRefusesUnstorableValue(t *testing.T) {
 	db := newTestDB(t)
-	anyKV := record.MustSchema(record.Field{Name: "k", Type: record.String}, record.Field{Name: "x", Type: record.Any})
-	w := kit.Writer(t, sqlkittest.Env(t), db.yaml("table: t\ncreate: true"), anyKV)
-	n, err := w.Write(context.Background(), &record.Batch{Schema: anyKV, Rows: []record.Row{
-		{"a", int64(1)}, {"b", struct{}{}}, {"c", "text"},
-	}})
-	var be *connector.BatchError
-	if n != 2 || !errors.As(err, &be) || len(be.Rows) != 1 || be.Rows[0].Index != 1 || !strings.Contains(be.Rows[0].Err.Error(), `field "x"`) {
-		t.Errorf("Write: n=%d err=%v, want row 1 refused naming field x", n, err)
-	}
+	kit.RefusesUnstorable(t, sqlkittest.Env(t), db.yaml("table: t\ncreate: true"))
 }
 
 // writerConn returns the id of the one connection of the writer.

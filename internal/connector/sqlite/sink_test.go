@@ -279,41 +279,11 @@ func TestSinkCheckpointMovesWithRows(t *testing.T) {
 }
 
 func TestLoadCheckpointsRoundTrip(t *testing.T) {
-	env := sqlkittest.Env(t)
-	s := kit.Sink(t, "path: out.db\ntable: kv\ncreate: true")
-	w, err := s.Open(context.Background(), env, kv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	cps := []connector.Checkpoint{
+	sqlkittest.CheckpointsRoundTrip(t, kit.Sink(t, "path: out.db\ntable: kv\ncreate: true"), sqlkittest.Env(t), kv, []connector.Checkpoint{
 		{Task: "a.csv", Pos: record.Position{0, 1, 2, 255}, Done: true, Fingerprint: "123:456"},
 		{Task: "orders", Pos: record.Position(`{"v":1,"cols":["ts","id"]}`)},
 		{Task: "empty"},
-	}
-	sqlkittest.Commit(t, w, cps...)
-	sqlkittest.Commit(t, w, connector.Checkpoint{Task: "orders", Pos: record.Position("moved")})
-	other := *env
-	other.Pipeline = "someone_else"
-	wo, err := s.Open(context.Background(), &other, kv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sqlkittest.Commit(t, wo, connector.Checkpoint{Task: "a.csv", Pos: record.Position("theirs")})
-	wo.Close()
-
-	got, err := s.(connector.CheckpointLoader).LoadCheckpoints(context.Background(), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]connector.Checkpoint{
-		"a.csv":  cps[0],
-		"orders": {Task: "orders", Pos: record.Position("moved")},
-		"empty":  {Task: "empty"},
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("checkpoints (-want +got):\n%s", diff)
-	}
+	})
 }
 
 func TestCheckpointsOfUnknownVersionAreRefused(t *testing.T) {
@@ -447,16 +417,7 @@ func TestSinkLockedDatabaseIsTransient(t *testing.T) {
 }
 
 func TestSinkRefusesUnstorableValue(t *testing.T) {
-	env := sqlkittest.Env(t)
-	anyKV := record.MustSchema(record.Field{Name: "k", Type: record.String}, record.Field{Name: "x", Type: record.Any})
-	w := kit.Writer(t, env, "path: out.db\ntable: t\ncreate: true", anyKV)
-	n, err := w.Write(context.Background(), &record.Batch{Schema: anyKV, Rows: []record.Row{
-		{"a", int64(1)}, {"b", struct{}{}}, {"c", "text"},
-	}})
-	var be *connector.BatchError
-	if n != 2 || !errors.As(err, &be) || len(be.Rows) != 1 || be.Rows[0].Index != 1 || !strings.Contains(be.Rows[0].Err.Error(), `field "x"`) {
-		t.Errorf("Write: n=%d err=%v, want row 1 refused naming field x", n, err)
-	}
+	kit.RefusesUnstorable(t, sqlkittest.Env(t), "path: out.db\ntable: t\ncreate: true")
 }
 
 func TestAppendTimestampMatchesFormat(t *testing.T) {

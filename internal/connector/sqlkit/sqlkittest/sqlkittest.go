@@ -230,6 +230,57 @@ func Checkpoints(t testing.TB, s connector.Sink, env *connector.Env) map[string]
 	return cps
 }
 
+// RefusesUnstorable checks that a writer of the sink configured by yaml,
+// for records of a string k and an x of any type, refuses the one row
+// whose x no database stores (a struct) naming the field, and writes the
+// others.
+func (k Kit) RefusesUnstorable(t *testing.T, env *connector.Env, yaml string) {
+	t.Helper()
+	anyKV := record.MustSchema(record.Field{Name: "k", Type: record.String}, record.Field{Name: "x", Type: record.Any})
+	w := k.Writer(t, env, yaml, anyKV)
+	n, err := w.Write(context.Background(), &record.Batch{Schema: anyKV, Rows: []record.Row{
+		{"a", int64(1)}, {"b", struct{}{}}, {"c", "text"},
+	}})
+	var be *connector.BatchError
+	if n != 2 || !errors.As(err, &be) || len(be.Rows) != 1 || be.Rows[0].Index != 1 || !strings.Contains(be.Rows[0].Err.Error(), `field "x"`) {
+		t.Errorf("Write: n=%d err=%v, want row 1 refused naming field x", n, err)
+	}
+}
+
+// CheckpointsRoundTrip commits cps, then a move of task "orders", by a
+// writer of s for records of schema, and a checkpoint of task "a.csv" of
+// another pipeline; it checks that s loads for env's pipeline exactly cps,
+// with "orders" moved.
+func CheckpointsRoundTrip(t *testing.T, s connector.Sink, env *connector.Env, schema *record.Schema, cps []connector.Checkpoint) {
+	t.Helper()
+	moved := connector.Checkpoint{Task: "orders", Pos: record.Position("moved")}
+	w, err := s.Open(context.Background(), env, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	Commit(t, w, cps...)
+	Commit(t, w, moved)
+	other := *env
+	other.Pipeline = "someone_else"
+	wo, err := s.Open(context.Background(), &other, schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Commit(t, wo, connector.Checkpoint{Task: "a.csv", Pos: record.Position("theirs")})
+	wo.Close()
+
+	want := map[string]connector.Checkpoint{moved.Task: moved}
+	for _, cp := range cps {
+		if cp.Task != moved.Task {
+			want[cp.Task] = cp
+		}
+	}
+	if diff := cmp.Diff(want, Checkpoints(t, s, env)); diff != "" {
+		t.Errorf("checkpoints (-want +got):\n%s", diff)
+	}
+}
+
 // Read is everything a reader returned.
 type Read struct {
 	Rows    []record.Row
