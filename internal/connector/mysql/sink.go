@@ -525,11 +525,7 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 	if staged > 0 && w.inTx {
 		w.pending++
 	}
-	if len(bad) == 0 {
-		return b.Len(), nil
-	}
-	slices.SortFunc(bad, func(a, b connector.RowError) int { return a.Index - b.Index })
-	return b.Len() - len(bad), &connector.BatchError{Rows: bad}
+	return sqlkit.Written(b.Len(), bad)
 }
 
 // chunkEnd returns the end of the statement that starts at good[lo]: at
@@ -560,15 +556,9 @@ func (w *writer) convert(b *record.Batch) []connector.RowError {
 	w.arena.reset()
 rows:
 	for i, row := range b.Rows {
-		if len(row) != w.nc {
-			bad = append(bad, connector.RowError{Index: i, Err: fmt.Errorf("mysql: table %q: row has %d values, the schema %d fields", w.cfg.Table, len(row), w.nc)})
+		if err := sqlkit.CheckRow(w.schema, w.keyIdx, row); err != nil {
+			bad = append(bad, connector.RowError{Index: i, Err: fmt.Errorf("mysql: table %q: %w", w.cfg.Table, err)})
 			continue
-		}
-		for _, k := range w.keyIdx {
-			if row[k] == nil {
-				bad = append(bad, connector.RowError{Index: i, Err: fmt.Errorf("mysql: table %q: key field %q is null", w.cfg.Table, w.schema.Field(k).Name)})
-				continue rows
-			}
 		}
 		start := len(w.vals)
 		size := 0

@@ -371,11 +371,7 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 	if err != nil {
 		return 0, w.fail(ctx, err)
 	}
-	if len(bad) == 0 {
-		return b.Len(), nil
-	}
-	slices.SortFunc(bad, func(a, b connector.RowError) int { return a.Index - b.Index })
-	return b.Len() - len(bad), &connector.BatchError{Rows: bad}
+	return sqlkit.Written(b.Len(), bad)
 }
 
 // convert fills w.vals with the SQL values of the rows of b that can be
@@ -385,15 +381,9 @@ func (w *writer) convert(b *record.Batch) []connector.RowError {
 	w.vals, w.good = w.vals[:0], w.good[:0]
 rows:
 	for i, row := range b.Rows {
-		if len(row) != w.nc {
-			bad = append(bad, connector.RowError{Index: i, Err: fmt.Errorf("sqlite: table %q: row has %d values, the schema %d fields", w.cfg.Table, len(row), w.nc)})
+		if err := sqlkit.CheckRow(w.schema, w.keyIdx, row); err != nil {
+			bad = append(bad, connector.RowError{Index: i, Err: fmt.Errorf("sqlite: table %q: %w", w.cfg.Table, err)})
 			continue
-		}
-		for _, k := range w.keyIdx {
-			if row[k] == nil {
-				bad = append(bad, connector.RowError{Index: i, Err: fmt.Errorf("sqlite: table %q: key field %q is null", w.cfg.Table, w.schema.Field(k).Name)})
-				continue rows
-			}
 		}
 		start := len(w.vals)
 		for j, v := range row {

@@ -1,6 +1,13 @@
 package sqlkit
 
-import "strings"
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/record"
+)
 
 // Insert builds the multi-row INSERT statements of one table, one for each
 // number of rows, and keeps the last ones built.
@@ -68,4 +75,29 @@ func Split(lo, hi int, stage func(lo, hi int) (refused, err error), reject func(
 		return err
 	}
 	return Split(mid, hi, stage, reject)
+}
+
+// CheckRow tells why row cannot be stored before any value is bound: it
+// has not the schema's number of values, or a key field (keyIdx) is null.
+func CheckRow(schema *record.Schema, keyIdx []int, row record.Row) error {
+	if len(row) != schema.Len() {
+		return fmt.Errorf("row has %d values, the schema %d fields", len(row), schema.Len())
+	}
+	for _, k := range keyIdx {
+		if row[k] == nil {
+			return fmt.Errorf("key field %q is null", schema.Field(k).Name)
+		}
+	}
+	return nil
+}
+
+// Written is what a Write of a batch of n rows returns when the rows bad
+// were refused: the number written and, if any was refused, a
+// *connector.BatchError with the refused rows in batch order.
+func Written(n int, bad []connector.RowError) (int, error) {
+	if len(bad) == 0 {
+		return n, nil
+	}
+	slices.SortFunc(bad, func(a, b connector.RowError) int { return a.Index - b.Index })
+	return n - len(bad), &connector.BatchError{Rows: bad}
 }
