@@ -1,6 +1,12 @@
 // Package mysql is the MySQL/MariaDB source, sink and lookup, over
 // github.com/go-sql-driver/mysql through database/sql.
 //
+// What does not depend on the database (the reader's batch loop, the
+// keyset condition, the sink's connection, INSERTs and split of refused
+// rows) is shared with the SQLite connector in package sqlkit; this
+// package gives it MySQL's quoting, its DECIMAL parameters, ON DUPLICATE
+// KEY UPDATE and its scanning of rows.
+//
 //	r := connector.NewRegistry()
 //	mysql.Register(r)
 //	e, _ := r.Get(connector.KindSink, "mysql")

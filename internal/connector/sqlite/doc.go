@@ -1,6 +1,12 @@
 // Package sqlite is the SQLite source, sink and lookup, over the pure-Go
 // driver modernc.org/sqlite through database/sql.
 //
+// What does not depend on the database (the reader's batch loop, the
+// keyset condition, the sink's connection, INSERTs and split of refused
+// rows) is shared with the MySQL/MariaDB connector in package sqlkit; this
+// package gives it SQLite's quoting, ON CONFLICT, the rowid and its
+// scanning of rows.
+//
 //	r := connector.NewRegistry()
 //	sqlite.Register(r)
 //	e, _ := r.Get(connector.KindSink, "sqlite")
