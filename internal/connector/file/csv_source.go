@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/record"
@@ -402,9 +403,10 @@ func (r *csvReader) Next(ctx context.Context) (*record.Batch, error) {
 	return b, nil
 }
 
-// convert turns staged records into rows and rejects.
+// convert turns staged records into rows and rejects. Their strings are
+// substrings of buf, which nothing writes once its batch is read.
 func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Batch {
-	text := string(buf)
+	text := unsafe.String(unsafe.SliceData(buf), len(buf))
 	n := len(r.types)
 	b := &record.Batch{
 		Schema: r.schema,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"time"
+	"unsafe"
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/record"
@@ -337,7 +338,7 @@ func (r *jsonlReader) Next(ctx context.Context) (*record.Batch, error) {
 		return nil, io.EOF
 	}
 	r.bufCap = len(buf) + len(buf)/8 + 1024
-	text := string(buf)
+	text := unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is this batch's alone, never written again
 	n := r.schema.Len()
 	b := &record.Batch{
 		Schema: r.schema,
