@@ -387,6 +387,10 @@ func (t *preloadTable) Get(ctx context.Context, key []any) (record.Row, bool, er
 	return t.ix.Load().Get(ctx, key)
 }
 
+// Preloaded implements connector.Preloaded: enrich and lookup() read the
+// index of the last load field by field.
+func (t *preloadTable) Preloaded() *connector.Index { return t.ix.Load() }
+
 // Close implements connector.Table.
 func (t *preloadTable) Close() error {
 	if t.cancel != nil {

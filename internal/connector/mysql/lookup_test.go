@@ -129,6 +129,10 @@ func TestLookupPreloadRefreshSwapsTheRows(t *testing.T) {
 	if row, _, _ := tbl.Get(context.Background(), key); row[3] != "changed" {
 		t.Errorf("after a refresh: %v", row)
 	}
+	// enrich and lookup() read the index of the last load.
+	if got := connector.IndexOf(tbl); got != ix {
+		t.Errorf("the table's index after a refresh: %p, want %p", got, ix)
+	}
 	if err := tbl.Close(); err != nil {
 		t.Fatal(err)
 	}
