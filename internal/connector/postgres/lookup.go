@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -121,7 +122,7 @@ func newLookup(p connector.Params) (connector.Lookup, error) {
 	if len(cfg.Key) == 0 {
 		return nil, connector.Errorf(p.FieldPos("key"), "key is required: the field(s) that lookups give")
 	}
-	if err := checkNames(p, "key", cfg.Key); err != nil {
+	if err := sqlkit.CheckNames(p, "key", cfg.Key); err != nil {
 		return nil, err
 	}
 	switch {

@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -116,7 +117,7 @@ func newSink(p connector.Params) (connector.Sink, error) {
 	default:
 		return nil, connector.Errorf(p.FieldPos("mode"), "mode %q: want append, upsert or replace", cfg.Mode)
 	}
-	if err := checkNames(p, "key", cfg.Key); err != nil {
+	if err := sqlkit.CheckNames(p, "key", cfg.Key); err != nil {
 		return nil, err
 	}
 	srv.searchPath(cfg.DBSchema)

@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -145,10 +146,10 @@ func newSource(p connector.Params) (connector.Source, error) {
 	default:
 		return nil, connector.Errorf(p.FieldPos("schema_drift"), "schema_drift %q: want fail, add_columns or ignore_new", cfg.SchemaDrift)
 	}
-	if err := checkNames(p, "cursor", cfg.Cursor); err != nil {
+	if err := sqlkit.CheckNames(p, "cursor", cfg.Cursor); err != nil {
 		return nil, err
 	}
-	if err := checkNames(p, "key", cfg.Key); err != nil {
+	if err := sqlkit.CheckNames(p, "key", cfg.Key); err != nil {
 		return nil, err
 	}
 	if cfg.Lookback < 0 {
@@ -185,18 +186,6 @@ func checkTarget(p connector.Params, dsn, dbSchema, table, query string) (*serve
 		return nil, connector.Errorf(p.FieldPos("query"), "table and query exclude each other: set one")
 	}
 	return srv, nil
-}
-
-func checkNames(p connector.Params, field string, names []string) error {
-	for i, n := range names {
-		if strings.TrimSpace(n) == "" {
-			return connector.Errorf(p.FieldPos(field), "%s: name %d is empty", field, i+1)
-		}
-		if slices.Contains(names[:i], n) {
-			return connector.Errorf(p.FieldPos(field), "%s: %q appears twice", field, n)
-		}
-	}
-	return nil
 }
 
 // pgSource is the postgres source.
@@ -254,19 +243,10 @@ func (s *pgSource) layout(ctx context.Context, c *pgconn.PgConn) (*layout, error
 		return nil, err
 	}
 	l.cols = cols
-	if s.cfg.Mode == modeIncremental {
-		l.order = append(l.order, s.cfg.Cursor...)
-		for _, k := range s.cfg.Key {
-			if !slices.Contains(l.order, k) { // a unique cursor is its own key
-				l.order = append(l.order, k)
-			}
-		}
-	} else {
-		l.order = append(l.order, s.cfg.Key...)
-		if len(l.order) == 0 && l.rel.oid != "" {
-			if l.order, err = primaryKey(ctx, c, l.rel.oid); err != nil {
-				return nil, err
-			}
+	l.order = sqlkit.Order(s.cfg.Mode, s.cfg.Cursor, s.cfg.Key)
+	if len(l.order) == 0 && s.cfg.Mode != modeIncremental && l.rel.oid != "" {
+		if l.order, err = primaryKey(ctx, c, l.rel.oid); err != nil {
+			return nil, err
 		}
 	}
 	var missing []string
