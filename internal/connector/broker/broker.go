@@ -9,6 +9,36 @@ import (
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
+// Rule is a check of a source's setting: Msg, at Field, when Bad.
+type Rule struct {
+	Field string
+	Bad   bool
+	Msg   string
+}
+
+// Check returns the error of the first bad rule, at its field in p.
+func Check(p connector.Params, rules []Rule) error {
+	for _, r := range rules {
+		if r.Bad {
+			return connector.Errorf(p.FieldPos(r.Field), "%s", r.Msg)
+		}
+	}
+	return nil
+}
+
+// Zone loads a source's timezone setting: nil when it is empty (the
+// run's zone), an error at the field when it names no zone.
+func Zone(p connector.Params, name string) (*time.Location, error) {
+	if name == "" {
+		return nil, nil
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, connector.Errorf(p.FieldPos("timezone"), "unknown timezone %q", name)
+	}
+	return loc, nil
+}
+
 // Poison returns the dead letter of a message delivered n times when n is
 // more than maxDeliver: every run before failed on it, so it goes to the
 // dead letters with its body in place of the steps. line is its place in

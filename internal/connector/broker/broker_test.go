@@ -11,6 +11,33 @@ import (
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
+func TestCheckAndZone(t *testing.T) {
+	p, err := connector.ParamsFromYAML("queue: q\nlinger: 0s\ntimezone: Mars/Olympus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Check(p, []Rule{
+		{Field: "queue", Bad: false, Msg: "unused"},
+		{Field: "linger", Bad: true, Msg: "linger must be positive"},
+		{Field: "queue", Bad: true, Msg: "second"},
+	})
+	if err == nil || !strings.Contains(err.Error(), "2:") || !strings.Contains(err.Error(), "linger must be positive") {
+		t.Errorf("Check: %v; want the first bad rule, at line 2", err)
+	}
+	if err := Check(p, []Rule{{Field: "queue", Msg: "unused"}}); err != nil {
+		t.Errorf("Check of good settings: %v", err)
+	}
+	if loc, err := Zone(p, ""); loc != nil || err != nil {
+		t.Errorf("Zone of no setting: %v, %v", loc, err)
+	}
+	if loc, err := Zone(p, "Europe/Paris"); err != nil || loc.String() != "Europe/Paris" {
+		t.Errorf("Zone: %v, %v", loc, err)
+	}
+	if _, err := Zone(p, "Mars/Olympus"); err == nil || !strings.Contains(err.Error(), "3:") || !strings.Contains(err.Error(), `unknown timezone "Mars/Olympus"`) {
+		t.Errorf("Zone of an unknown zone: %v; want an error at line 3", err)
+	}
+}
+
 func TestPoison(t *testing.T) {
 	if _, ok := Poison(5, 5, 1, nil); ok {
 		t.Error("a message delivered max_deliver times is a reject")

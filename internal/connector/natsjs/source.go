@@ -113,29 +113,21 @@ func newSource(p connector.Params) (connector.Source, error) {
 	if err != nil {
 		return nil, connector.Errorf(p.FieldPos("schema"), "nats: %v", err)
 	}
-	checks := []struct {
-		field string
-		bad   bool
-		msg   string
-	}{
-		{"stream", cfg.Stream == "", "nats needs the stream to read"},
-		{"batch_size", cfg.BatchSize < 0, "batch_size must be positive"},
-		{"linger", cfg.Linger <= 0, "linger must be positive"},
-		{"max_ack_pending", cfg.MaxAckPending < 1, "max_ack_pending must be positive"},
-		{"ack_wait", time.Duration(cfg.AckWait) < time.Second, "ack_wait must be at least 1s"},
-		{"max_deliver", cfg.MaxDeliver < 1, "max_deliver must be at least 1"},
-		{"suspect_wait", cfg.SuspectWait < 0, "suspect_wait cannot be negative"},
-	}
-	for _, c := range checks {
-		if c.bad {
-			return nil, connector.Errorf(p.FieldPos(c.field), "%s", c.msg)
-		}
+	err = broker.Check(p, []broker.Rule{
+		{Field: "stream", Bad: cfg.Stream == "", Msg: "nats needs the stream to read"},
+		{Field: "batch_size", Bad: cfg.BatchSize < 0, Msg: "batch_size must be positive"},
+		{Field: "linger", Bad: cfg.Linger <= 0, Msg: "linger must be positive"},
+		{Field: "max_ack_pending", Bad: cfg.MaxAckPending < 1, Msg: "max_ack_pending must be positive"},
+		{Field: "ack_wait", Bad: time.Duration(cfg.AckWait) < time.Second, Msg: "ack_wait must be at least 1s"},
+		{Field: "max_deliver", Bad: cfg.MaxDeliver < 1, Msg: "max_deliver must be at least 1"},
+		{Field: "suspect_wait", Bad: cfg.SuspectWait < 0, Msg: "suspect_wait cannot be negative"},
+	})
+	if err != nil {
+		return nil, err
 	}
 	s := &source{cfg: cfg, schema: dec.Schema()}
-	if cfg.Timezone != "" {
-		if s.loc, err = time.LoadLocation(cfg.Timezone); err != nil {
-			return nil, connector.Errorf(p.FieldPos("timezone"), "unknown timezone %q", cfg.Timezone)
-		}
+	if s.loc, err = broker.Zone(p, cfg.Timezone); err != nil {
+		return nil, err
 	}
 	return s, nil
 }

@@ -104,28 +104,20 @@ func newSource(p connector.Params) (connector.Source, error) {
 	if err != nil {
 		return nil, connector.Errorf(p.FieldPos("schema"), "rabbitmq: %v", err)
 	}
-	checks := []struct {
-		field string
-		bad   bool
-		msg   string
-	}{
-		{"queue", cfg.Queue == "", "rabbitmq needs the queue to consume"},
-		{"batch_size", cfg.BatchSize < 0, "batch_size must be positive"},
-		{"linger", cfg.Linger <= 0, "linger must be positive"},
-		{"prefetch", cfg.Prefetch < 0 || cfg.Prefetch > 65535, "prefetch must be between 1 and 65535"},
-		{"max_deliver", cfg.MaxDeliver < 1, "max_deliver must be at least 1"},
-		{"suspect_wait", cfg.SuspectWait < 0, "suspect_wait cannot be negative"},
-	}
-	for _, c := range checks {
-		if c.bad {
-			return nil, connector.Errorf(p.FieldPos(c.field), "%s", c.msg)
-		}
+	err = broker.Check(p, []broker.Rule{
+		{Field: "queue", Bad: cfg.Queue == "", Msg: "rabbitmq needs the queue to consume"},
+		{Field: "batch_size", Bad: cfg.BatchSize < 0, Msg: "batch_size must be positive"},
+		{Field: "linger", Bad: cfg.Linger <= 0, Msg: "linger must be positive"},
+		{Field: "prefetch", Bad: cfg.Prefetch < 0 || cfg.Prefetch > 65535, Msg: "prefetch must be between 1 and 65535"},
+		{Field: "max_deliver", Bad: cfg.MaxDeliver < 1, Msg: "max_deliver must be at least 1"},
+		{Field: "suspect_wait", Bad: cfg.SuspectWait < 0, Msg: "suspect_wait cannot be negative"},
+	})
+	if err != nil {
+		return nil, err
 	}
 	s := &source{cfg: cfg, schema: dec.Schema(), seen: newRedeliveries(100_000)}
-	if cfg.Timezone != "" {
-		if s.loc, err = time.LoadLocation(cfg.Timezone); err != nil {
-			return nil, connector.Errorf(p.FieldPos("timezone"), "unknown timezone %q", cfg.Timezone)
-		}
+	if s.loc, err = broker.Zone(p, cfg.Timezone); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
