@@ -17,6 +17,7 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/config"
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/broker/brokertest"
 	"github.com/backbone-etl/backbone/internal/connector/postgres"
 	"github.com/backbone-etl/backbone/internal/engine"
 	"github.com/backbone-etl/backbone/internal/step"
@@ -126,7 +127,7 @@ sink:
 		if err != nil {
 			b.Fatal(err)
 		}
-		st := openState(b, dir)
+		st := brokertest.OpenState(b, dir)
 		runCtx, cancel := context.WithCancel(ctx)
 		var stopped sync.Once
 		start = time.Now()
