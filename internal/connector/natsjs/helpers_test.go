@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/broker/brokertest"
 )
 
 // The tests run against the NATS JetStream server of the machine
@@ -111,27 +112,9 @@ func streamBodies(t testing.TB, js jetstream.JetStream, stream string) [][]byte 
 }
 
 func buildSource(t testing.TB, yaml string) connector.Source {
-	t.Helper()
-	p, err := connector.ParamsFromYAML("url: " + testURL() + "\n" + yaml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSource(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return brokertest.Build(t, newSource, testURL(), yaml)
 }
 
 func buildSink(t testing.TB, yaml string) connector.Sink {
-	t.Helper()
-	p, err := connector.ParamsFromYAML("url: " + testURL() + "\n" + yaml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSink(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return brokertest.Build(t, newSink, testURL(), yaml)
 }

@@ -3,23 +3,12 @@ package rabbitmq
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/broker/brokertest"
 	"github.com/backbone-etl/backbone/internal/connector/connectortest"
-	"github.com/backbone-etl/backbone/internal/connector/payload"
 	"github.com/backbone-etl/backbone/internal/record"
 )
-
-const conformanceSchema = "schema: {id: int, name: string, amount: decimal, created_at: timestamp, note: string}\n"
-
-func rowBodies(rows []record.Row) [][]byte {
-	out := make([][]byte, len(rows))
-	for i, r := range rows {
-		out[i] = record.RowJSON(connectortest.Schema, r)
-	}
-	return out
-}
 
 func TestSourceConformance(t *testing.T) {
 	for _, quorum := range []bool{false, true} {
@@ -29,7 +18,7 @@ func TestSourceConformance(t *testing.T) {
 				New: func(t testing.TB, env *connector.Env, rows []record.Row, _ int) *connectortest.SourceTarget {
 					ch := testChannel(t)
 					queue := testQueue(t, ch, quorum, nil)
-					publish(t, ch, queue, rowBodies(rows)...)
+					publish(t, ch, queue, brokertest.Bodies(rows)...)
 					return &connectortest.SourceTarget{
 						// The suite reads the same messages many times, and reads
 						// a whole queue before it acknowledges.
@@ -43,9 +32,9 @@ func TestSourceConformance(t *testing.T) {
 							if quorum {
 								wait = "0s"
 							}
-							return buildSource(t, fmt.Sprintf("queue: %s\nlinger: 20ms\nmax_deliver: 100000\nprefetch: 2000\nsuspect_wait: %s\n%s", queue, wait, conformanceSchema))
+							return buildSource(t, fmt.Sprintf("queue: %s\nlinger: 20ms\nmax_deliver: 100000\nprefetch: 2000\nsuspect_wait: %s\n%s", queue, wait, brokertest.ConformanceSchema))
 						},
-						Add: func(t testing.TB, rows []record.Row) { publish(t, ch, queue, rowBodies(rows)...) },
+						Add: func(t testing.TB, rows []record.Row) { publish(t, ch, queue, brokertest.Bodies(rows)...) },
 					}
 				},
 			})
@@ -61,21 +50,7 @@ func TestSinkConformance(t *testing.T) {
 				Sink: func(t testing.TB) connector.Sink {
 					return buildSink(t, "routing_key: "+queue)
 				},
-				Stored: func(t testing.TB) []record.Row {
-					dec, err := payload.NewDecoder(payload.FormatJSON, connectortest.Schema, "", time.UTC)
-					if err != nil {
-						t.Fatal(err)
-					}
-					var rows []record.Row
-					for _, b := range queued(t, queue) {
-						row := make(record.Row, connectortest.Schema.Len())
-						if _, reason := dec.Decode(b, row); reason != "" {
-							t.Fatalf("a queued message is not a row: %s: %s", reason, b)
-						}
-						rows = append(rows, row)
-					}
-					return rows
-				},
+				Stored: func(t testing.TB) []record.Row { return brokertest.Rows(t, queued(t, queue)) },
 			}
 		},
 	})

@@ -11,6 +11,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/broker/brokertest"
 )
 
 // The tests run against the RabbitMQ broker of the machine
@@ -120,27 +121,9 @@ func queued(t testing.TB, queue string) [][]byte {
 }
 
 func buildSource(t testing.TB, yaml string) connector.Source {
-	t.Helper()
-	p, err := connector.ParamsFromYAML("url: " + testURL() + "\n" + yaml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSource(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return brokertest.Build(t, newSource, testURL(), yaml)
 }
 
 func buildSink(t testing.TB, yaml string) connector.Sink {
-	t.Helper()
-	p, err := connector.ParamsFromYAML("url: " + testURL() + "\n" + yaml)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := newSink(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return brokertest.Build(t, newSink, testURL(), yaml)
 }
