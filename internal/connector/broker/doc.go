@@ -1,14 +1,16 @@
 // Package broker is what the sources of message brokers (natsjs,
 // rabbitmq) do alike, whatever the broker's protocol: gather the messages
 // a fetch goroutine hands over into batches, count deliveries against
-// max_deliver, and after a failed run hand messages delivered again over
-// one at a time, so that a poison message fails its runs alone.
+// max_deliver, after a failed run hand messages delivered again over one
+// at a time, so that a poison message fails its runs alone, and check
+// their settings and read their positions the same way.
 //
-//	b := &broker.Batcher[Msg]{Size: 500, Linger: 100 * time.Millisecond, Msgs: msgs, Errs: errs}
-//	msgs, err := b.Next(ctx) // in the reader's Next: up to 500 messages
+//	batches := &broker.Batcher[jetstream.Msg]{Size: 500, Linger: 100 * time.Millisecond, Msgs: fetched, Errs: failures}
+//	msgs, err := batches.Next(ctx) // in the reader's Next: 1 to 500 messages
 //	for _, m := range msgs {
-//		if rej, ok := broker.Poison(m.deliveries, maxDeliver, m.line, m.body); ok {
-//			batch.Rejects = append(batch.Rejects, rej) // in place of the steps
+//		md, _ := m.Metadata()
+//		if rej, ok := broker.Poison(int(md.NumDelivered), maxDeliver, int64(md.Sequence.Stream), m.Data()); ok {
+//			b.Rejects = append(b.Rejects, rej) // to the dead letters, in place of the steps
 //		}
 //	}
 //
