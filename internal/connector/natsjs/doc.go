@@ -15,7 +15,7 @@
 // Invariants:
 //
 //   - The source reads a durable pull consumer with explicit acks through
-//     Consume (never the Messages iterator, which stalls under acks). A
+//     Fetch (never the Messages iterator, which stalls under acks). A
 //     message is acknowledged only by Ack, which the engine calls after the
 //     sink committed the batch holding it; until then a progress
 //     acknowledgement every third of ack_wait keeps it from redelivery, and
@@ -30,8 +30,9 @@
 //     The source counts deliveries itself and sends a message delivered
 //     more than max_deliver times to the dead letters, with its body, in
 //     place of the steps; it is then acknowledged like any other.
-//   - Memory is bounded: the consumer pulls at most one batch ahead, and
-//     the message handler blocks while Next has not taken the last one.
+//   - Memory is bounded: one Fetch asks for at most a batch, and the
+//     fetching goroutine blocks while Next has not taken what it fetched,
+//     asking for no more until then.
 //   - The sink publishes with a Nats-Msg-Id made of the key or of the
 //     record's origin, so a batch written again is stored once within the
 //     stream's duplicate window. Write returns once the server acknowledged
