@@ -581,20 +581,23 @@ func (w *writer) copyRows(ctx context.Context, e *encoded, lo, hi int, prefix st
 		_, err := w.conn.CopyFrom(ctx, data, prefix+w.copySQL)
 		return err
 	}
+	// One query, one round trip: empty the stage if an earlier statement
+	// of the transaction filled it, copy into it, upsert from it.
+	q := prefix
 	if w.stageDirty {
-		if err := exec(ctx, w.conn, "TRUNCATE pg_temp."+quoteIdent(stageName)); err != nil {
-			return err
-		}
-		w.stageDirty = false
+		q += "TRUNCATE pg_temp." + quoteIdent(stageName) + "; "
 	}
-	if _, err := w.conn.CopyFrom(ctx, data, prefix+w.copySQL); err != nil {
+	q += w.copySQL + "; "
+	if e.dups {
+		q += w.upsertSQL
+	} else {
+		q += w.plainSQL
+	}
+	if _, err := w.conn.CopyFrom(ctx, data, q); err != nil {
 		return err
 	}
 	w.stageDirty = true
-	if e.dups {
-		return exec(ctx, w.conn, w.upsertSQL)
-	}
-	return exec(ctx, w.conn, w.plainSQL)
+	return nil
 }
 
 // Commit implements connector.Writer: the checkpoints are stored in the
