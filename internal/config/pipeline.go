@@ -101,7 +101,22 @@ type Settings struct {
 	Limits  record.Limits
 	Workers int // step workers per task; 0: one per core
 	Tasks   int // tasks read at once; 0: one per core
+	// A sink that stages again what a lost transaction held (see
+	// connector.WriterInfo.StageBatches) commits once CommitInterval has
+	// passed or CommitBytes of input were written since its last commit,
+	// instead of after every batch.
+	CommitInterval time.Duration
+	CommitBytes    int64
 }
+
+// Commit defaults: rows wait a second at most for their commit, and at most
+// 2 MiB of input is kept for staging again (measured here: larger keeps
+// more memory live, and the collector then costs more than the commits
+// saved).
+const (
+	DefaultCommitInterval = time.Second
+	DefaultCommitBytes    = 2 << 20
+)
 
 // TopFields documents the top level of a pipeline file; Load checks
 // against it and `backbone docs` renders it.
@@ -147,6 +162,8 @@ var settingsFields = []connector.FieldSpec{
 	{Name: "max_record_bytes", Type: connector.TSize, Default: "16MiB", Doc: "A larger record is rejected, never buffered whole."},
 	{Name: "workers", Type: connector.TInt, Default: "0", Doc: "Step workers per task; 0 means one per core."},
 	{Name: "tasks", Type: connector.TInt, Default: "0", Doc: "Tasks read at once; 0 means one per core."},
+	{Name: "commit_interval", Type: connector.TDuration, Default: "1s", Doc: "A sink that stages again what a lost transaction held (PostgreSQL, in modes append and upsert) commits rows and checkpoints together at most this long after the first row it staged, instead of after every batch: fewer, larger transactions. A crash loses nothing and loads nothing twice: the next run reads what was not committed. 0 commits every batch."},
+	{Name: "commit_bytes", Type: connector.TSize, Default: "2MiB", Doc: "Input staged since the last commit that makes such a sink commit before commit_interval has passed; it bounds the memory kept for staging again."},
 }
 
 // Options tune Load.
@@ -180,7 +197,7 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 		Raw:      raw,
 		Timezone: time.UTC,
 		Errors:   ErrorPolicy{MaxRejectRate: -1, MaxRejects: -1, MinSample: 1000},
-		Settings: Settings{Limits: record.DefaultLimits},
+		Settings: Settings{Limits: record.DefaultLimits, CommitInterval: DefaultCommitInterval, CommitBytes: DefaultCommitBytes},
 		Runs:     DefaultRuns,
 	}
 	c := &collector{file: path, red: p.Redactor}
@@ -394,6 +411,10 @@ func loadSettings(c *collector, n ast.Node, s *Settings) {
 			s.Workers = int(intValue(c, v))
 		case "tasks":
 			s.Tasks = int(intValue(c, v))
+		case "commit_interval":
+			s.CommitInterval, _ = connector.ParseDuration(scalar(v))
+		case "commit_bytes":
+			s.CommitBytes = sizeValue(v)
 		}
 	}
 }

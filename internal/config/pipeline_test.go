@@ -102,6 +102,8 @@ settings:
   max_record_bytes: 1MB
   workers: 2
   tasks: 3
+  commit_interval: 250ms
+  commit_bytes: 1MiB
 `
 
 // summary is what a test compares of a loaded component.
@@ -145,7 +147,7 @@ func TestLoadValid(t *testing.T) {
 		Errors:    config.ErrorPolicy{MaxRejectRate: 0.01, MaxRejects: 10, MinSample: 50},
 		Settings: config.Settings{
 			Limits:  record.Limits{BatchRows: 500, BatchBytes: 4 << 20, MaxRecordBytes: 1000 * 1000},
-			Workers: 2, Tasks: 3,
+			Workers: 2, Tasks: 3, CommitInterval: 250 * time.Millisecond, CommitBytes: 1 << 20,
 		},
 		Raw: validPipeline,
 	}
@@ -212,7 +214,7 @@ func TestLoadDefaults(t *testing.T) {
 			if diff := cmp.Diff(wantErrors, p.Errors); diff != "" {
 				t.Errorf("Errors (-want +got):\n%s", diff)
 			}
-			wantSettings := config.Settings{Limits: record.DefaultLimits}
+			wantSettings := config.Settings{Limits: record.DefaultLimits, CommitInterval: config.DefaultCommitInterval, CommitBytes: config.DefaultCommitBytes}
 			if diff := cmp.Diff(wantSettings, p.Settings); diff != "" {
 				t.Errorf("Settings (-want +got):\n%s", diff)
 			}

@@ -200,6 +200,11 @@ type WriterInfo struct {
 	// Once writers make their whole output appear at one Commit at the end
 	// of the run (a file renamed into place). The engine calls Commit once.
 	Once bool
+	// StageBatches, above 1, is how many batches the engine may write
+	// before it commits (within the pipeline's commit_interval and
+	// commit_bytes): the writer keeps the rows written since its last
+	// Commit and writes them again in the new transaction when one is lost.
+	StageBatches int
 }
 
 // Preparer is implemented by writers that can do part of their work on

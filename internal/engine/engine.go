@@ -152,11 +152,11 @@ type runner struct {
 	// durable are read, written, rejected and filtered as of the last
 	// commit, when the sink's rows can be rolled back (transactional or
 	// once): what a failed run reports, since the rest is read again.
-	durable     *[4]int64
-	commitCount int // commits so far
-	bytesRead, bytesTotal             atomic.Int64
-	tasksDone                         atomic.Int64
-	tasks                             int
+	durable               *[4]int64
+	commitCount           int // commits so far
+	bytesRead, bytesTotal atomic.Int64
+	tasksDone             atomic.Int64
+	tasks                 int
 
 	mu      sync.Mutex
 	byStep  map[string]int64
@@ -823,6 +823,17 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		marked = r.commitCount
 		*r.durable = [4]int64{r.read.Load(), r.written.Load(), r.rejected.Load(), r.filtered.Load()}
 	}
+	// A writer that stages again what a lost transaction held commits once
+	// CommitInterval has passed, CommitBytes of input or StageBatches
+	// batches were written since its last commit (see config.Settings);
+	// other writers after every batch.
+	batched := info.Transactional && info.StageBatches > 1 && !info.Once && r.p.Settings.CommitInterval > 0
+	var (
+		stagedSince   time.Time        // when the first batch since the last commit was written
+		stagedBytes   int64            // input bytes written since the last commit
+		stagedBatches int              // batches written since the last commit
+		commitDue     <-chan time.Time // fires CommitInterval after stagedSince
+	)
 	pending := map[string]connector.Checkpoint{}  // reached, not yet committed
 	acks := map[connector.Acker]record.Position{} // brokers' readers: last batch written, not yet committed
 	tick := time.NewTicker(r.opts.ProgressEvery)
@@ -889,7 +900,24 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			}
 		}
 		clear(pending)
+		stagedBytes, stagedBatches, commitDue = 0, 0, nil
 		return nil
+	}
+	// stageOnly reports whether a batch just written may wait for a later
+	// commit.
+	stageOnly := func(b *record.Batch) bool {
+		if !batched {
+			return false
+		}
+		now := time.Now()
+		if commitDue == nil {
+			stagedSince = now
+			commitDue = time.After(r.p.Settings.CommitInterval)
+		}
+		stagedBytes += max(b.Bytes, 1)
+		stagedBatches++
+		return stagedBytes < r.p.Settings.CommitBytes && stagedBatches < info.StageBatches &&
+			now.Sub(stagedSince) < r.p.Settings.CommitInterval
 	}
 	held := false // commits held back: see attempt
 	for {
@@ -899,6 +927,16 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		case j, ok = <-in:
 		case <-tick.C:
 			report()
+			continue
+		case <-commitDue: // no batch came to commit what was staged
+			commitDue = nil
+			if held {
+				continue
+			}
+			if err := r.retry(ctx, "sink commit", commit); err != nil {
+				return cps, err
+			}
+			markDurable()
 			continue
 		}
 		if !ok {
@@ -968,6 +1006,9 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 				return nil
 			}
 			held = false
+			if stageOnly(b) {
+				return nil
+			}
 			return commit()
 		}
 		var err error

@@ -32,6 +32,7 @@ type numSource struct {
 	tasks map[string]int
 	bad   map[int]bool
 	batch int
+	hold  chan struct{} // when set, Next waits for it after the first batch
 }
 
 func (s *numSource) Schema() *record.Schema { return numSchema }
@@ -70,6 +71,13 @@ func (r *numReader) Next(ctx context.Context) (*record.Batch, error) {
 	}
 	if r.next >= r.end {
 		return nil, io.EOF
+	}
+	if r.s.hold != nil && r.next > 0 {
+		select {
+		case <-r.s.hold:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	b := &record.Batch{Schema: numSchema, Origin: r.task}
 	for i := 0; i < r.s.batch && r.next < r.end; i++ {
@@ -124,6 +132,9 @@ func (s *memSink) LoadCheckpoints(ctx context.Context, env *connector.Env) (map[
 type memWriter struct {
 	s      *memSink
 	staged map[string][]int64
+	// batches written since the last commit: a writer that stages again
+	// what a lost transaction held takes a batch written again as there
+	batches map[*record.Batch]bool
 }
 
 func (w *memWriter) Info() connector.WriterInfo { return w.s.info }
@@ -131,6 +142,15 @@ func (w *memWriter) Close() error               { w.staged = nil; return nil }
 func (w *memWriter) Write(ctx context.Context, b *record.Batch) (int, error) {
 	if w.staged == nil {
 		w.staged = map[string][]int64{}
+	}
+	if w.s.info.StageBatches > 1 {
+		if w.batches[b] {
+			return b.Len(), nil
+		}
+		if w.batches == nil {
+			w.batches = map[*record.Batch]bool{}
+		}
+		w.batches[b] = true
 	}
 	var be connector.BatchError
 	for i, row := range b.Rows {
@@ -153,17 +173,19 @@ func (w *memWriter) Commit(ctx context.Context, cps []connector.Checkpoint) erro
 	w.s.commits++
 	if w.s.transientOnce { // like a database: the transaction is lost
 		w.s.transientOnce = false
-		w.staged = nil
+		if w.s.info.StageBatches <= 1 {
+			w.staged = nil // a writer that stages again keeps its rows
+		}
 		return connector.Transient(errors.New("connection reset"))
 	}
 	if w.s.failAtCommit > 0 && w.s.commits == w.s.failAtCommit {
-		w.staged = nil
+		w.staged, w.batches = nil, nil
 		return errors.New("disk full")
 	}
 	for k, v := range w.staged {
 		w.s.rows[k] = append(w.s.rows[k], v...)
 	}
-	w.staged = nil
+	w.staged, w.batches = nil, nil
 	if w.s.info.Transactional {
 		for _, cp := range cps {
 			w.s.cps[cp.Task] = cp

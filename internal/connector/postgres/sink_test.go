@@ -94,7 +94,7 @@ func TestSinkCreateAppendStoresExactValues(t *testing.T) {
 			if got := w.(*writer).binary; got != (format == "binary") {
 				t.Fatalf("binary COPY %v, want %v", got, format == "binary")
 			}
-			if diff := cmp.Diff(connector.WriterInfo{Transactional: true}, w.Info()); diff != "" {
+			if diff := cmp.Diff(connector.WriterInfo{Transactional: true, StageBatches: 32}, w.Info()); diff != "" {
 				t.Errorf("info (-want +got):\n%s", diff)
 			}
 			write(t, w, schema, allTypesRows())

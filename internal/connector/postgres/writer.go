@@ -218,7 +218,15 @@ func createdOID(t record.Type) uint32 {
 
 // Info implements connector.Writer.
 func (w *writer) Info() connector.WriterInfo {
-	return connector.WriterInfo{Transactional: true, Once: w.mode() == modeReplace}
+	info := connector.WriterInfo{Transactional: true, Once: w.mode() == modeReplace}
+	if !info.Once {
+		// The rows since the last Commit are kept (spans), and each batch
+		// staged after the first sits behind a savepoint of its own: a
+		// transaction of many more would slow the server's visibility
+		// checks (over 64 subtransactions).
+		info.StageBatches = 32
+	}
+	return info
 }
 
 // Prepare implements connector.Preparer: it renders the batch in COPY text
