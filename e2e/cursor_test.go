@@ -12,7 +12,9 @@ import (
 // with the rows in the target and read back by a new process.
 
 // cursorPipeline reads schema.ev incrementally by (at, id) in batches of
-// 1000 and loads it into PostgreSQL table sink.ev.
+// 1000 and loads it into PostgreSQL table sink.ev. It commits every batch
+// (commit_interval: 0), so that a run killed at its Nth commit stops at a
+// batch boundary the test chose.
 func cursorPipeline(src, sink, mode, extra string) string {
 	key := ""
 	if mode == "upsert" {
@@ -28,7 +30,7 @@ source:
   cursor: at
   key: id
 %s
-settings: {batch_rows: 1000}
+settings: {batch_rows: 1000, commit_interval: 0}
 sink: {type: postgres, dsn: %q, db_schema: %s, table: ev, mode: %s%s, create: true}
 `, pgDSN, src, extra, pgDSN, sink, mode, key)
 }
