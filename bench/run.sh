@@ -44,6 +44,7 @@ go build -o "$out/gen" ./bench/gen
 # measure NAME CMD...: runs CMD under /usr/bin/time, prints "seconds rss_kib".
 measure() {
   local log="$out/time.log"
+  sync # what the previous command left to write back does not slow this one
   /usr/bin/time -v -o "$log" "$@" >/dev/null 2>"$out/stderr.log" || { cat "$out/stderr.log" >&2; return 1; }
   local wall rss
   wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$log")
