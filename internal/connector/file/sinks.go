@@ -26,7 +26,7 @@ type atomicFile struct {
 	final string
 	tmp   string
 	f     *os.File
-	bw    *bufio.Writer
+	bw    flushWriter
 	gz    *gzip.Writer
 	w     io.Writer // where formatters write
 	done  bool
@@ -63,7 +63,7 @@ func createAtomic(env *connector.Env, kind, pattern string, compress bool) (*ato
 		return nil, connector.Unavailable(fmt.Errorf("%s: %w", kind, err))
 	}
 	a := &atomicFile{final: final, tmp: tmp, f: f}
-	a.bw = bufio.NewWriterSize(&writeback{f: f}, 256<<10)
+	a.bw = newSinkWriter(f)
 	a.w = a.bw
 	if compress {
 		a.gz = gzip.NewWriter(a.bw)
@@ -115,6 +115,9 @@ func (a *atomicFile) abort() error {
 		return nil
 	}
 	a.done = true
+	if d, ok := a.bw.(interface{ discard() }); ok {
+		d.discard()
+	}
 	a.f.Close()
 	if err := os.Remove(a.tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err

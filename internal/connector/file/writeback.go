@@ -1,6 +1,23 @@
 package file
 
-import "os"
+import (
+	"bufio"
+	"io"
+	"os"
+)
+
+// flushWriter is where a sink's encoder writes: bytes it may hold until
+// Flush.
+type flushWriter interface {
+	io.Writer
+	Flush() error
+}
+
+// newBufferedSinkWriter writes f through a buffer, starting the disk
+// writes of what it wrote as it goes (see writeback).
+func newBufferedSinkWriter(f *os.File) flushWriter {
+	return bufio.NewWriterSize(&writeback{f: f}, 256<<10)
+}
 
 // writebackChunk is how much a sink writes before it asks the kernel to
 // start writing those pages to disk.

@@ -1,0 +1,72 @@
+package file
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// A sink file holds exactly the bytes written, in order, whatever the
+// sizes of the writes and of the tail left for Flush: written direct, or
+// through the page cache where the file system refuses direct writes.
+func TestSinkWriterWritesEveryByte(t *testing.T) {
+	dir := t.TempDir()
+	writers := map[string]func(*os.File) flushWriter{"direct when allowed": newSinkWriter, "buffered": newBufferedSinkWriter}
+	for name, open := range writers {
+		for _, total := range []int{0, 1, directAlign - 1, directAlign, directBuffer - 1, directBuffer, directBuffer + 1, 3*directBuffer + 12345} {
+			rng := rand.New(rand.NewPCG(uint64(total), 7))
+			want := make([]byte, total)
+			for i := range want {
+				want[i] = byte(rng.IntN(256))
+			}
+			path := filepath.Join(dir, "out")
+			f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := open(f)
+			for rest := want; len(rest) > 0; {
+				n := min(len(rest), 1+rng.IntN(300000))
+				if _, err := w.Write(rest[:n]); err != nil {
+					t.Fatalf("%s, %d bytes: Write: %v", name, total, err)
+				}
+				rest = rest[n:]
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatalf("%s, %d bytes: Flush: %v", name, total, err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("%s, %d bytes: the file holds %d bytes, not those written", name, total, len(got))
+			}
+		}
+	}
+}
+
+// A sink file given up before its commit stops its writer: no goroutine
+// stays behind.
+func TestSinkWriterDiscardEnds(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	f, err := os.Create(filepath.Join(t.TempDir(), "out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := newSinkWriter(f)
+	if _, err := w.Write(make([]byte, 5*directBuffer+7)); err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := w.(interface{ discard() }); ok {
+		d.discard()
+	}
+}
