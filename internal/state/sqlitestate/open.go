@@ -145,7 +145,9 @@ func create(ctx context.Context, abs string, ms []migration) (err error) {
 		}
 	}()
 
-	db, err := sql.Open("sqlite", dsn(tmp, false))
+	// The new file is not in place yet: SQLite need not sync each step of
+	// making it, one sync before the link below makes it durable.
+	db, err := sql.Open("sqlite", strings.Replace(dsn(tmp, false), "synchronous(NORMAL)", "synchronous(OFF)", 1))
 	if err != nil {
 		return err
 	}
@@ -169,6 +171,9 @@ func create(ctx context.Context, abs string, ms []migration) (err error) {
 	if err = errors.Join(err, db.Close()); err != nil {
 		return err
 	}
+	if err := syncFile(tmp); err != nil {
+		return err
+	}
 
 	if err := os.Link(tmp, abs); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -185,6 +190,15 @@ func create(ctx context.Context, abs string, ms []migration) (err error) {
 	}
 	syncDir(dir)
 	return nil
+}
+
+// syncFile makes the content of the file at path durable.
+func syncFile(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	return errors.Join(f.Sync(), f.Close())
 }
 
 // syncDir makes a new directory entry durable where the platform allows it.
