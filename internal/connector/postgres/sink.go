@@ -60,7 +60,9 @@ row is written. A lost connection, a server shutting down, a deadlock or a seria
 failure is transient: the batch is retried on a new connection. In modes append and upsert
 the rows staged since the last commit are kept until it succeeds, so a retried commit stages
 them again when the connection was lost, and a commit whose outcome the lost connection hid is
-settled by asking the server about its transaction.
+settled by asking the server about its transaction. Because of that, these modes commit
+several batches at once (up to 32, within the pipeline's settings commit_interval and
+commit_bytes): fewer, larger transactions, the checkpoints still in each.
 
 With create: true a missing table is created from the records' schema: int bigint, float
 double precision, decimal numeric, bool boolean, timestamp timestamptz, date date, bytes bytea,
