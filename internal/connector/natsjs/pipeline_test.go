@@ -23,7 +23,6 @@ func testBroker() brokertest.Broker {
 				Publish: func(t testing.TB, bodies ...[]byte) { publish(t, js, stream+".events", bodies...) },
 			}
 		},
-		LateRedelivery: true,
 	}
 }
 
