@@ -71,7 +71,7 @@ func TestDiffQuickstart(t *testing.T) {
 	}
 	const formula = `      total_usd: round(qty * unit_price * lookup("fx", currency).rate, 2)`
 	variant("refactor.yaml", formula, `      total_usd: round(total * lookup("fx", currency).rate, 2)`)
-	variant("formula.yaml", formula, `      total_usd: 'round(total * lookup("fx", currency).rate * (currency == "EUR" ? 1.1 : 1), 2)'`)
+	variant("formula.yaml", formula, `      total_usd: 'round(total * lookup("fx", currency).rate * (currency == "EUR" ? 2 : 1), 2)'`)
 	variant("check.yaml", "        message: total_usd is implausibly large\n",
 		"        message: total_usd is implausibly large\n      - check: order_id % 10 >= 3\n        message: order ids ending in 0, 1 or 2 are held back\n")
 
