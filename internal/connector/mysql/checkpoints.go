@@ -2,12 +2,11 @@ package mysql
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 	"strconv"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 )
 
 // The sink keeps the checkpoints of the pipelines that write into a
@@ -26,10 +25,10 @@ import (
 // database whose checkpoints carry a newer version, or no version at all,
 // is refused: it is never taken for a first run.
 const (
-	checkpointsVersion    = 1
-	checkpointsVersionKey = "checkpoints_version"
-	metaTable             = "backbone_meta"
-	checkpointsTable      = "backbone_checkpoints"
+	checkpointsVersion    = sqlkit.CheckpointsVersion
+	checkpointsVersionKey = sqlkit.CheckpointsVersionKey
+	metaTable             = sqlkit.MetaTable
+	checkpointsTable      = sqlkit.CheckpointsTable
 	swapsTable            = "backbone_swaps"
 )
 
@@ -93,49 +92,14 @@ func ensureCheckpointTables(ctx context.Context, q querier) error {
 
 // existingTables reports which of the checkpoint tables exist.
 func existingTables(ctx context.Context, q querier) (map[string]bool, error) {
-	rows, err := q.QueryContext(ctx, `SELECT TABLE_NAME FROM information_schema.TABLES
+	return sqlkit.TableSet(ctx, q, `SELECT TABLE_NAME FROM information_schema.TABLES
 		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)`, metaTable, checkpointsTable, swapsTable)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	tables := map[string]bool{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		tables[name] = true
-	}
-	return tables, rows.Err()
 }
-
-var errNoVersion = errors.New("table backbone_checkpoints exists without its version in backbone_meta: refusing checkpoints of unknown format")
 
 // checkVersion refuses checkpoints written by a newer backbone, or stored
 // without a version.
 func checkVersion(ctx context.Context, q querier, tables map[string]bool) error {
-	if !tables[metaTable] {
-		return errNoVersion
-	}
-	var v string
-	err := q.QueryRowContext(ctx, `SELECT v FROM backbone_meta WHERE k = ?`, checkpointsVersionKey).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return errNoVersion
-	}
-	if err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(v)
-	switch {
-	case err != nil:
-		return fmt.Errorf("backbone_meta: checkpoints version %q is not a number: refusing checkpoints of unknown format", v)
-	case n > checkpointsVersion:
-		return fmt.Errorf("checkpoints were written by a newer backbone (version %d; this one reads version %d)", n, checkpointsVersion)
-	case n < 1:
-		return fmt.Errorf("backbone_meta: checkpoints version %d is not valid", n)
-	}
-	return nil
+	return sqlkit.CheckVersion(ctx, q, tables, `SELECT v FROM backbone_meta WHERE k = ?`)
 }
 
 // loadCheckpoints reads the checkpoints of a pipeline. Missing tables mean
@@ -156,21 +120,7 @@ func loadCheckpoints(ctx context.Context, q querier, pipeline string) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var cp connector.Checkpoint
-		var pos []byte
-		var done bool
-		if err := rows.Scan(&cp.Task, &pos, &done, &cp.Fingerprint); err != nil {
-			return nil, err
-		}
-		if pos != nil {
-			cp.Pos = pos
-		}
-		cp.Done = done
-		out[cp.Task] = cp
-	}
-	return out, rows.Err()
+	return sqlkit.ScanCheckpoints(rows)
 }
 
 // Names of the tables a replace loads into and swaps out.

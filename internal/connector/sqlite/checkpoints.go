@@ -4,13 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit"
 )
 
 // The sink keeps the checkpoints of the pipelines that write into a
@@ -25,10 +25,10 @@ import (
 // A database whose checkpoints carry a newer version, or no version at all,
 // is refused: it is never taken for a first run.
 const (
-	checkpointsVersion    = 1
-	checkpointsVersionKey = "checkpoints_version"
-	metaTable             = "backbone_meta"
-	checkpointsTable      = "backbone_checkpoints"
+	checkpointsVersion    = sqlkit.CheckpointsVersion
+	checkpointsVersionKey = sqlkit.CheckpointsVersionKey
+	metaTable             = sqlkit.MetaTable
+	checkpointsTable      = sqlkit.CheckpointsTable
 )
 
 const createMetaSQL = `CREATE TABLE IF NOT EXISTS backbone_meta (
@@ -63,11 +63,7 @@ const casCheckpointSQL = `UPDATE backbone_checkpoints SET pos = ?, done = ?, fin
 WHERE pipeline = ? AND task = ? AND coalesce(pos, x'') = coalesce(?, x'') AND done = ?`
 
 // querier is what *sql.DB, *sql.Conn and *sql.Tx have in common.
-type querier interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
+type querier = sqlkit.Querier
 
 // ensureCheckpointTables creates the checkpoint tables when missing and
 // checks the version of existing ones. It runs in its own transaction.
@@ -105,46 +101,13 @@ func ensureCheckpointTables(ctx context.Context, c *sql.Conn) (err error) {
 
 // existingTables reports which of the checkpoint tables exist.
 func existingTables(ctx context.Context, q querier) (map[string]bool, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`, metaTable, checkpointsTable)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	tables := map[string]bool{}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			return nil, err
-		}
-		tables[name] = true
-	}
-	return tables, rows.Err()
+	return sqlkit.TableSet(ctx, q, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`, metaTable, checkpointsTable)
 }
 
 // checkVersion refuses checkpoints written by a newer backbone, or stored
 // without a version.
 func checkVersion(ctx context.Context, q querier, tables map[string]bool) error {
-	if !tables[metaTable] {
-		return errors.New("table backbone_checkpoints exists without its version in backbone_meta: refusing checkpoints of unknown format")
-	}
-	var v string
-	err := q.QueryRowContext(ctx, `SELECT value FROM backbone_meta WHERE key = ?`, checkpointsVersionKey).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return errors.New("table backbone_checkpoints exists without its version in backbone_meta: refusing checkpoints of unknown format")
-	}
-	if err != nil {
-		return err
-	}
-	n, err := strconv.Atoi(v)
-	switch {
-	case err != nil:
-		return fmt.Errorf("backbone_meta: checkpoints version %q is not a number: refusing checkpoints of unknown format", v)
-	case n > checkpointsVersion:
-		return fmt.Errorf("checkpoints were written by a newer backbone (version %d; this one reads version %d)", n, checkpointsVersion)
-	case n < 1:
-		return fmt.Errorf("backbone_meta: checkpoints version %d is not valid", n)
-	}
-	return nil
+	return sqlkit.CheckVersion(ctx, q, tables, `SELECT value FROM backbone_meta WHERE key = ?`)
 }
 
 // loadCheckpoints reads the checkpoints of a pipeline from the database at
@@ -173,22 +136,9 @@ func loadCheckpoints(ctx context.Context, path, pipeline string, busy time.Durat
 	if err != nil {
 		return nil, classify(err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var cp connector.Checkpoint
-		var pos []byte
-		var done int64
-		if err := rows.Scan(&cp.Task, &pos, &done, &cp.Fingerprint); err != nil {
-			return nil, err
-		}
-		if pos != nil {
-			cp.Pos = pos
-		}
-		cp.Done = done != 0
-		out[cp.Task] = cp
-	}
-	if err := rows.Err(); err != nil {
+	cps, err := sqlkit.ScanCheckpoints(rows)
+	if err != nil {
 		return nil, classify(err)
 	}
-	return out, nil
+	return cps, nil
 }
