@@ -3,7 +3,6 @@ package broker
 import (
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/record"
@@ -24,19 +23,6 @@ func Check(p connector.Params, rules []Rule) error {
 		}
 	}
 	return nil
-}
-
-// Zone loads a source's timezone setting: nil when it is empty (the
-// run's zone), an error at the field when it names no zone.
-func Zone(p connector.Params, name string) (*time.Location, error) {
-	if name == "" {
-		return nil, nil
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, connector.Errorf(p.FieldPos("timezone"), "unknown timezone %q", name)
-	}
-	return loc, nil
 }
 
 // Poison returns the dead letter of a message delivered n times when n is
@@ -62,18 +48,6 @@ func BatchSize(size int, env *connector.Env) int {
 		size = record.DefaultLimits.BatchRows
 	}
 	return size
-}
-
-// Location is the zone of timestamps written without one: the source's
-// own when set, else the run's, else UTC.
-func Location(loc *time.Location, env *connector.Env) *time.Location {
-	if loc == nil {
-		loc = env.Location
-	}
-	if loc == nil {
-		loc = time.UTC
-	}
-	return loc
 }
 
 // DecodePosition reads b, a position in JSON, into p, which holds its

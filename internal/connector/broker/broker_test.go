@@ -11,7 +11,7 @@ import (
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
-func TestCheckAndZone(t *testing.T) {
+func TestCheck(t *testing.T) {
 	p, err := connector.ParamsFromYAML("queue: q\nlinger: 0s\ntimezone: Mars/Olympus")
 	if err != nil {
 		t.Fatal(err)
@@ -27,15 +27,6 @@ func TestCheckAndZone(t *testing.T) {
 	if err := Check(p, []Rule{{Field: "queue", Msg: "unused"}}); err != nil {
 		t.Errorf("Check of good settings: %v", err)
 	}
-	if loc, err := Zone(p, ""); loc != nil || err != nil {
-		t.Errorf("Zone of no setting: %v, %v", loc, err)
-	}
-	if loc, err := Zone(p, "Europe/Paris"); err != nil || loc.String() != "Europe/Paris" {
-		t.Errorf("Zone: %v, %v", loc, err)
-	}
-	if _, err := Zone(p, "Mars/Olympus"); err == nil || !strings.Contains(err.Error(), "3:") || !strings.Contains(err.Error(), `unknown timezone "Mars/Olympus"`) {
-		t.Errorf("Zone of an unknown zone: %v; want an error at line 3", err)
-	}
 }
 
 func TestPoison(t *testing.T) {
@@ -48,12 +39,8 @@ func TestPoison(t *testing.T) {
 	}
 }
 
-func TestBatchSizeAndLocation(t *testing.T) {
-	paris, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := &connector.Env{Limits: record.Limits{BatchRows: 7}, Location: paris}
+func TestBatchSize(t *testing.T) {
+	env := &connector.Env{Limits: record.Limits{BatchRows: 7}}
 	for _, tc := range []struct {
 		name string
 		size int
@@ -67,15 +54,6 @@ func TestBatchSizeAndLocation(t *testing.T) {
 		if got := BatchSize(tc.size, tc.env); got != tc.want {
 			t.Errorf("%s: BatchSize %d, want %d", tc.name, got, tc.want)
 		}
-	}
-	if got := Location(time.UTC, env); got != time.UTC {
-		t.Errorf("own zone: %v", got)
-	}
-	if got := Location(nil, env); got != paris {
-		t.Errorf("run's zone: %v", got)
-	}
-	if got := Location(nil, &connector.Env{}); got != time.UTC {
-		t.Errorf("default zone: %v", got)
 	}
 }
 

@@ -115,7 +115,7 @@ func csvFormatOf(p connector.Params, schema connector.SchemaDef, header bool, de
 	if f.delim == f.quote {
 		return f, connector.Errorf(p.FieldPos("quote"), "quote and delimiter must differ")
 	}
-	if f.loc, err = loadLocation(p, tz); err != nil {
+	if f.loc, err = connector.LoadZone(p, tz); err != nil {
 		return f, err
 	}
 	if !header && f.schema == nil {
@@ -147,7 +147,7 @@ func (s *csvSource) Open(ctx context.Context, env *connector.Env, t connector.Ta
 		key:  t.Key,
 		file: o,
 		lim:  lim,
-		loc:  location(s.loc, env),
+		loc:  connector.ZoneOf(s.loc, env),
 		null: s.null,
 
 		deferDecode: env.DeferDecode,

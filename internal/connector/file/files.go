@@ -59,29 +59,6 @@ func checkEnum(p connector.Params, field, v string, allowed []string) error {
 	return connector.Errorf(p.FieldPos(field), "%s must be one of %s, not %q", field, strings.Join(allowed, ", "), v)
 }
 
-// loadLocation resolves a timezone field; "" means the run's zone.
-func loadLocation(p connector.Params, name string) (*time.Location, error) {
-	if name == "" {
-		return nil, nil
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, connector.Errorf(p.FieldPos("timezone"), "unknown timezone %q", name)
-	}
-	return loc, nil
-}
-
-// location is the zone for timestamps written without one.
-func location(cfg *time.Location, env *connector.Env) *time.Location {
-	switch {
-	case cfg != nil:
-		return cfg
-	case env != nil && env.Location != nil:
-		return env.Location
-	}
-	return time.UTC
-}
-
 // limits returns env's limits with the defaults filled in.
 func limits(env *connector.Env) record.Limits {
 	l := record.Limits{}

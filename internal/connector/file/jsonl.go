@@ -65,7 +65,7 @@ func newJSONLSource(p connector.Params) (connector.Source, error) {
 	if schema == nil {
 		return nil, connector.Errorf(p.FieldPos("schema"), "jsonl needs a schema: the keys to read and their types")
 	}
-	loc, err := loadLocation(p, cfg.Timezone)
+	loc, err := connector.LoadZone(p, cfg.Timezone)
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +109,7 @@ func (s *jsonlSource) Open(ctx context.Context, env *connector.Env, t connector.
 		file:   o,
 		lines:  &lineSplitter{w: w, maxRec: lim.MaxRecordBytes},
 		lim:    lim,
-		dec:    newObjectDecoder(s.schema, location(s.loc, env)),
+		dec:    newObjectDecoder(s.schema, connector.ZoneOf(s.loc, env)),
 		schema: s.schema,
 	}, nil
 }

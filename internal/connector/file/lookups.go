@@ -100,7 +100,7 @@ func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Tab
 		return nil, err
 	}
 	lim := limits(env)
-	r := &csvReader{key: l.path, file: o, lim: lim, loc: location(l.format.loc, env), null: l.format.null}
+	r := &csvReader{key: l.path, file: o, lim: lim, loc: connector.ZoneOf(l.format.loc, env), null: l.format.null}
 	defer r.Close()
 	r.w = newWindow(o.r, lim.MaxRecordBytes+2)
 	r.p = newCSVParser(r.w, l.format.delim, l.format.quote, lim.MaxRecordBytes)
@@ -257,7 +257,7 @@ func (l *jsonLookup) Open(ctx context.Context, env *connector.Env) (connector.Ta
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", l.kind, l.path, err)
 	}
-	loc := location(nil, env)
+	loc := connector.ZoneOf(nil, env)
 	for _, o := range objs {
 		row := make(record.Row, schema.Len())
 		for i, k := range o.keys {

@@ -116,7 +116,7 @@ func (s *parquetSource) Open(ctx context.Context, env *connector.Env, t connecto
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %s: %w", t.Key, err)
 	}
-	r := &parquetReader{key: t.Key, f: f, loc: location(nil, env), lim: limits(env)}
+	r := &parquetReader{key: t.Key, f: f, loc: connector.ZoneOf(nil, env), lim: limits(env)}
 	if err := r.bind(pf, s.schema); err != nil {
 		return nil, err
 	}

@@ -90,7 +90,7 @@ func (s *csvSource) headerOf(env *connector.Env, task string) string {
 func (s *csvSource) openText(env *connector.Env, task string, format csvFormat, text []byte) (*csvReader, error) {
 	lim := limits(env)
 	o := &openedFile{r: bytes.NewReader(text)}
-	r := &csvReader{key: task, file: o, lim: lim, loc: location(s.loc, env), null: s.null}
+	r := &csvReader{key: task, file: o, lim: lim, loc: connector.ZoneOf(s.loc, env), null: s.null}
 	r.w = newWindow(o.r, lim.MaxRecordBytes+2)
 	r.p = newCSVParser(r.w, format.delim, format.quote, lim.MaxRecordBytes)
 	if err := r.bind(format); err != nil {

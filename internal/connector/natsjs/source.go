@@ -126,7 +126,7 @@ func newSource(p connector.Params) (connector.Source, error) {
 		return nil, err
 	}
 	s := &source{cfg: cfg, schema: dec.Schema()}
-	if s.loc, err = broker.Zone(p, cfg.Timezone); err != nil {
+	if s.loc, err = connector.LoadZone(p, cfg.Timezone); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -235,7 +235,7 @@ func (s *source) open(ctx context.Context, env *connector.Env, log *slog.Logger,
 	// What the checkpoint holds and the server has not had acknowledged:
 	// skipped when delivered again.
 	skip := above(normalize(start.Done), cons.CachedInfo().AckFloor.Stream)
-	dec, err := payload.NewDecoder(s.cfg.Format, s.schema, s.cfg.RawField, broker.Location(s.loc, env))
+	dec, err := payload.NewDecoder(s.cfg.Format, s.schema, s.cfg.RawField, connector.ZoneOf(s.loc, env))
 	if err != nil {
 		return nil, err
 	}

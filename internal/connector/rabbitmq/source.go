@@ -116,7 +116,7 @@ func newSource(p connector.Params) (connector.Source, error) {
 		return nil, err
 	}
 	s := &source{cfg: cfg, schema: dec.Schema(), seen: newRedeliveries(100_000)}
-	if s.loc, err = broker.Zone(p, cfg.Timezone); err != nil {
+	if s.loc, err = connector.LoadZone(p, cfg.Timezone); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -162,7 +162,7 @@ func (s *source) Open(ctx context.Context, env *connector.Env, t connector.Task,
 	if prefetch == 0 {
 		prefetch = min(4*batch, 65535)
 	}
-	dec, err := payload.NewDecoder(s.cfg.Format, s.schema, s.cfg.RawField, broker.Location(s.loc, env))
+	dec, err := payload.NewDecoder(s.cfg.Format, s.schema, s.cfg.RawField, connector.ZoneOf(s.loc, env))
 	if err != nil {
 		return nil, fmt.Errorf("rabbitmq: %w", err)
 	}
