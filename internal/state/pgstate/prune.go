@@ -6,26 +6,17 @@ import (
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
-
-// pruneRunsSQL deletes what PruneRuns describes; see the SQLite store.
-const pruneRunsSQL = `DELETE FROM runs
-WHERE end_time IS NOT NULL
-  AND (end_time < $1 OR (status = 'succeeded' AND read_count = 0 AND end_time < $2))
-  AND id NOT IN (
-    SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY pipeline ORDER BY start_time DESC, id DESC) AS n FROM runs) AS a WHERE n = 1
-    UNION ALL
-    SELECT id FROM (SELECT id, row_number() OVER (PARTITION BY pipeline ORDER BY start_time DESC, id DESC) AS n FROM runs WHERE status = 'succeeded') AS b WHERE n = 1
-  )`
 
 // PruneRuns implements state.Store.
 func (s *Store) PruneRuns(ctx context.Context, before, emptyBefore time.Time) (int, error) {
-	if err := checkTimes(before, emptyBefore); err != nil {
+	if err := sqlstate.CheckTimes(before, emptyBefore); err != nil {
 		return 0, fmt.Errorf("state store: prune runs: %w", err)
 	}
 	var n int64
 	err := retry(ctx, func() error {
-		tag, err := s.pool.Exec(ctx, pruneRunsSQL, dbTime(before), dbTime(emptyBefore))
+		tag, err := s.pool.Exec(ctx, sqlstate.PruneRunsSQL("$1", "$2"), dbTime(before), dbTime(emptyBefore))
 		n = tag.RowsAffected()
 		return err
 	})

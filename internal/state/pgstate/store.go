@@ -1,7 +1,6 @@
 package pgstate
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,10 +15,8 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
-
-// now is the time stored for "now": in UTC, to the microsecond.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // dbTime is t as stored: NULL for the zero time, else UTC to the
 // microsecond (PostgreSQL would round; the contract truncates).
@@ -31,22 +28,11 @@ func dbTime(t time.Time) pgtype.Timestamptz {
 }
 
 // goTime is a stored time in UTC, the zero time for NULL.
-func goTime(t pgtype.Timestamptz) time.Time {
+func goTime(t pgtype.Timestamptz) (time.Time, error) {
 	if !t.Valid || t.InfinityModifier != pgtype.Finite {
-		return time.Time{}
+		return time.Time{}, nil
 	}
-	return t.Time.UTC()
-}
-
-// checkTimes refuses times outside the years 1 to 9999, as the SQLite
-// store does: a store can then be copied to the other without loss.
-func checkTimes(ts ...time.Time) error {
-	for _, t := range ts {
-		if y := t.UTC().Year(); !t.IsZero() && (y < 1 || y > 9999) {
-			return fmt.Errorf("time %v is outside the years 1 to 9999", t)
-		}
-	}
-	return nil
+	return t.Time.UTC(), nil
 }
 
 // textOK reports whether s can be stored in a text column unchanged.
@@ -114,9 +100,8 @@ func (s *Store) LoadCheckpoints(ctx context.Context, pipeline string) (map[strin
 	if err := ctx.Err(); err != nil {
 		return nil, s.wrap("load checkpoints", err)
 	}
-	cps := make(map[string]connector.Checkpoint)
 	if !textOK(pipeline) {
-		return cps, nil // no such pipeline can be stored
+		return map[string]connector.Checkpoint{}, nil // no such pipeline can be stored
 	}
 	rows, err := s.pool.Query(ctx,
 		`SELECT task, pos IS NULL, pos, done, fingerprint FROM checkpoints WHERE pipeline = $1`, pipeline)
@@ -124,25 +109,8 @@ func (s *Store) LoadCheckpoints(ctx context.Context, pipeline string) (map[strin
 		return nil, s.opErr("load checkpoints", err)
 	}
 	defer rows.Close()
-	var task, pos, fp []byte
-	for rows.Next() {
-		var (
-			cp     connector.Checkpoint
-			isNull bool
-		)
-		if err := rows.Scan(&task, &isNull, &pos, &cp.Done, &fp); err != nil {
-			return nil, s.opErr("load checkpoints", err)
-		}
-		cp.Task, cp.Fingerprint = string(task), string(fp)
-		if !isNull {
-			cp.Pos = bytes.Clone(pos)
-			if cp.Pos == nil {
-				cp.Pos = []byte{}
-			}
-		}
-		cps[cp.Task] = cp
-	}
-	if err := rows.Err(); err != nil {
+	cps, err := sqlstate.ScanCheckpoints(rows)
+	if err != nil {
 		return nil, s.opErr("load checkpoints", err)
 	}
 	return cps, nil
@@ -193,7 +161,7 @@ func (s *Store) SaveCheckpoints(ctx context.Context, pipeline string, cps []conn
 			ON CONFLICT (pipeline, task) DO UPDATE SET
 				pos = excluded.pos, done = excluded.done,
 				fingerprint = excluded.fingerprint, updated_at = excluded.updated_at`,
-			pipeline, tasks, poss, dones, fps, dbTime(now()))
+			pipeline, tasks, poss, dones, fps, dbTime(sqlstate.Now()))
 		return err
 	})
 	if err != nil {
@@ -227,7 +195,7 @@ func (s *Store) StartRun(ctx context.Context, r *state.Run) error {
 			return fmt.Errorf("state store: start run: %w", err)
 		}
 	}
-	if err := checkTimes(r.LogicalTime, r.Start, r.End); err != nil {
+	if err := sqlstate.CheckTimes(r.LogicalTime, r.Start, r.End); err != nil {
 		return fmt.Errorf("state store: start run %s: %w", r.ID, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -235,7 +203,7 @@ func (s *Store) StartRun(ctx context.Context, r *state.Run) error {
 	}
 	start := r.Start
 	if start.IsZero() {
-		start = now()
+		start = sqlstate.Now()
 	}
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO runs (id, pipeline, config_hash, triggered_by, logical_time, start_time, end_time,
@@ -260,7 +228,7 @@ func (s *Store) FinishRun(ctx context.Context, r *state.Run) error {
 	if r.ID == "" || r.Status == "" {
 		return errors.New("state store: finish run: the run needs an ID and a status")
 	}
-	if err := checkTimes(r.End); err != nil {
+	if err := sqlstate.CheckTimes(r.End); err != nil {
 		return fmt.Errorf("state store: finish run %s: %w", r.ID, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -271,7 +239,7 @@ func (s *Store) FinishRun(ctx context.Context, r *state.Run) error {
 	}
 	end := r.End
 	if end.IsZero() {
-		end = now()
+		end = sqlstate.Now()
 	}
 	tag, err := s.pool.Exec(ctx, `
 		UPDATE runs SET end_time = $1, status = $2, read_count = $3, written_count = $4,
@@ -289,19 +257,10 @@ func (s *Store) FinishRun(ctx context.Context, r *state.Run) error {
 	return nil
 }
 
-const runColumns = `id, pipeline, config_hash, triggered_by, logical_time, start_time, end_time,
-	status, read_count, written_count, rejected_count, filtered_count, error, cursor_before, cursor_after`
+func scanRun(row sqlstate.Scanner) (state.Run, error) { return sqlstate.ScanRun(row, goTime) }
 
-func scanRun(row pgx.Row) (state.Run, error) {
-	var (
-		r                   state.Run
-		logical, start, end pgtype.Timestamptz
-	)
-	err := row.Scan(&r.ID, &r.Pipeline, &r.ConfigHash, &r.Trigger, &logical, &start, &end,
-		&r.Status, &r.Read, &r.Written, &r.Rejected, &r.Filtered, &r.Error, &r.CursorBefore, &r.CursorAfter)
-	r.LogicalTime, r.Start, r.End = goTime(logical), goTime(start), goTime(end)
-	return r, err
-}
+// mark is the placeholder of the n-th argument of a statement.
+func mark(n int) string { return "$" + strconv.Itoa(n) }
 
 // Runs implements state.Store.
 func (s *Store) Runs(ctx context.Context, f state.RunFilter) ([]state.Run, error) {
@@ -311,37 +270,14 @@ func (s *Store) Runs(ctx context.Context, f state.RunFilter) ([]state.Run, error
 	if !textOK(f.Pipeline) || !textOK(f.Status) {
 		return nil, nil
 	}
-	var (
-		where []string
-		args  []any
-	)
-	if f.Pipeline != "" {
-		args = append(args, f.Pipeline)
-		where = append(where, "pipeline = $"+strconv.Itoa(len(args)))
-	}
-	if f.Status != "" {
-		args = append(args, f.Status)
-		where = append(where, "status = $"+strconv.Itoa(len(args)))
-	}
-	q := `SELECT ` + runColumns + ` FROM runs` + whereClause(where) + ` ORDER BY start_time DESC, id DESC`
-	if f.Limit > 0 {
-		args = append(args, f.Limit)
-		q += ` LIMIT $` + strconv.Itoa(len(args))
-	}
+	q, args := sqlstate.RunsQuery(f, mark)
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
 		return nil, s.opErr("list runs", err)
 	}
 	defer rows.Close()
-	var runs []state.Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, s.opErr("list runs", err)
-		}
-		runs = append(runs, r)
-	}
-	if err := rows.Err(); err != nil {
+	runs, err := sqlstate.Collect(rows, scanRun)
+	if err != nil {
 		return nil, s.opErr("list runs", err)
 	}
 	return runs, nil
@@ -355,7 +291,7 @@ func (s *Store) Run(ctx context.Context, id string) (state.Run, error) {
 	if !textOK(id) {
 		return state.Run{}, fmt.Errorf("state store: run %q: %w", id, state.ErrNotFound)
 	}
-	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+runColumns+` FROM runs WHERE id = $1`, id))
+	r, err := scanRun(s.pool.QueryRow(ctx, `SELECT `+sqlstate.RunColumns+` FROM runs WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return state.Run{}, fmt.Errorf("state store: run %q: %w", id, state.ErrNotFound)
 	}
@@ -365,10 +301,6 @@ func (s *Store) Run(ctx context.Context, id string) (state.Run, error) {
 	return r, nil
 }
 
-// dlKey identifies a dead letter: adding one with the key of a stored one
-// replaces it.
-type dlKey struct{ pipeline, task, loc, step string }
-
 // AddDeadLetters implements state.Store.
 //
 // All dead letters go in one INSERT … SELECT FROM unnest(…) ORDER BY
@@ -376,19 +308,16 @@ type dlKey struct{ pipeline, task, loc, step string }
 // update a row twice, so dead letters of one key are merged first, the later
 // one winning.
 func (s *Store) AddDeadLetters(ctx context.Context, dls []state.DeadLetter) error {
-	for i := range dls {
-		d := &dls[i]
-		if d.Pipeline == "" {
-			return errors.New("state store: add dead letters: a dead letter without a pipeline")
-		}
-		if err := checkTimes(d.CreatedAt); err != nil {
-			return fmt.Errorf("state store: add dead letters: %s: %w", d.Loc, err)
-		}
+	err := sqlstate.CheckDeadLetters(dls, func(d *state.DeadLetter) error {
 		for _, n := range []struct{ what, s string }{{"pipeline", d.Pipeline}, {"run ID", d.RunID}, {"step", d.Step}} {
 			if err := checkName(n.what, n.s); err != nil {
-				return fmt.Errorf("state store: add dead letters: %s: %w", d.Loc, err)
+				return err
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return s.wrap("add dead letters", err)
@@ -396,10 +325,10 @@ func (s *Store) AddDeadLetters(ctx context.Context, dls []state.DeadLetter) erro
 	if len(dls) == 0 {
 		return nil
 	}
-	at := now()
+	at := sqlstate.Now()
 	var (
 		n                        = len(dls)
-		index                    = make(map[dlKey]int, n)
+		index                    = make(map[sqlstate.DLKey]int, n)
 		pipelines, runIDs, steps = make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 		fields, msgs             = make([]string, 0, n), make([]string, 0, n)
 		tasks, locs, records     = make([][]byte, 0, n), make([][]byte, 0, n), make([][]byte, 0, n)
@@ -407,7 +336,7 @@ func (s *Store) AddDeadLetters(ctx context.Context, dls []state.DeadLetter) erro
 	)
 	for i := range dls {
 		d := &dls[i]
-		k := dlKey{d.Pipeline, d.Task, d.Loc, d.Step}
+		k := sqlstate.Key(d)
 		rec := d.Record
 		if rec == nil {
 			rec = []byte{}
@@ -426,8 +355,8 @@ func (s *Store) AddDeadLetters(ctx context.Context, dls []state.DeadLetter) erro
 		tasks, locs, records = append(tasks, []byte(d.Task)), append(locs, []byte(d.Loc)), append(records, rec)
 		created = append(created, c)
 	}
-	ids := make(map[dlKey]int64, len(index))
-	err := retry(ctx, func() error {
+	ids := make(map[sqlstate.DLKey]int64, len(index))
+	err = retry(ctx, func() error {
 		clear(ids)
 		rows, err := s.pool.Query(ctx, `
 			INSERT INTO dead_letters (pipeline, run_id, task, loc, step, field, error, record, created_at)
@@ -454,35 +383,19 @@ func (s *Store) AddDeadLetters(ctx context.Context, dls []state.DeadLetter) erro
 			if err := rows.Scan(&id, &p, &task, &loc, &st); err != nil {
 				return err
 			}
-			ids[dlKey{p, string(task), string(loc), st}] = id
+			ids[sqlstate.DLKey{Pipeline: p, Task: string(task), Loc: string(loc), Step: st}] = id
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return s.opErr("add dead letters", err)
 	}
-	// Only once committed: a failed call leaves dls as it was.
-	for i := range dls {
-		d := &dls[i]
-		d.ID = ids[dlKey{d.Pipeline, d.Task, d.Loc, d.Step}]
-		if d.CreatedAt.IsZero() {
-			d.CreatedAt = at
-		}
-	}
+	sqlstate.Added(dls, ids, at)
 	return nil
 }
 
-const deadLetterColumns = `id, pipeline, run_id, task, loc, step, field, error, record, created_at`
-
-func scanDeadLetter(row pgx.Row) (state.DeadLetter, error) {
-	var (
-		d         state.DeadLetter
-		task, loc []byte
-		created   pgtype.Timestamptz
-	)
-	err := row.Scan(&d.ID, &d.Pipeline, &d.RunID, &task, &loc, &d.Step, &d.Field, &d.Error, &d.Record, &created)
-	d.Task, d.Loc, d.CreatedAt = string(task), string(loc), goTime(created)
-	return d, err
+func scanDeadLetter(row sqlstate.Scanner) (state.DeadLetter, error) {
+	return sqlstate.ScanDeadLetter(row, goTime)
 }
 
 // dlqWhere turns f into a WHERE clause and its arguments; ok is false when
@@ -517,14 +430,7 @@ func dlqWhere(f state.DLQFilter) (where string, args []any, ok bool) {
 	if len(f.IDs) > 0 {
 		conds = append(conds, "id = ANY("+arg(f.IDs)+"::bigint[])")
 	}
-	return whereClause(conds), args, true
-}
-
-func whereClause(conds []string) string {
-	if len(conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(conds, " AND ")
+	return sqlstate.WhereClause(conds), args, true
 }
 
 // DeadLetters implements state.Store.
@@ -536,7 +442,7 @@ func (s *Store) DeadLetters(ctx context.Context, f state.DLQFilter) ([]state.Dea
 	if !ok {
 		return nil, nil
 	}
-	q := `SELECT ` + deadLetterColumns + ` FROM dead_letters` + where + ` ORDER BY id`
+	q := `SELECT ` + sqlstate.DeadLetterColumns + ` FROM dead_letters` + where + ` ORDER BY id`
 	if f.Limit > 0 {
 		args = append(args, f.Limit)
 		q += ` LIMIT $` + strconv.Itoa(len(args))
@@ -546,15 +452,8 @@ func (s *Store) DeadLetters(ctx context.Context, f state.DLQFilter) ([]state.Dea
 		return nil, s.opErr("list dead letters", err)
 	}
 	defer rows.Close()
-	var dls []state.DeadLetter
-	for rows.Next() {
-		d, err := scanDeadLetter(rows)
-		if err != nil {
-			return nil, s.opErr("list dead letters", err)
-		}
-		dls = append(dls, d)
-	}
-	if err := rows.Err(); err != nil {
+	dls, err := sqlstate.Collect(rows, scanDeadLetter)
+	if err != nil {
 		return nil, s.opErr("list dead letters", err)
 	}
 	return dls, nil
@@ -567,7 +466,7 @@ func (s *Store) DeadLetter(ctx context.Context, id int64) (state.DeadLetter, err
 		return state.DeadLetter{}, s.wrap(op, err)
 	}
 	d, err := scanDeadLetter(s.pool.QueryRow(ctx,
-		`SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = $1`, id))
+		`SELECT `+sqlstate.DeadLetterColumns+` FROM dead_letters WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return state.DeadLetter{}, fmt.Errorf("state store: dead letter %d: %w", id, state.ErrNotFound)
 	}

@@ -6,9 +6,9 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
 
 // SaveVersion implements state.Store.
@@ -19,27 +19,16 @@ func (s *Store) SaveVersion(ctx context.Context, v state.Version) error {
 	if err := checkName("pipeline", v.Pipeline); err != nil {
 		return fmt.Errorf("state store: save version: %w", err)
 	}
-	if err := checkTimes(v.FirstSeen, v.LastSeen); err != nil {
+	if err := sqlstate.CheckTimes(v.FirstSeen, v.LastSeen); err != nil {
 		return fmt.Errorf("state store: save version: %w", err)
 	}
-	seen := v.LastSeen
-	if seen.IsZero() {
-		seen = now()
-	}
-	first := v.FirstSeen
-	if first.IsZero() {
-		first = seen
-	}
-	content := v.Content
-	if content == nil {
-		content = []byte{}
-	}
+	v = sqlstate.NewVersion(v)
 	err := retry(ctx, func() error {
 		_, err := s.pool.Exec(ctx, `
 			INSERT INTO versions (pipeline, hash, content, first_seen, last_seen, status, reason)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (pipeline, hash) DO UPDATE SET last_seen = excluded.last_seen`,
-			v.Pipeline, message(v.Hash), content, dbTime(first), dbTime(seen), message(v.Status), message(v.Reason))
+			v.Pipeline, message(v.Hash), v.Content, dbTime(v.FirstSeen), dbTime(v.LastSeen), message(v.Status), message(v.Reason))
 		return err
 	})
 	if err != nil {
@@ -69,18 +58,8 @@ func (s *Store) MarkVersion(ctx context.Context, pipeline, hash, status, reason 
 	return nil
 }
 
-const versionColumns = `pipeline, hash, content, first_seen, last_seen, status, reason`
-
-func scanVersion(sc interface{ Scan(...any) error }) (state.Version, error) {
-	var (
-		v           state.Version
-		first, last pgtype.Timestamptz
-	)
-	if err := sc.Scan(&v.Pipeline, &v.Hash, &v.Content, &first, &last, &v.Status, &v.Reason); err != nil {
-		return v, err
-	}
-	v.FirstSeen, v.LastSeen = goTime(first), goTime(last)
-	return v, nil
+func scanVersion(row sqlstate.Scanner) (state.Version, error) {
+	return sqlstate.ScanVersion(row, goTime)
 }
 
 // Versions implements state.Store.
@@ -88,21 +67,14 @@ func (s *Store) Versions(ctx context.Context, pipeline string) ([]state.Version,
 	if !textOK(pipeline) {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+versionColumns+` FROM versions
+	rows, err := s.pool.Query(ctx, `SELECT `+sqlstate.VersionColumns+` FROM versions
 		WHERE pipeline = $1 ORDER BY first_seen DESC, hash COLLATE "C" DESC`, pipeline)
 	if err != nil {
 		return nil, s.opErr("list versions", err)
 	}
 	defer rows.Close()
-	var vs []state.Version
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			return nil, s.opErr("list versions", err)
-		}
-		vs = append(vs, v)
-	}
-	if err := rows.Err(); err != nil {
+	vs, err := sqlstate.Collect(rows, scanVersion)
+	if err != nil {
 		return nil, s.opErr("list versions", err)
 	}
 	return vs, nil
@@ -113,7 +85,7 @@ func (s *Store) Version(ctx context.Context, pipeline, hash string) (state.Versi
 	if !textOK(pipeline) || !textOK(hash) {
 		return state.Version{}, fmt.Errorf("state store: version %s of %q: %w", hash, pipeline, state.ErrNotFound)
 	}
-	v, err := scanVersion(s.pool.QueryRow(ctx, `SELECT `+versionColumns+` FROM versions
+	v, err := scanVersion(s.pool.QueryRow(ctx, `SELECT `+sqlstate.VersionColumns+` FROM versions
 		WHERE pipeline = $1 AND hash = $2`, pipeline, hash))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return state.Version{}, fmt.Errorf("state store: version %s of %q: %w", hash, pipeline, state.ErrNotFound)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
 
 // timeLayout stores times as fixed-width UTC text to the microsecond: it
@@ -26,16 +27,6 @@ func formatTime(t time.Time) any {
 	return t.UTC().Truncate(time.Microsecond).Format(timeLayout)
 }
 
-// checkTimes refuses times that formatTime cannot store in sortable form.
-func checkTimes(ts ...time.Time) error {
-	for _, t := range ts {
-		if y := t.UTC().Year(); !t.IsZero() && (y < 1 || y > 9999) {
-			return fmt.Errorf("time %v is outside the years 1 to 9999", t)
-		}
-	}
-	return nil
-}
-
 func parseTime(s sql.NullString) (time.Time, error) {
 	if !s.Valid || s.String == "" {
 		return time.Time{}, nil
@@ -46,9 +37,6 @@ func parseTime(s sql.NullString) (time.Time, error) {
 	}
 	return t.UTC(), nil
 }
-
-// now is the time stored for "now": in UTC, to the microsecond.
-func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // writeTx runs fn in a write transaction (BEGIN IMMEDIATE) and commits it.
 func (s *Store) writeTx(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
@@ -77,25 +65,8 @@ func (s *Store) LoadCheckpoints(ctx context.Context, pipeline string) (map[strin
 		return nil, s.wrap("load checkpoints", err)
 	}
 	defer rows.Close()
-	cps := make(map[string]connector.Checkpoint)
-	for rows.Next() {
-		var (
-			cp     connector.Checkpoint
-			isNull bool
-			pos    []byte
-		)
-		if err := rows.Scan(&cp.Task, &isNull, &pos, &cp.Done, &cp.Fingerprint); err != nil {
-			return nil, s.wrap("load checkpoints", err)
-		}
-		if !isNull {
-			if pos == nil {
-				pos = []byte{}
-			}
-			cp.Pos = pos
-		}
-		cps[cp.Task] = cp
-	}
-	if err := rows.Err(); err != nil {
+	cps, err := sqlstate.ScanCheckpoints(rows)
+	if err != nil {
 		return nil, s.wrap("load checkpoints", err)
 	}
 	return cps, nil
@@ -109,7 +80,7 @@ func (s *Store) SaveCheckpoints(ctx context.Context, pipeline string, cps []conn
 	if len(cps) == 0 {
 		return ctx.Err()
 	}
-	at := formatTime(now())
+	at := formatTime(sqlstate.Now())
 	return s.writeTx(ctx, "save checkpoints", func(tx *sql.Tx) error {
 		stmt, err := tx.PrepareContext(ctx, `
 			INSERT INTO checkpoints (pipeline, task, pos, done, fingerprint, updated_at)
@@ -153,12 +124,12 @@ func (s *Store) StartRun(ctx context.Context, r *state.Run) error {
 	if r.ID == "" || r.Pipeline == "" {
 		return errors.New("state store: start run: the run needs an ID and a pipeline")
 	}
-	if err := checkTimes(r.LogicalTime, r.Start, r.End); err != nil {
+	if err := sqlstate.CheckTimes(r.LogicalTime, r.Start, r.End); err != nil {
 		return fmt.Errorf("state store: start run %s: %w", r.ID, err)
 	}
 	r.Status = state.StatusRunning
 	if r.Start.IsZero() {
-		r.Start = now()
+		r.Start = sqlstate.Now()
 	}
 	return s.writeTx(ctx, "start run "+r.ID, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
@@ -176,11 +147,11 @@ func (s *Store) FinishRun(ctx context.Context, r *state.Run) error {
 	if r.ID == "" || r.Status == "" {
 		return errors.New("state store: finish run: the run needs an ID and a status")
 	}
-	if err := checkTimes(r.End); err != nil {
+	if err := sqlstate.CheckTimes(r.End); err != nil {
 		return fmt.Errorf("state store: finish run %s: %w", r.ID, err)
 	}
 	if r.End.IsZero() {
-		r.End = now()
+		r.End = sqlstate.Now()
 	}
 	return s.writeTx(ctx, "finish run "+r.ID, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
@@ -202,59 +173,21 @@ func (s *Store) FinishRun(ctx context.Context, r *state.Run) error {
 	})
 }
 
-const runColumns = `id, pipeline, config_hash, triggered_by, logical_time, start_time, end_time,
-	status, read_count, written_count, rejected_count, filtered_count, error, cursor_before, cursor_after`
+func scanRun(row sqlstate.Scanner) (state.Run, error) { return sqlstate.ScanRun(row, parseTime) }
 
-func scanRun(sc interface{ Scan(...any) error }) (state.Run, error) {
-	var (
-		r                 state.Run
-		logical, st, end_ sql.NullString
-	)
-	err := sc.Scan(&r.ID, &r.Pipeline, &r.ConfigHash, &r.Trigger, &logical, &st, &end_,
-		&r.Status, &r.Read, &r.Written, &r.Rejected, &r.Filtered, &r.Error, &r.CursorBefore, &r.CursorAfter)
-	if err != nil {
-		return r, err
-	}
-	if r.LogicalTime, err = parseTime(logical); err != nil {
-		return r, err
-	}
-	if r.Start, err = parseTime(st); err != nil {
-		return r, err
-	}
-	r.End, err = parseTime(end_)
-	return r, err
-}
+// mark is the placeholder of an argument of a statement.
+func mark(int) string { return "?" }
 
 // Runs implements state.Store.
 func (s *Store) Runs(ctx context.Context, f state.RunFilter) ([]state.Run, error) {
-	var (
-		where []string
-		args  []any
-	)
-	if f.Pipeline != "" {
-		where, args = append(where, "pipeline = ?"), append(args, f.Pipeline)
-	}
-	if f.Status != "" {
-		where, args = append(where, "status = ?"), append(args, f.Status)
-	}
-	q := `SELECT ` + runColumns + ` FROM runs` + whereClause(where) + ` ORDER BY start_time DESC, id DESC`
-	if f.Limit > 0 {
-		q, args = q+` LIMIT ?`, append(args, f.Limit)
-	}
+	q, args := sqlstate.RunsQuery(f, mark)
 	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, s.wrap("list runs", err)
 	}
 	defer rows.Close()
-	var runs []state.Run
-	for rows.Next() {
-		r, err := scanRun(rows)
-		if err != nil {
-			return nil, s.wrap("list runs", err)
-		}
-		runs = append(runs, r)
-	}
-	if err := rows.Err(); err != nil {
+	runs, err := sqlstate.Collect(rows, scanRun)
+	if err != nil {
 		return nil, s.wrap("list runs", err)
 	}
 	return runs, nil
@@ -262,7 +195,7 @@ func (s *Store) Runs(ctx context.Context, f state.RunFilter) ([]state.Run, error
 
 // Run implements state.Store.
 func (s *Store) Run(ctx context.Context, id string) (state.Run, error) {
-	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+runColumns+` FROM runs WHERE id = ?`, id))
+	r, err := scanRun(s.r.QueryRowContext(ctx, `SELECT `+sqlstate.RunColumns+` FROM runs WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return state.Run{}, fmt.Errorf("state store: run %q: %w", id, state.ErrNotFound)
 	}
@@ -274,22 +207,17 @@ func (s *Store) Run(ctx context.Context, id string) (state.Run, error) {
 
 // AddDeadLetters implements state.Store.
 func (s *Store) AddDeadLetters(ctx context.Context, dls []state.DeadLetter) error {
-	for i := range dls {
-		if dls[i].Pipeline == "" {
-			return errors.New("state store: add dead letters: a dead letter without a pipeline")
-		}
-		if err := checkTimes(dls[i].CreatedAt); err != nil {
-			return fmt.Errorf("state store: add dead letters: %s: %w", dls[i].Loc, err)
-		}
+	if err := sqlstate.CheckDeadLetters(dls, nil); err != nil {
+		return err
 	}
 	if len(dls) == 0 {
 		return ctx.Err()
 	}
-	at := now()
+	at := sqlstate.Now()
 	created := formatTime(at)
-	var ids map[dlKey]int64
+	var ids map[sqlstate.DLKey]int64
 	err := s.writeTx(ctx, "add dead letters", func(tx *sql.Tx) error {
-		ids = make(map[dlKey]int64, len(dls))
+		ids = make(map[sqlstate.DLKey]int64, len(dls))
 		args := make([]any, 0, dlChunk*dlArgs)
 		var full *sql.Stmt
 		for lo := 0; lo < len(dls); lo += dlChunk {
@@ -333,14 +261,7 @@ func (s *Store) AddDeadLetters(ctx context.Context, dls []state.DeadLetter) erro
 	if err != nil {
 		return err
 	}
-	// Only once committed: a failed call leaves dls as it was.
-	for i := range dls {
-		d := &dls[i]
-		d.ID = ids[dlKey{d.Pipeline, d.Task, d.Loc, d.Step}]
-		if d.CreatedAt.IsZero() {
-			d.CreatedAt = at
-		}
-	}
+	sqlstate.Added(dls, ids, at)
 	return nil
 }
 
@@ -350,10 +271,6 @@ const (
 	dlChunk = 100
 	dlArgs  = 9 // parameters per row, far below SQLite's limit of 32766 per statement
 )
-
-// dlKey identifies a dead letter: adding one with the key of a stored one
-// replaces it.
-type dlKey struct{ pipeline, task, loc, step string }
 
 // insertDeadLetters is the upsert of n dead letters. RETURNING gives the key
 // with the ID because SQLite does not promise to return rows in VALUES order.
@@ -374,14 +291,14 @@ func insertDeadLetters(n int) string {
 	return b.String()
 }
 
-func scanIDs(rows *sql.Rows, ids map[dlKey]int64) error {
+func scanIDs(rows *sql.Rows, ids map[sqlstate.DLKey]int64) error {
 	defer rows.Close()
 	for rows.Next() {
 		var (
 			id int64
-			k  dlKey
+			k  sqlstate.DLKey
 		)
-		if err := rows.Scan(&id, &k.pipeline, &k.task, &k.loc, &k.step); err != nil {
+		if err := rows.Scan(&id, &k.Pipeline, &k.Task, &k.Loc, &k.Step); err != nil {
 			return err
 		}
 		ids[k] = id
@@ -389,19 +306,8 @@ func scanIDs(rows *sql.Rows, ids map[dlKey]int64) error {
 	return rows.Err()
 }
 
-const deadLetterColumns = `id, pipeline, run_id, task, loc, step, field, error, record, created_at`
-
-func scanDeadLetter(sc interface{ Scan(...any) error }) (state.DeadLetter, error) {
-	var (
-		d       state.DeadLetter
-		created sql.NullString
-	)
-	err := sc.Scan(&d.ID, &d.Pipeline, &d.RunID, &d.Task, &d.Loc, &d.Step, &d.Field, &d.Error, &d.Record, &created)
-	if err != nil {
-		return d, err
-	}
-	d.CreatedAt, err = parseTime(created)
-	return d, err
+func scanDeadLetter(row sqlstate.Scanner) (state.DeadLetter, error) {
+	return sqlstate.ScanDeadLetter(row, parseTime)
 }
 
 // dlqWhere turns f into a WHERE clause and its arguments.
@@ -427,14 +333,7 @@ func dlqWhere(f state.DLQFilter) (string, []any) {
 	if len(f.IDs) > 0 {
 		where, args = append(where, "id IN (SELECT value FROM json_each(?))"), append(args, idsJSON(f.IDs))
 	}
-	return whereClause(where), args
-}
-
-func whereClause(conds []string) string {
-	if len(conds) == 0 {
-		return ""
-	}
-	return " WHERE " + strings.Join(conds, " AND ")
+	return sqlstate.WhereClause(where), args
 }
 
 // idsJSON encodes ids as a JSON array: one bound parameter however many ids
@@ -454,7 +353,7 @@ func idsJSON(ids []int64) string {
 // DeadLetters implements state.Store.
 func (s *Store) DeadLetters(ctx context.Context, f state.DLQFilter) ([]state.DeadLetter, error) {
 	where, args := dlqWhere(f)
-	q := `SELECT ` + deadLetterColumns + ` FROM dead_letters` + where + ` ORDER BY id`
+	q := `SELECT ` + sqlstate.DeadLetterColumns + ` FROM dead_letters` + where + ` ORDER BY id`
 	if f.Limit > 0 {
 		q, args = q+` LIMIT ?`, append(args, f.Limit)
 	}
@@ -463,15 +362,8 @@ func (s *Store) DeadLetters(ctx context.Context, f state.DLQFilter) ([]state.Dea
 		return nil, s.wrap("list dead letters", err)
 	}
 	defer rows.Close()
-	var dls []state.DeadLetter
-	for rows.Next() {
-		d, err := scanDeadLetter(rows)
-		if err != nil {
-			return nil, s.wrap("list dead letters", err)
-		}
-		dls = append(dls, d)
-	}
-	if err := rows.Err(); err != nil {
+	dls, err := sqlstate.Collect(rows, scanDeadLetter)
+	if err != nil {
 		return nil, s.wrap("list dead letters", err)
 	}
 	return dls, nil
@@ -480,7 +372,7 @@ func (s *Store) DeadLetters(ctx context.Context, f state.DLQFilter) ([]state.Dea
 // DeadLetter implements state.Store.
 func (s *Store) DeadLetter(ctx context.Context, id int64) (state.DeadLetter, error) {
 	d, err := scanDeadLetter(s.r.QueryRowContext(ctx,
-		`SELECT `+deadLetterColumns+` FROM dead_letters WHERE id = ?`, id))
+		`SELECT `+sqlstate.DeadLetterColumns+` FROM dead_letters WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return state.DeadLetter{}, fmt.Errorf("state store: dead letter %d: %w", id, state.ErrNotFound)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
 
 // SaveVersion implements state.Store.
@@ -14,27 +15,16 @@ func (s *Store) SaveVersion(ctx context.Context, v state.Version) error {
 	if v.Pipeline == "" || v.Hash == "" {
 		return errors.New("state store: save version: the version needs a pipeline and a hash")
 	}
-	if err := checkTimes(v.FirstSeen, v.LastSeen); err != nil {
+	if err := sqlstate.CheckTimes(v.FirstSeen, v.LastSeen); err != nil {
 		return fmt.Errorf("state store: save version: %w", err)
 	}
-	seen := v.LastSeen
-	if seen.IsZero() {
-		seen = now()
-	}
-	first := v.FirstSeen
-	if first.IsZero() {
-		first = seen
-	}
-	content := v.Content
-	if content == nil {
-		content = []byte{}
-	}
+	v = sqlstate.NewVersion(v)
 	return s.writeTx(ctx, "save version", func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
 			INSERT INTO versions (pipeline, hash, content, first_seen, last_seen, status, reason)
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (pipeline, hash) DO UPDATE SET last_seen = excluded.last_seen`,
-			v.Pipeline, v.Hash, content, formatTime(first), formatTime(seen), v.Status, v.Reason)
+			v.Pipeline, v.Hash, v.Content, formatTime(v.FirstSeen), formatTime(v.LastSeen), v.Status, v.Reason)
 		return err
 	})
 }
@@ -56,41 +46,20 @@ func (s *Store) MarkVersion(ctx context.Context, pipeline, hash, status, reason 
 	})
 }
 
-const versionColumns = `pipeline, hash, content, first_seen, last_seen, status, reason`
-
-func scanVersion(sc interface{ Scan(...any) error }) (state.Version, error) {
-	var (
-		v           state.Version
-		first, last sql.NullString
-	)
-	if err := sc.Scan(&v.Pipeline, &v.Hash, &v.Content, &first, &last, &v.Status, &v.Reason); err != nil {
-		return v, err
-	}
-	var err error
-	if v.FirstSeen, err = parseTime(first); err != nil {
-		return v, err
-	}
-	v.LastSeen, err = parseTime(last)
-	return v, err
+func scanVersion(row sqlstate.Scanner) (state.Version, error) {
+	return sqlstate.ScanVersion(row, parseTime)
 }
 
 // Versions implements state.Store.
 func (s *Store) Versions(ctx context.Context, pipeline string) ([]state.Version, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+versionColumns+` FROM versions
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sqlstate.VersionColumns+` FROM versions
 		WHERE pipeline = ? ORDER BY first_seen DESC, hash DESC`, pipeline)
 	if err != nil {
 		return nil, s.wrap("list versions", err)
 	}
 	defer rows.Close()
-	var vs []state.Version
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			return nil, s.wrap("list versions", err)
-		}
-		vs = append(vs, v)
-	}
-	if err := rows.Err(); err != nil {
+	vs, err := sqlstate.Collect(rows, scanVersion)
+	if err != nil {
 		return nil, s.wrap("list versions", err)
 	}
 	return vs, nil
@@ -98,7 +67,7 @@ func (s *Store) Versions(ctx context.Context, pipeline string) ([]state.Version,
 
 // Version implements state.Store.
 func (s *Store) Version(ctx context.Context, pipeline, hash string) (state.Version, error) {
-	v, err := scanVersion(s.r.QueryRowContext(ctx, `SELECT `+versionColumns+` FROM versions
+	v, err := scanVersion(s.r.QueryRowContext(ctx, `SELECT `+sqlstate.VersionColumns+` FROM versions
 		WHERE pipeline = ? AND hash = ?`, pipeline, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return state.Version{}, fmt.Errorf("state store: version %s of %q: %w", hash, pipeline, state.ErrNotFound)
