@@ -13,9 +13,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
-	"github.com/backbone-etl/backbone/internal/record"
 )
 
 // The tests run against a real server: BACKBONE_TEST_POSTGRES_DSN, or the
@@ -179,29 +177,6 @@ var (
 	openWriter   = sqlkittest.OpenWriter
 	write        = sqlkittest.Write
 	commit       = sqlkittest.Commit
+	readAll      = sqlkittest.ReadAll
+	drain        = sqlkittest.Drain
 )
-
-// readResult is everything a reader returned (a sqlkittest.Read).
-type readResult struct {
-	rows    []record.Row
-	lines   []int64
-	rejects []record.Reject
-	batches int
-	pos     record.Position // of the last batch
-}
-
-// readAll opens task at pos and reads it to its end (sqlkittest.ReadAll).
-func readAll(t testing.TB, s connector.Source, env *connector.Env, task connector.Task, pos record.Position) readResult {
-	t.Helper()
-	return newReadResult(sqlkittest.ReadAll(t, s, env, task, pos))
-}
-
-// drain reads up to max batches, all when max < 0 (sqlkittest.Drain).
-func drain(t testing.TB, r connector.Reader, max int) readResult {
-	t.Helper()
-	return newReadResult(sqlkittest.Drain(t, r, max))
-}
-
-func newReadResult(r sqlkittest.Read) readResult {
-	return readResult{rows: r.Rows, lines: r.Lines, rejects: r.Rejects, batches: r.Batches, pos: r.Pos}
-}

@@ -126,7 +126,7 @@ func TestSinkThenSourceRoundTrip(t *testing.T) {
 	// Timestamps come back in UTC; JSON decoded with json.Number.
 	rows[0][6] = rows[0][6].(time.Time).UTC()
 	rows[0][8] = map[string]any{"a": []any{json.Number("1"), "x"}}
-	if diff := cmp.Diff(rows, res.rows, cmp.Comparer(func(a, b record.Dec) bool { return a.String() == b.String() })); diff != "" {
+	if diff := cmp.Diff(rows, res.Rows, cmp.Comparer(func(a, b record.Dec) bool { return a.String() == b.String() })); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
 	}
 }

@@ -39,11 +39,11 @@ func TestWholeTableReadSortsAnUnorderedCursor(t *testing.T) {
 
 	s := buildSource(t, p.yaml("table: ev\nmode: incremental\ncursor: at\nkey: id"))
 	res := readAll(t, s, testEnv(t), connector.Task{Key: "ev"}, nil)
-	if len(res.rows) != 20000 {
-		t.Fatalf("read %d rows, want 20000", len(res.rows))
+	if len(res.Rows) != 20000 {
+		t.Fatalf("read %d rows, want 20000", len(res.Rows))
 	}
 	seen := map[int64]bool{}
-	for i, r := range res.rows {
+	for i, r := range res.Rows {
 		id := r[0].(int64)
 		if seen[id] {
 			t.Fatalf("row %d read twice", id)
@@ -52,9 +52,9 @@ func TestWholeTableReadSortsAnUnorderedCursor(t *testing.T) {
 		if i == 0 {
 			continue
 		}
-		prev, at := res.rows[i-1][1].(time.Time), r[1].(time.Time)
-		if at.Before(prev) || at.Equal(prev) && id < res.rows[i-1][0].(int64) {
-			t.Fatalf("row %d (%v, %d) comes before row %d (%v, %d)", i, at, id, i-1, prev, res.rows[i-1][0])
+		prev, at := res.Rows[i-1][1].(time.Time), r[1].(time.Time)
+		if at.Before(prev) || at.Equal(prev) && id < res.Rows[i-1][0].(int64) {
+			t.Fatalf("row %d (%v, %d) comes before row %d (%v, %d)", i, at, id, i-1, prev, res.Rows[i-1][0])
 		}
 	}
 }

@@ -117,10 +117,10 @@ func TestSourceTypes(t *testing.T) {
 				t.Errorf("schema\n got %s\nwant %s", got, wantSchema)
 			}
 			res := drain(t, r, -1)
-			if diff := cmp.Diff(want, res.rows, cmp.Comparer(func(a, b record.Dec) bool { return a.String() == b.String() })); diff != "" {
+			if diff := cmp.Diff(want, res.Rows, cmp.Comparer(func(a, b record.Dec) bool { return a.String() == b.String() })); diff != "" {
 				t.Errorf("rows (-want +got):\n%s", diff)
 			}
-			if diff := cmp.Diff([]int64{1, 2}, res.lines); diff != "" {
+			if diff := cmp.Diff([]int64{1, 2}, res.Lines); diff != "" {
 				t.Errorf("lines (-want +got):\n%s", diff)
 			}
 		})
@@ -137,7 +137,7 @@ func TestSourceTimestampWithoutZoneInPipelineZone(t *testing.T) {
 	}
 	env.Location = paris
 	res := readAll(t, buildSource(t, p.yaml("table: t")), env, connector.Task{Key: "t@run1"}, nil)
-	got := res.rows[0][1].(time.Time)
+	got := res.Rows[0][1].(time.Time)
 	if want := time.Date(2024, 7, 1, 12, 0, 0, 500000000, paris); !got.Equal(want) || got.Location() != paris {
 		t.Errorf("wall clock read as %v, want %v", got, want)
 	}
@@ -153,14 +153,14 @@ func TestSourceDeclaredSchemaConverts(t *testing.T) {
 	}
 	res := readAll(t, s, testEnv(t), connector.Task{Key: "things@run1"}, nil)
 	// Row 1's note is not JSON: it is rejected, naming the field and the value.
-	if len(res.rows) != 1 || len(res.rejects) != 1 {
-		t.Fatalf("%d rows and %d rejects, want 1 and 1", len(res.rows), len(res.rejects))
+	if len(res.Rows) != 1 || len(res.Rejects) != 1 {
+		t.Fatalf("%d rows and %d rejects, want 1 and 1", len(res.Rows), len(res.Rejects))
 	}
 	want := record.Row{"2", -0.0001, "-0043-03-15T12:00:00Z", `null`, nil, nil}
-	if diff := cmp.Diff(want, res.rows[0]); diff != "" {
+	if diff := cmp.Diff(want, res.Rows[0]); diff != "" {
 		t.Errorf("row (-want +got):\n%s", diff)
 	}
-	rj := res.rejects[0]
+	rj := res.Rejects[0]
 	if rj.Field != "note" || !strings.Contains(rj.Err, `field "note"`) || !strings.Contains(rj.Err, "tab") || rj.Line != 1 || !strings.Contains(string(rj.Raw), `"id":"1"`) {
 		t.Errorf("reject %+v (raw %s)", rj, rj.Raw)
 	}
@@ -171,18 +171,18 @@ func TestSourceRejectsValuesWithoutARecordValue(t *testing.T) {
 	p.exec(`CREATE TABLE t (id int PRIMARY KEY, n numeric, at timestamptz, d date);
 		INSERT INTO t VALUES (1, 'NaN', now(), now()), (2, 1, 'infinity', now()), (3, 1, now(), '-infinity'), (4, 2.5, '2024-01-01', '2024-01-01')`)
 	res := readAll(t, buildSource(t, p.yaml("table: t")), testEnv(t), connector.Task{Key: "t@run1"}, nil)
-	if len(res.rows) != 1 || res.rows[0][0] != int64(4) {
-		t.Fatalf("rows %v, want only row 4", res.rows)
+	if len(res.Rows) != 1 || res.Rows[0][0] != int64(4) {
+		t.Fatalf("rows %v, want only row 4", res.Rows)
 	}
 	var got []string
-	for _, rj := range res.rejects {
+	for _, rj := range res.Rejects {
 		got = append(got, fmt.Sprintf("%d %s", rj.Line, rj.Field))
 	}
 	if diff := cmp.Diff([]string{"1 n", "2 at", "3 d"}, got); diff != "" {
 		t.Errorf("rejects (-want +got):\n%s", diff)
 	}
-	if !strings.Contains(res.rejects[0].Err, `value "NaN"`) {
-		t.Errorf("reject error %q does not name the value", res.rejects[0].Err)
+	if !strings.Contains(res.Rejects[0].Err, `value "NaN"`) {
+		t.Errorf("reject error %q does not name the value", res.Rejects[0].Err)
 	}
 }
 
@@ -229,12 +229,12 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 		}
 		res := drain(t, r, batches)
 		r.Close()
-		got = append(got, ids(res.rows)...)
-		if res.pos != nil {
-			pos = res.pos
+		got = append(got, ids(res.Rows)...)
+		if res.Pos != nil {
+			pos = res.Pos
 		}
-		if batches > 0 && res.batches != batches {
-			t.Fatalf("read %d batches, want %d", res.batches, batches)
+		if batches > 0 && res.Batches != batches {
+			t.Fatalf("read %d batches, want %d", res.Batches, batches)
 		}
 	}
 	if diff := cmp.Diff(seq(1, 10000), got); diff != "" {
@@ -249,13 +249,13 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 		t.Errorf("position values (-want +got):\n%s", diff)
 	}
 	// Nothing new: the next run reads nothing.
-	if res := readAll(t, s, env, tasks[0], pos); len(res.rows) != 0 {
-		t.Errorf("a run without new rows read %d rows", len(res.rows))
+	if res := readAll(t, s, env, tasks[0], pos); len(res.Rows) != 0 {
+		t.Errorf("a run without new rows read %d rows", len(res.Rows))
 	}
 	// A new row with the same cursor value and a higher key is read.
 	p.exec("INSERT INTO ev VALUES (10001, '2024-05-01 10:00:00.123456+00', 'late tie')")
-	if res := readAll(t, s, env, tasks[0], pos); !cmp.Equal(ids(res.rows), []int64{10001}) {
-		t.Errorf("after a new tie: ids %v, want [10001]", ids(res.rows))
+	if res := readAll(t, s, env, tasks[0], pos); !cmp.Equal(ids(res.Rows), []int64{10001}) {
+		t.Errorf("after a new tie: ids %v, want [10001]", ids(res.Rows))
 	}
 }
 
@@ -277,13 +277,13 @@ func TestSourceIncrementalMicroseconds(t *testing.T) {
 		}
 		res := drain(t, r, 1) // one batch per reader: every batch resumes from a position
 		r.Close()
-		if res.batches == 0 {
+		if res.Batches == 0 {
 			break
 		}
-		for _, row := range res.rows {
+		for _, row := range res.Rows {
 			got = append(got, row[1].(time.Time))
 		}
-		pos = res.pos
+		pos = res.Pos
 	}
 	if len(got) != 500 {
 		t.Fatalf("read %d rows, want 500", len(got))
@@ -310,11 +310,11 @@ func TestSourceIncrementalNullCursor(t *testing.T) {
 		}
 		res := drain(t, r, 1)
 		r.Close()
-		if res.batches == 0 {
+		if res.Batches == 0 {
 			break
 		}
-		got = append(got, res.rows[0][0])
-		pos = res.pos
+		got = append(got, res.Rows[0][0])
+		pos = res.Pos
 	}
 	// Order by (at, id), NULLs last: each row exactly once.
 	want := []any{int64(1), int64(5), int64(3), nil, int64(2), int64(4), nil}
@@ -340,7 +340,7 @@ func TestSourceLookbackPicksUpLateCommits(t *testing.T) {
 			s := buildSource(t, p.yaml("table: ev\nmode: incremental\ncursor: at\nkey: id\n"+tc.lookback))
 			env := testEnv(t)
 			first := readAll(t, s, env, connector.Task{Key: "ev"}, nil)
-			if diff := cmp.Diff([]int64{1, 2, 3}, ids(first.rows)); diff != "" {
+			if diff := cmp.Diff([]int64{1, 2, 3}, ids(first.Rows)); diff != "" {
 				t.Fatalf("first run (-want +got):\n%s", diff)
 			}
 			// A transaction that started earlier commits a row with an older
@@ -348,13 +348,13 @@ func TestSourceLookbackPicksUpLateCommits(t *testing.T) {
 			p.exec(`INSERT INTO ev VALUES (9, '2024-05-01 09:58:00+00'), (4, '2024-05-01 10:05:00+00')`)
 			env2 := testEnv(t)
 			env2.RunID = "run2"
-			second := readAll(t, s, env2, connector.Task{Key: "ev"}, first.pos)
-			if diff := cmp.Diff(tc.want, ids(second.rows)); diff != "" {
+			second := readAll(t, s, env2, connector.Task{Key: "ev"}, first.Pos)
+			if diff := cmp.Diff(tc.want, ids(second.Rows)); diff != "" {
 				t.Errorf("second run (-want +got):\n%s", diff)
 			}
 			// Within a run, a resumed read does not look back.
-			if again := readAll(t, s, env2, connector.Task{Key: "ev"}, second.pos); len(again.rows) != 0 {
-				t.Errorf("resumed within the run: read %v again", ids(again.rows))
+			if again := readAll(t, s, env2, connector.Task{Key: "ev"}, second.Pos); len(again.Rows) != 0 {
+				t.Errorf("resumed within the run: read %v again", ids(again.Rows))
 			}
 		})
 	}
@@ -401,7 +401,7 @@ func TestSourceSchemaDrift(t *testing.T) {
 			first := readAll(t, s, env, connector.Task{Key: "ev"}, nil)
 			p.exec(tc.change)
 			p.exec("INSERT INTO ev (id) VALUES (3)")
-			r, err := s.Open(context.Background(), env, connector.Task{Key: "ev"}, first.pos)
+			r, err := s.Open(context.Background(), env, connector.Task{Key: "ev"}, first.Pos)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("Open: %v, want an error containing %q", err, tc.wantErr)
@@ -416,7 +416,7 @@ func TestSourceSchemaDrift(t *testing.T) {
 				t.Errorf("schema %q, want %q", got, tc.wantSchem)
 			}
 			res := drain(t, r, -1)
-			if diff := cmp.Diff([]record.Row{tc.wantRow}, res.rows); diff != "" {
+			if diff := cmp.Diff([]record.Row{tc.wantRow}, res.Rows); diff != "" {
 				t.Errorf("rows (-want +got):\n%s", diff)
 			}
 		})
@@ -458,9 +458,9 @@ func TestSourceFullModeSplitsKeyRanges(t *testing.T) {
 			}
 			res := drain(t, r, max)
 			r.Close()
-			got[i] = ids(res.rows)
+			got[i] = ids(res.Rows)
 			if i == 1 {
-				got[i] = append(got[i], ids(readAll(t, s, env, tk, res.pos).rows)...)
+				got[i] = append(got[i], ids(readAll(t, s, env, tk, res.Pos).Rows)...)
 			}
 		})
 	}
@@ -506,12 +506,12 @@ func TestSourceQueryUnorderedResumesByCount(t *testing.T) {
 	}
 	first := drain(t, r, 1)
 	r.Close()
-	rest := readAll(t, s, env, connector.Task{Key: "query@run1"}, first.pos)
-	all := append(first.rows, rest.rows...)
+	rest := readAll(t, s, env, connector.Task{Key: "query@run1"}, first.Pos)
+	all := append(first.Rows, rest.Rows...)
 	if len(all) != 25 || all[24][1] != int64(50) || all[10][0] != int64(11) {
 		t.Errorf("rows %v", all)
 	}
-	if diff := cmp.Diff(seq(11, 25), rest.lines); diff != "" {
+	if diff := cmp.Diff(seq(11, 25), rest.Lines); diff != "" {
 		t.Errorf("lines of the resumed read (-want +got):\n%s", diff)
 	}
 }
@@ -548,8 +548,8 @@ func TestSourceCancellationAndNoLeaks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := drain(t, r, 2); len(res.rows) != 200 {
-		t.Fatalf("read %d rows", len(res.rows))
+	if res := drain(t, r, 2); len(res.Rows) != 200 {
+		t.Fatalf("read %d rows", len(res.Rows))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
