@@ -15,6 +15,7 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
 
 // applicationName is set on the store's connections unless the DSN sets
@@ -54,7 +55,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 
 // open opens the store at dsn with the schema of migrations ms (tests add
 // migrations to exercise upgrades).
-func open(ctx context.Context, dsn string, ms []migration) (*Store, error) {
+func open(ctx context.Context, dsn string, ms []sqlstate.Migration) (*Store, error) {
 	info, err := parseDSN(dsn)
 	if err != nil {
 		return nil, scrub(err, info.secrets)
@@ -143,7 +144,7 @@ func lockKey(schema string) int64 {
 // prepare connects once with cc, finds or creates the store's schema, and
 // checks (creating or migrating) the store in one transaction that holds
 // the store's advisory lock. It returns the schema.
-func (s *Store) prepare(ctx context.Context, cc *pgx.ConnConfig, schema string, ms []migration) (string, error) {
+func (s *Store) prepare(ctx context.Context, cc *pgx.ConnConfig, schema string, ms []sqlstate.Migration) (string, error) {
 	conn, err := pgx.ConnectConfig(ctx, cc)
 	if err != nil {
 		return "", s.fail(err)
@@ -200,7 +201,7 @@ func (s *Store) prepare(ctx context.Context, cc *pgx.ConnConfig, schema string, 
 // check verifies, inside tx, that schema holds a Backbone state store of a
 // version this binary understands, creating one in an empty schema and
 // migrating an older one.
-func (s *Store) check(ctx context.Context, tx pgx.Tx, schema string, ms []migration) error {
+func (s *Store) check(ctx context.Context, tx pgx.Tx, schema string, ms []sqlstate.Migration) error {
 	corrupt := func(reason string, err error) error {
 		return &state.CorruptError{Path: s.path, Reason: "schema " + schema + ": " + reason, Err: scrub(err, s.secrets)}
 	}
@@ -234,10 +235,10 @@ func (s *Store) check(ctx context.Context, tx pgx.Tx, schema string, ms []migrat
 			}
 			return s.fail(err)
 		}
-		if v > latest(ms) {
-			return &state.VersionError{Path: s.path, Found: v, Supported: latest(ms)}
+		if v > sqlstate.Latest(ms) {
+			return &state.VersionError{Path: s.path, Found: v, Supported: sqlstate.Latest(ms)}
 		}
-		if v < latest(ms) {
+		if v < sqlstate.Latest(ms) {
 			if err := migrate(ctx, tx, v, ms); err != nil {
 				return s.fail(err)
 			}
@@ -246,7 +247,7 @@ func (s *Store) check(ctx context.Context, tx pgx.Tx, schema string, ms []migrat
 	if tables, err = tablesIn(ctx, tx, schema); err != nil {
 		return s.fail(err)
 	}
-	for _, t := range requiredTables(ms) {
+	for _, t := range sqlstate.RequiredTables(ms) {
 		if !slices.Contains(tables, t) {
 			return corrupt("damaged: table "+t+" is missing", nil)
 		}

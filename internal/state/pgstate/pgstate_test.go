@@ -20,6 +20,7 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 	"github.com/backbone-etl/backbone/internal/state/statetest"
 )
 
@@ -173,12 +174,12 @@ func TestStore(t *testing.T) {
 }
 
 func TestSchemaVersionIsTheLastMigration(t *testing.T) {
-	if got := latest(migrations); got != SchemaVersion {
+	if got := sqlstate.Latest(migrations); got != SchemaVersion {
 		t.Errorf("last migration is to version %d, SchemaVersion is %d", got, SchemaVersion)
 	}
 	for i, m := range migrations {
-		if m.to != i+1 {
-			t.Errorf("migration %d is to version %d, want %d", i, m.to, i+1)
+		if m.To != i+1 {
+			t.Errorf("migration %d is to version %d, want %d", i, m.To, i+1)
 		}
 	}
 }
@@ -198,7 +199,7 @@ func TestOpenCreates(t *testing.T) {
 		tables = append(tables, tb)
 	}
 	slices.Sort(tables)
-	want := slices.Sorted(slices.Values(requiredTables(migrations)))
+	want := slices.Sorted(slices.Values(sqlstate.RequiredTables(migrations)))
 	if diff := cmp.Diff(want, tables); diff != "" {
 		t.Errorf("tables (-want +got):\n%s", diff)
 	}
@@ -358,14 +359,14 @@ func TestUpgrade(t *testing.T) {
 	}
 	s.Close()
 
-	v2 := append(slices.Clone(migrations), migration{
-		to: SchemaVersion + 1,
-		stmts: []string{
+	v2 := append(slices.Clone(migrations), sqlstate.Migration{
+		To: SchemaVersion + 1,
+		Stmts: []string{
 			`CREATE TABLE pipeline_versions (pipeline text NOT NULL, hash text NOT NULL)`,
 			`CREATE TABLE IF NOT EXISTS upgrade_runs (at timestamptz NOT NULL DEFAULT now())`,
 			`INSERT INTO upgrade_runs DEFAULT VALUES`,
 		},
-		tables: []string{"pipeline_versions", "upgrade_runs"},
+		Tables: []string{"pipeline_versions", "upgrade_runs"},
 	})
 	const openers = 6
 	var wg sync.WaitGroup

@@ -2,38 +2,23 @@ package pgstate
 
 import (
 	"context"
-	"fmt"
-	"runtime/debug"
-	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
 
 // SchemaVersion is the schema version this package writes and the highest
 // one it reads.
 const SchemaVersion = 2
 
-// A migration brings a store from version to-1 to version to. Open runs
-// the migrations a store lacks in one transaction that holds the store's
-// advisory lock and also records the new schema_version: a crash leaves the
-// store at the old or the new version, never in between, and of several
-// processes opening an old store at once exactly one migrates it. To add
-// version 2: append {to: 2, stmts: ...} and raise SchemaVersion; never edit
-// a released migration.
-type migration struct {
-	to     int
-	stmts  []string
-	tables []string // tables that exist once the migration ran
-}
-
 // Values that connectors choose and Backbone compares or hands back — task
 // keys, positions, fingerprints, locations, records — are bytea: they round
 // trip byte for byte, where text would refuse invalid UTF-8 and NUL. Names
 // (pipeline, run ID, step) and messages are text.
-var migrations = []migration{{
-	to: 1,
-	stmts: []string{
+var migrations = []sqlstate.Migration{{
+	To: 1,
+	Stmts: []string{
 		`CREATE TABLE meta (
 			key   text PRIMARY KEY,
 			value text NOT NULL
@@ -97,10 +82,10 @@ var migrations = []migration{{
 		)`,
 		`CREATE SEQUENCE lease_tokens`,
 	},
-	tables: []string{"meta", "checkpoints", "runs", "dead_letters", "leases"},
+	Tables: []string{"meta", "checkpoints", "runs", "dead_letters", "leases"},
 }, {
-	to: 2,
-	stmts: []string{
+	To: 2,
+	Stmts: []string{
 		`CREATE TABLE versions (
 			pipeline   text NOT NULL,
 			hash       text NOT NULL,
@@ -112,57 +97,16 @@ var migrations = []migration{{
 			PRIMARY KEY (pipeline, hash)
 		)`,
 	},
-	tables: []string{"versions"},
+	Tables: []string{"versions"},
 }}
 
-// latest is the version a store has once ms all ran.
-func latest(ms []migration) int { return ms[len(ms)-1].to }
-
-// migrate brings the store inside tx from version from to latest(ms).
-// from is 0 for a new store. The caller holds the store's advisory lock.
-func migrate(ctx context.Context, tx pgx.Tx, from int, ms []migration) error {
-	for _, m := range ms {
-		if m.to <= from {
-			continue
-		}
-		for _, stmt := range m.stmts {
-			if _, err := tx.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("migrate to schema version %d: %w", m.to, err)
-			}
-		}
-	}
-	now := time.Now().UTC().Format("2006-01-02T15:04:05.000000Z")
-	if from == 0 {
-		if _, err := tx.Exec(ctx,
-			`INSERT INTO meta (key, value) VALUES ('created_by', $1), ('created_at', $2)`,
-			createdBy(), now); err != nil {
-			return fmt.Errorf("write meta: %w", err)
-		}
-	}
-	_, err := tx.Exec(ctx, `
-		INSERT INTO meta (key, value) VALUES ('schema_version', $1), ('migrated_at', $2)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-		strconv.Itoa(latest(ms)), now)
-	if err != nil {
-		return fmt.Errorf("write meta: %w", err)
-	}
-	return nil
-}
-
-// requiredTables lists the tables a store at latest(ms) has.
-func requiredTables(ms []migration) []string {
-	var ts []string
-	for _, m := range ms {
-		ts = append(ts, m.tables...)
-	}
-	return ts
-}
-
-// createdBy names this binary in the meta table.
-func createdBy() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	return "backbone " + v
+// migrate brings the store inside tx from version from to the latest of
+// ms. from is 0 for a new store. The caller holds the store's advisory
+// lock, so of several processes opening an old store at once exactly one
+// migrates it.
+func migrate(ctx context.Context, tx pgx.Tx, from int, ms []sqlstate.Migration) error {
+	return sqlstate.Migrate(ctx, func(ctx context.Context, stmt string, args ...any) error {
+		_, err := tx.Exec(ctx, stmt, args...)
+		return err
+	}, mark, from, ms)
 }

@@ -19,6 +19,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
 
 // busyTimeoutMS is how long a statement waits for a lock held by another
@@ -54,7 +55,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 
 // open opens the store at path with the schema of migrations ms (tests add
 // migrations to exercise upgrades).
-func open(ctx context.Context, path string, ms []migration) (*Store, error) {
+func open(ctx context.Context, path string, ms []sqlstate.Migration) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("state store: empty path")
 	}
@@ -129,7 +130,7 @@ func dsn(abs string, readOnly bool) string {
 // leaves an empty or half-initialised file at abs, which is why Open can
 // refuse an empty file instead of taking it for a first run. When another
 // process creates abs first, its store is used.
-func create(ctx context.Context, abs string, ms []migration) (err error) {
+func create(ctx context.Context, abs string, ms []sqlstate.Migration) (err error) {
 	dir := filepath.Dir(abs)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(abs)+".*.new")
 	if err != nil {
@@ -238,7 +239,7 @@ func checkHeader(abs, path string) error {
 // check verifies that the opened file is an intact Backbone state store of
 // a version this binary understands, migrating an older one, and turns on
 // WAL mode.
-func (s *Store) check(ctx context.Context, ms []migration) error {
+func (s *Store) check(ctx context.Context, ms []sqlstate.Migration) error {
 	corrupt := func(reason string, err error) error {
 		return &state.CorruptError{Path: s.path, Reason: reason, Err: err}
 	}
@@ -279,10 +280,10 @@ func (s *Store) check(ctx context.Context, ms []migration) error {
 		}
 		return corrupt("not a backbone state store", err)
 	}
-	if v > latest(ms) {
-		return &state.VersionError{Path: s.path, Found: v, Supported: latest(ms)}
+	if v > sqlstate.Latest(ms) {
+		return &state.VersionError{Path: s.path, Found: v, Supported: sqlstate.Latest(ms)}
 	}
-	if v < latest(ms) {
+	if v < sqlstate.Latest(ms) {
 		if err := s.upgrade(ctx, ms); err != nil {
 			return err
 		}
@@ -292,7 +293,7 @@ func (s *Store) check(ctx context.Context, ms []migration) error {
 	if tables, err = tablesOf(ctx, s.w); err != nil {
 		return fail(err)
 	}
-	for _, t := range requiredTables(ms) {
+	for _, t := range sqlstate.RequiredTables(ms) {
 		if !slices.Contains(tables, t) {
 			return corrupt("damaged: table "+t+" is missing", nil)
 		}
@@ -376,7 +377,7 @@ func schemaVersion(ctx context.Context, q queryer) (int, error) {
 
 // upgrade migrates an older store. The version is read again inside the
 // write transaction: another process may have migrated it meanwhile.
-func (s *Store) upgrade(ctx context.Context, ms []migration) error {
+func (s *Store) upgrade(ctx context.Context, ms []sqlstate.Migration) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("state store %s: migrate: %w", s.path, err)
@@ -386,10 +387,10 @@ func (s *Store) upgrade(ctx context.Context, ms []migration) error {
 	if err != nil {
 		return fmt.Errorf("state store %s: migrate: %w", s.path, err)
 	}
-	if v > latest(ms) {
-		return &state.VersionError{Path: s.path, Found: v, Supported: latest(ms)}
+	if v > sqlstate.Latest(ms) {
+		return &state.VersionError{Path: s.path, Found: v, Supported: sqlstate.Latest(ms)}
 	}
-	if v == latest(ms) {
+	if v == sqlstate.Latest(ms) {
 		return nil
 	}
 	if err := migrate(ctx, tx, v, ms); err != nil {

@@ -3,30 +3,17 @@ package sqlitestate
 import (
 	"context"
 	"database/sql"
-	"fmt"
-	"runtime/debug"
-	"strconv"
-	"time"
+
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
 
 // SchemaVersion is the schema version this package writes and the highest
 // one it reads.
 const SchemaVersion = 2
 
-// A migration brings a store from version to-1 to version to. Migrations
-// run in order inside one write transaction, which also records the new
-// schema_version, so a crash leaves the store at the old or the new version,
-// never in between. To add version 2: append {to: 2, stmts: ...} and raise
-// SchemaVersion; never edit a released migration.
-type migration struct {
-	to     int
-	stmts  []string
-	tables []string // tables that exist once the migration ran
-}
-
-var migrations = []migration{{
-	to: 1,
-	stmts: []string{
+var migrations = []sqlstate.Migration{{
+	To: 1,
+	Stmts: []string{
 		`CREATE TABLE meta (
 			key   TEXT PRIMARY KEY,
 			value TEXT NOT NULL
@@ -76,10 +63,10 @@ var migrations = []migration{{
 		`CREATE UNIQUE INDEX dead_letters_key ON dead_letters (pipeline, task, loc, step)`,
 		`CREATE INDEX dead_letters_by_run ON dead_letters (run_id)`,
 	},
-	tables: []string{"meta", "checkpoints", "runs", "dead_letters"},
+	Tables: []string{"meta", "checkpoints", "runs", "dead_letters"},
 }, {
-	to: 2,
-	stmts: []string{
+	To: 2,
+	Stmts: []string{
 		`CREATE TABLE versions (
 			pipeline   TEXT NOT NULL,
 			hash       TEXT NOT NULL,
@@ -91,57 +78,14 @@ var migrations = []migration{{
 			PRIMARY KEY (pipeline, hash)
 		) WITHOUT ROWID`,
 	},
-	tables: []string{"versions"},
+	Tables: []string{"versions"},
 }}
 
-// latest is the version a store has once ms all ran.
-func latest(ms []migration) int { return ms[len(ms)-1].to }
-
-// migrate brings the store inside tx from version from to latest(ms).
-// from is 0 for a new store.
-func migrate(ctx context.Context, tx *sql.Tx, from int, ms []migration) error {
-	for _, m := range ms {
-		if m.to <= from {
-			continue
-		}
-		for _, stmt := range m.stmts {
-			if _, err := tx.ExecContext(ctx, stmt); err != nil {
-				return fmt.Errorf("migrate to schema version %d: %w", m.to, err)
-			}
-		}
-	}
-	now := formatTime(time.Now())
-	if from == 0 {
-		if _, err := tx.ExecContext(ctx,
-			`INSERT INTO meta (key, value) VALUES ('created_by', ?), ('created_at', ?)`,
-			createdBy(), now); err != nil {
-			return fmt.Errorf("write meta: %w", err)
-		}
-	}
-	_, err := tx.ExecContext(ctx, `
-		INSERT INTO meta (key, value) VALUES ('schema_version', ?), ('migrated_at', ?)
-		ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
-		strconv.Itoa(latest(ms)), now)
-	if err != nil {
-		return fmt.Errorf("write meta: %w", err)
-	}
-	return nil
-}
-
-// requiredTables lists the tables a store at latest(ms) has.
-func requiredTables(ms []migration) []string {
-	var ts []string
-	for _, m := range ms {
-		ts = append(ts, m.tables...)
-	}
-	return ts
-}
-
-// createdBy names this binary in the meta table.
-func createdBy() string {
-	v := "(devel)"
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		v = bi.Main.Version
-	}
-	return "backbone " + v
+// migrate brings the store inside tx, a write transaction, from version
+// from to the latest of ms. from is 0 for a new store.
+func migrate(ctx context.Context, tx *sql.Tx, from int, ms []sqlstate.Migration) error {
+	return sqlstate.Migrate(ctx, func(ctx context.Context, stmt string, args ...any) error {
+		_, err := tx.ExecContext(ctx, stmt, args...)
+		return err
+	}, mark, from, ms)
 }

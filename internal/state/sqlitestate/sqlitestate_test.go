@@ -21,6 +21,7 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 	"github.com/backbone-etl/backbone/internal/state/statetest"
 )
 
@@ -35,12 +36,12 @@ func TestStore(t *testing.T) {
 }
 
 func TestSchemaVersionIsTheLastMigration(t *testing.T) {
-	if got := latest(migrations); got != SchemaVersion {
+	if got := sqlstate.Latest(migrations); got != SchemaVersion {
 		t.Errorf("last migration is to version %d, SchemaVersion is %d", got, SchemaVersion)
 	}
 	for i, m := range migrations {
-		if m.to != i+1 {
-			t.Errorf("migration %d is to version %d, want %d", i, m.to, i+1)
+		if m.To != i+1 {
+			t.Errorf("migration %d is to version %d, want %d", i, m.To, i+1)
 		}
 	}
 }
@@ -429,10 +430,10 @@ func TestUpgrade(t *testing.T) {
 	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "state.db")
 	writeStore(t, path)
-	v2 := append(slices.Clone(migrations), migration{
-		to:     SchemaVersion + 1,
-		stmts:  []string{`CREATE TABLE pipeline_versions (pipeline TEXT NOT NULL, hash TEXT NOT NULL)`},
-		tables: []string{"pipeline_versions"},
+	v2 := append(slices.Clone(migrations), sqlstate.Migration{
+		To:     SchemaVersion + 1,
+		Stmts:  []string{`CREATE TABLE pipeline_versions (pipeline TEXT NOT NULL, hash TEXT NOT NULL)`},
+		Tables: []string{"pipeline_versions"},
 	})
 
 	// Several processes may upgrade at once: the migration must run once.
