@@ -328,18 +328,7 @@ func TestVersionError(t *testing.T) {
 	exec(t, schema, `UPDATE meta SET value = '7' WHERE key = 'schema_version'`)
 	dsn := schemaDSN(schema)
 	_, err := Open(t.Context(), dsn)
-	var ve *state.VersionError
-	if !errors.As(err, &ve) {
-		t.Fatalf("Open: %v, want a *state.VersionError", err)
-	}
-	want := &state.VersionError{Path: dsn, Found: 7, Supported: SchemaVersion}
-	if diff := cmp.Diff(want, ve); diff != "" {
-		t.Errorf("VersionError (-want +got):\n%s", diff)
-	}
-	wantMsg := "state store " + dsn + " has schema version 7, this backbone understands up to " + strconv.Itoa(SchemaVersion) + "; upgrade backbone"
-	if err.Error() != wantMsg {
-		t.Errorf("message %q, want %q", err.Error(), wantMsg)
-	}
+	statetest.CheckVersionError(t, err, dsn, 7, SchemaVersion)
 }
 
 // TestUpgrade adds a version 2 migration and opens a version 1 store from
@@ -368,24 +357,13 @@ func TestUpgrade(t *testing.T) {
 		},
 		Tables: []string{"pipeline_versions", "upgrade_runs"},
 	})
-	const openers = 6
-	var wg sync.WaitGroup
-	errs := make([]error, openers)
-	for i := range openers {
-		wg.Go(func() {
-			s, err := open(ctx, schemaDSN(schema), v2)
-			if err == nil {
-				err = s.Close()
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("opener %d: %v", i, err)
+	statetest.Openers(t, 6, func(int) error {
+		s, err := open(ctx, schemaDSN(schema), v2)
+		if err == nil {
+			err = s.Close()
 		}
-	}
+		return err
+	})
 	if m := meta(t, schema); m["schema_version"] != strconv.Itoa(SchemaVersion+1) {
 		t.Errorf("schema_version %q after the upgrade, want %d", m["schema_version"], SchemaVersion+1)
 	}
@@ -414,35 +392,10 @@ func TestUpgrade(t *testing.T) {
 // once: the schema and the store are created once and all get the same
 // store.
 func TestConcurrentCreate(t *testing.T) {
-	ctx := t.Context()
 	schema := newSchema(t)
-	const openers = 8
-	var wg sync.WaitGroup
-	errs := make([]error, openers)
-	for i := range openers {
-		wg.Go(func() {
-			s, err := Open(ctx, schemaDSN(schema))
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			err = s.SaveCheckpoints(ctx, "p", []connector.Checkpoint{{Task: strconv.Itoa(i)}})
-			errs[i] = errors.Join(err, s.Close())
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("opener %d: %v", i, err)
-		}
-	}
-	cps, err := mustOpen(t, schema).LoadCheckpoints(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cps) != openers {
-		t.Errorf("%d checkpoints, want %d: a store was replaced", len(cps), openers)
-	}
+	statetest.ConcurrentCreate(t, func(ctx context.Context) (state.Store, error) {
+		return Open(ctx, schemaDSN(schema))
+	})
 }
 
 // TestCloseLeavesNoGoroutines opens, uses and closes stores: the pool's
@@ -718,27 +671,6 @@ func TestBytesAndNames(t *testing.T) {
 	}
 }
 
-func TestTimesOutOfRange(t *testing.T) {
-	s := mustOpen(t, newSchema(t))
-	ctx := t.Context()
-	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-	cases := []struct {
-		name string
-		call func() error
-	}{
-		{"StartRun", func() error { return s.StartRun(ctx, &state.Run{ID: "r", Pipeline: "p", LogicalTime: far}) }},
-		{"FinishRun", func() error { return s.FinishRun(ctx, &state.Run{ID: "r", Status: "failed", End: far}) }},
-		{"AddDeadLetters", func() error {
-			return s.AddDeadLetters(ctx, []state.DeadLetter{{Pipeline: "p", Loc: "x:1", CreatedAt: far}})
-		}},
-	}
-	for _, c := range cases {
-		if err := c.call(); err == nil || !strings.Contains(err.Error(), "outside the years") {
-			t.Errorf("%s with year 10000: %v, want a range error", c.name, err)
-		}
-	}
-}
-
 // TestDamagedAfterOpen drops a table under an open store: its methods
 // report the store damaged.
 func TestDamagedAfterOpen(t *testing.T) {
@@ -782,33 +714,9 @@ func TestManyDeadLetters(t *testing.T) {
 }
 
 func BenchmarkAddDeadLetters(b *testing.B) {
-	s := mustOpen(b, newSchema(b))
-	const batch = 1000
-	dls := make([]state.DeadLetter, batch)
-	rec := []byte(strings.Repeat("x", 200))
-	n := 0
-	for b.Loop() {
-		for i := range dls {
-			dls[i] = state.DeadLetter{Pipeline: "p", RunID: "r", Task: "t", Loc: "t:" + strconv.Itoa(n), Step: "parse",
-				Error: `qty: "x" is not an int`, Record: rec}
-			n++
-		}
-		if err := s.AddDeadLetters(b.Context(), dls); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deadletters/s")
+	statetest.BenchAddDeadLetters(b, mustOpen(b, newSchema(b)))
 }
 
 func BenchmarkSaveCheckpoints(b *testing.B) {
-	s := mustOpen(b, newSchema(b))
-	cps := make([]connector.Checkpoint, 8)
-	for i := range cps {
-		cps[i] = connector.Checkpoint{Task: "data/orders/part-" + strconv.Itoa(i) + ".csv", Pos: []byte("offset=123456789")}
-	}
-	for b.Loop() {
-		if err := s.SaveCheckpoints(b.Context(), "orders", cps); err != nil {
-			b.Fatal(err)
-		}
-	}
+	statetest.BenchSaveCheckpoints(b, mustOpen(b, newSchema(b)))
 }

@@ -402,18 +402,7 @@ func TestVersionError(t *testing.T) {
 	writeStore(t, path)
 	rawExec(t, path, `UPDATE meta SET value = '9' WHERE key = 'schema_version'`)
 	_, err := Open(t.Context(), path)
-	var ve *state.VersionError
-	if !errors.As(err, &ve) {
-		t.Fatalf("Open: %v, want a *state.VersionError", err)
-	}
-	want := &state.VersionError{Path: path, Found: 9, Supported: SchemaVersion}
-	if diff := cmp.Diff(want, ve); diff != "" {
-		t.Errorf("VersionError (-want +got):\n%s", diff)
-	}
-	wantMsg := "state store " + path + " has schema version 9, this backbone understands up to " + strconv.Itoa(SchemaVersion) + "; upgrade backbone"
-	if err.Error() != wantMsg {
-		t.Errorf("message %q, want %q", err.Error(), wantMsg)
-	}
+	statetest.CheckVersionError(t, err, path, 9, SchemaVersion)
 }
 
 func TestOpenDirectory(t *testing.T) {
@@ -437,24 +426,13 @@ func TestUpgrade(t *testing.T) {
 	})
 
 	// Several processes may upgrade at once: the migration must run once.
-	const openers = 4
-	var wg sync.WaitGroup
-	errs := make([]error, openers)
-	for i := range openers {
-		wg.Go(func() {
-			s, err := open(ctx, path, v2)
-			if err == nil {
-				err = s.Close()
-			}
-			errs[i] = err
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("opener %d: %v", i, err)
+	statetest.Openers(t, 4, func(int) error {
+		s, err := open(ctx, path, v2)
+		if err == nil {
+			err = s.Close()
 		}
-	}
+		return err
+	})
 
 	m := meta(t, path)
 	if m["schema_version"] != strconv.Itoa(SchemaVersion+1) {
@@ -481,37 +459,10 @@ func TestUpgrade(t *testing.T) {
 // TestConcurrentCreate opens one missing store from several goroutines at
 // once: all get the same store.
 func TestConcurrentCreate(t *testing.T) {
-	ctx := t.Context()
 	path := filepath.Join(t.TempDir(), "new", "state.db")
-	const openers = 8
-	var wg sync.WaitGroup
-	errs := make([]error, openers)
-	for i := range openers {
-		wg.Go(func() {
-			s, err := Open(ctx, path)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			err = s.SaveCheckpoints(ctx, "p", []connector.Checkpoint{{Task: strconv.Itoa(i)}})
-			errs[i] = errors.Join(err, s.Close())
-		})
-	}
-	wg.Wait()
-	for i, err := range errs {
-		if err != nil {
-			t.Errorf("opener %d: %v", i, err)
-		}
-	}
-	s := mustOpen(t, path)
-	defer s.Close()
-	cps, err := s.LoadCheckpoints(ctx, "p")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(cps) != openers {
-		t.Errorf("%d checkpoints, want %d: a store was replaced", len(cps), openers)
-	}
+	statetest.ConcurrentCreate(t, func(ctx context.Context) (state.Store, error) {
+		return Open(ctx, path)
+	})
 }
 
 const childEnv = "BACKBONE_SQLITESTATE_CHILD"
@@ -637,56 +588,13 @@ func truncate(t *testing.T, path string, size int64) {
 	}
 }
 
-func TestTimesOutOfRange(t *testing.T) {
-	s := mustOpen(t, filepath.Join(t.TempDir(), "state.db"))
-	defer s.Close()
-	ctx := t.Context()
-	far := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-	cases := []struct {
-		name string
-		call func() error
-	}{
-		{"StartRun", func() error { return s.StartRun(ctx, &state.Run{ID: "r", Pipeline: "p", LogicalTime: far}) }},
-		{"FinishRun", func() error { return s.FinishRun(ctx, &state.Run{ID: "r", Status: "failed", End: far}) }},
-		{"AddDeadLetters", func() error {
-			return s.AddDeadLetters(ctx, []state.DeadLetter{{Pipeline: "p", Loc: "x:1", CreatedAt: far}})
-		}},
-	}
-	for _, c := range cases {
-		if err := c.call(); err == nil || !strings.Contains(err.Error(), "outside the years") {
-			t.Errorf("%s with year 10000: %v, want a range error", c.name, err)
-		}
-	}
-	// Nothing unreadable was stored.
-	if _, err := s.Runs(ctx, state.RunFilter{}); err != nil {
-		t.Error(err)
-	}
-	if _, err := s.DeadLetters(ctx, state.DLQFilter{}); err != nil {
-		t.Error(err)
-	}
-}
-
 func BenchmarkAddDeadLetters(b *testing.B) {
 	s, err := Open(b.Context(), filepath.Join(b.TempDir(), "state.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	const batch = 1000
-	dls := make([]state.DeadLetter, batch)
-	rec := bytes.Repeat([]byte("x"), 200)
-	n := 0
-	for b.Loop() {
-		for i := range dls {
-			dls[i] = state.DeadLetter{Pipeline: "p", RunID: "r", Task: "t", Loc: "t:" + strconv.Itoa(n), Step: "parse",
-				Error: "qty: \"x\" is not an int", Record: rec}
-			n++
-		}
-		if err := s.AddDeadLetters(b.Context(), dls); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "deadletters/s")
+	statetest.BenchAddDeadLetters(b, s)
 }
 
 func BenchmarkSaveCheckpoints(b *testing.B) {
@@ -695,13 +603,5 @@ func BenchmarkSaveCheckpoints(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	cps := make([]connector.Checkpoint, 8)
-	for i := range cps {
-		cps[i] = connector.Checkpoint{Task: "data/orders/part-" + strconv.Itoa(i) + ".csv", Pos: []byte("offset=123456789")}
-	}
-	for b.Loop() {
-		if err := s.SaveCheckpoints(b.Context(), "orders", cps); err != nil {
-			b.Fatal(err)
-		}
-	}
+	statetest.BenchSaveCheckpoints(b, s)
 }

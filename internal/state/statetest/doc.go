@@ -16,7 +16,10 @@
 // and per-pipeline isolation, ResetCheckpoints; the run lifecycle, filters,
 // ordering and limits; dead letters added, listed, filtered by each field,
 // by text and by ID, re-added idempotently, deleted and counted; cancelled
-// contexts; Close; and 8 goroutines writing at once without a single error
-// (run it with -race). File-level concerns — versions, corruption, several
-// processes — belong to each implementation's own tests.
+// contexts; times outside the years 1 to 9999 refused; Close; and 8
+// goroutines writing at once without a single error (run it with -race).
+// File-level concerns — versions, corruption, several processes — belong to
+// each implementation's own tests, which share the helpers Openers,
+// ConcurrentCreate and CheckVersionError, and the benchmark bodies
+// BenchAddDeadLetters and BenchSaveCheckpoints.
 package statetest

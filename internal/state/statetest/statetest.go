@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) state.Store) {
 		{"Versions", testVersions},
 		{"PruneRuns", testPruneRuns},
 		{"UpdateRun", testUpdateRun},
+		{"TimesOutOfRange", testTimesOutOfRange},
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"CancelledContext", testCancelledContext},
 		{"Close", testClose},
