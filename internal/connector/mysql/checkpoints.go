@@ -24,13 +24,7 @@ import (
 // All are InnoDB, utf8mb4_bin (task keys compare byte for byte). A
 // database whose checkpoints carry a newer version, or no version at all,
 // is refused: it is never taken for a first run.
-const (
-	checkpointsVersion    = sqlkit.CheckpointsVersion
-	checkpointsVersionKey = sqlkit.CheckpointsVersionKey
-	metaTable             = sqlkit.MetaTable
-	checkpointsTable      = sqlkit.CheckpointsTable
-	swapsTable            = "backbone_swaps"
-)
+const swapsTable = "backbone_swaps"
 
 const createMetaSQL = "CREATE TABLE IF NOT EXISTS backbone_meta (" +
 	"k VARCHAR(64) NOT NULL PRIMARY KEY, " +
@@ -72,14 +66,14 @@ func ensureCheckpointTables(ctx context.Context, q querier) error {
 	if err != nil {
 		return err
 	}
-	if tables[checkpointsTable] {
+	if tables[sqlkit.CheckpointsTable] {
 		if err := checkVersion(ctx, q, tables); err != nil {
 			return err
 		}
 	}
 	for _, s := range []string{
 		createMetaSQL,
-		"INSERT IGNORE INTO backbone_meta (k, v) VALUES ('" + checkpointsVersionKey + "', '" + strconv.Itoa(checkpointsVersion) + "')",
+		"INSERT IGNORE INTO backbone_meta (k, v) VALUES ('" + sqlkit.CheckpointsVersionKey + "', '" + strconv.Itoa(sqlkit.CheckpointsVersion) + "')",
 		createCheckpointsSQL,
 		createSwapsSQL,
 	} {
@@ -93,7 +87,7 @@ func ensureCheckpointTables(ctx context.Context, q querier) error {
 // existingTables reports which of the checkpoint tables exist.
 func existingTables(ctx context.Context, q querier) (map[string]bool, error) {
 	return sqlkit.TableSet(ctx, q, `SELECT TABLE_NAME FROM information_schema.TABLES
-		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)`, metaTable, checkpointsTable, swapsTable)
+		WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?, ?)`, sqlkit.MetaTable, sqlkit.CheckpointsTable, swapsTable)
 }
 
 // checkVersion refuses checkpoints written by a newer backbone, or stored
@@ -110,7 +104,7 @@ func loadCheckpoints(ctx context.Context, q querier, pipeline string) (map[strin
 	if err != nil {
 		return nil, err
 	}
-	if !tables[checkpointsTable] {
+	if !tables[sqlkit.CheckpointsTable] {
 		return out, nil
 	}
 	if err := checkVersion(ctx, q, tables); err != nil {

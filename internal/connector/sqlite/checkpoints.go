@@ -24,13 +24,6 @@ import (
 //
 // A database whose checkpoints carry a newer version, or no version at all,
 // is refused: it is never taken for a first run.
-const (
-	checkpointsVersion    = sqlkit.CheckpointsVersion
-	checkpointsVersionKey = sqlkit.CheckpointsVersionKey
-	metaTable             = sqlkit.MetaTable
-	checkpointsTable      = sqlkit.CheckpointsTable
-)
-
 const createMetaSQL = `CREATE TABLE IF NOT EXISTS backbone_meta (
 	key   TEXT PRIMARY KEY,
 	value TEXT NOT NULL
@@ -82,14 +75,14 @@ func ensureCheckpointTables(ctx context.Context, c *sql.Conn) (err error) {
 	if err != nil {
 		return err
 	}
-	if tables[checkpointsTable] {
+	if tables[sqlkit.CheckpointsTable] {
 		if err := checkVersion(ctx, c, tables); err != nil {
 			return err
 		}
 	}
 	for _, q := range []string{
 		createMetaSQL,
-		`INSERT OR IGNORE INTO backbone_meta (key, value) VALUES ('` + checkpointsVersionKey + `', '` + strconv.Itoa(checkpointsVersion) + `')`,
+		`INSERT OR IGNORE INTO backbone_meta (key, value) VALUES ('` + sqlkit.CheckpointsVersionKey + `', '` + strconv.Itoa(sqlkit.CheckpointsVersion) + `')`,
 		createCheckpointsSQL,
 	} {
 		if _, err := c.ExecContext(ctx, q); err != nil {
@@ -101,7 +94,7 @@ func ensureCheckpointTables(ctx context.Context, c *sql.Conn) (err error) {
 
 // existingTables reports which of the checkpoint tables exist.
 func existingTables(ctx context.Context, q querier) (map[string]bool, error) {
-	return sqlkit.TableSet(ctx, q, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`, metaTable, checkpointsTable)
+	return sqlkit.TableSet(ctx, q, `SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)`, sqlkit.MetaTable, sqlkit.CheckpointsTable)
 }
 
 // checkVersion refuses checkpoints written by a newer backbone, or stored
@@ -126,7 +119,7 @@ func loadCheckpoints(ctx context.Context, path, pipeline string, busy time.Durat
 	if err != nil {
 		return nil, classify(err)
 	}
-	if !tables[checkpointsTable] {
+	if !tables[sqlkit.CheckpointsTable] {
 		return out, nil
 	}
 	if err := checkVersion(ctx, db, tables); err != nil {
