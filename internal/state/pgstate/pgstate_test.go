@@ -174,14 +174,7 @@ func TestStore(t *testing.T) {
 }
 
 func TestSchemaVersionIsTheLastMigration(t *testing.T) {
-	if got := sqlstate.Latest(migrations); got != SchemaVersion {
-		t.Errorf("last migration is to version %d, SchemaVersion is %d", got, SchemaVersion)
-	}
-	for i, m := range migrations {
-		if m.To != i+1 {
-			t.Errorf("migration %d is to version %d, want %d", i, m.To, i+1)
-		}
-	}
+	statetest.CheckMigrations(t, migrations, SchemaVersion)
 }
 
 func TestOpenCreates(t *testing.T) {
@@ -305,16 +298,7 @@ func TestOpenRefuses(t *testing.T) {
 				s.Close()
 				t.Fatal("Open succeeded")
 			}
-			if !errors.Is(err, c.want) {
-				t.Errorf("Open: %v, want an error wrapping %v", err, c.want)
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, c.wantMsg) || !strings.Contains(msg, dsn) {
-				t.Errorf("Open: %q, want it to name %s and say %q", msg, dsn, c.wantMsg)
-			}
-			if c.want == state.ErrCorrupt && !strings.Contains(msg, "refused rather than treated as a first run") {
-				t.Errorf("Open: %q does not say the store is refused", msg)
-			}
+			statetest.CheckRefused(t, err, dsn, c.want, c.wantMsg)
 			if diff := cmp.Diff(before, snapshot(t, schema)); diff != "" {
 				t.Errorf("Open changed the refused schema (-before +after):\n%s", diff)
 			}

@@ -36,14 +36,7 @@ func TestStore(t *testing.T) {
 }
 
 func TestSchemaVersionIsTheLastMigration(t *testing.T) {
-	if got := sqlstate.Latest(migrations); got != SchemaVersion {
-		t.Errorf("last migration is to version %d, SchemaVersion is %d", got, SchemaVersion)
-	}
-	for i, m := range migrations {
-		if m.To != i+1 {
-			t.Errorf("migration %d is to version %d, want %d", i, m.To, i+1)
-		}
-	}
+	statetest.CheckMigrations(t, migrations, SchemaVersion)
 }
 
 // rawDB opens path without this package, to inspect or damage a store.
@@ -376,16 +369,7 @@ func TestOpenRefuses(t *testing.T) {
 				s.Close()
 				t.Fatal("Open succeeded")
 			}
-			if !errors.Is(err, c.want) {
-				t.Errorf("Open: %v, want an error wrapping %v", err, c.want)
-			}
-			msg := err.Error()
-			if !strings.Contains(msg, c.wantMsg) || !strings.Contains(msg, path) {
-				t.Errorf("Open: %q, want it to name %s and say %q", msg, path, c.wantMsg)
-			}
-			if c.want == state.ErrCorrupt && !strings.Contains(msg, "refused rather than treated as a first run") {
-				t.Errorf("Open: %q does not say the store is refused", msg)
-			}
+			statetest.CheckRefused(t, err, path, c.want, c.wantMsg)
 			after, err := os.ReadFile(path)
 			if err != nil {
 				t.Fatalf("the refused file is gone: %v", err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/state"
+	"github.com/backbone-etl/backbone/internal/state/sqlstate"
 )
 
 // The helpers below serve the tests each implementation keeps for itself
@@ -138,5 +139,36 @@ func BenchSaveCheckpoints(b *testing.B, s state.Store) {
 		if err := s.SaveCheckpoints(b.Context(), "orders", cps); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// CheckMigrations checks that ms go to versions 1, 2, … in order and end
+// at schemaVersion, the version the store writes.
+func CheckMigrations(t *testing.T, ms []sqlstate.Migration, schemaVersion int) {
+	t.Helper()
+	if got := sqlstate.Latest(ms); got != schemaVersion {
+		t.Errorf("last migration is to version %d, SchemaVersion is %d", got, schemaVersion)
+	}
+	for i, m := range ms {
+		if m.To != i+1 {
+			t.Errorf("migration %d is to version %d, want %d", i, m.To, i+1)
+		}
+	}
+}
+
+// CheckRefused checks that err, from opening the store path, wraps want,
+// names path and says wantMsg; a store refused as damaged must also say
+// that it is not taken for a first run.
+func CheckRefused(t *testing.T, err error, path string, want error, wantMsg string) {
+	t.Helper()
+	if !errors.Is(err, want) {
+		t.Errorf("Open: %v, want an error wrapping %v", err, want)
+	}
+	msg := err.Error()
+	if !strings.Contains(msg, wantMsg) || !strings.Contains(msg, path) {
+		t.Errorf("Open: %q, want it to name %s and say %q", msg, path, wantMsg)
+	}
+	if want == state.ErrCorrupt && !strings.Contains(msg, "refused rather than treated as a first run") {
+		t.Errorf("Open: %q does not say the store is refused", msg)
 	}
 }
