@@ -20,6 +20,6 @@
 // goroutines writing at once without a single error (run it with -race).
 // File-level concerns — versions, corruption, several processes — belong to
 // each implementation's own tests, which share the helpers Openers,
-// ConcurrentCreate, CheckMigrations, CheckRefused and CheckVersionError, and the benchmark bodies
-// BenchAddDeadLetters and BenchSaveCheckpoints.
+// ConcurrentCreate, CheckMigrations, CheckRefused and CheckVersionError,
+// and the benchmark bodies BenchAddDeadLetters and BenchSaveCheckpoints.
 package statetest
