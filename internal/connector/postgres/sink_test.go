@@ -694,6 +694,18 @@ func TestSinkSettlesALostCommit(t *testing.T) {
 	if got := p.one("SELECT string_agg(k, '' ORDER BY k) FROM kv"); got != "ab" {
 		t.Errorf("keys %v, want ab", got)
 	}
+	// A server that crashed before it logged anything of the transaction
+	// knows its ID as one "in the future": it never committed, and its
+	// rows are staged again.
+	write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
+	if err := exec(context.Background(), ww.conn, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	ww.inTx, ww.unknownXid = false, "999999999999"
+	commit(t, w, connector.Checkpoint{Task: "t", Pos: record.Position("3")})
+	if got := p.one("SELECT string_agg(k, '' ORDER BY k) FROM kv"); got != "abc" {
+		t.Errorf("keys %v, want abc", got)
+	}
 }
 
 func TestSinkCheck(t *testing.T) {

@@ -454,13 +454,21 @@ func (w *writer) begin(ctx context.Context) error {
 
 // settle finds out whether the transaction whose COMMIT went unanswered
 // committed.
+//
+// A server that crashed before it logged anything of that transaction
+// comes back with its next transaction ID below it, and calls it "in the
+// future": it never committed (a commit would have been logged, and
+// recovery would have moved the next ID past it).
 func (w *writer) settle(ctx context.Context) error {
-	rows, err := query(ctx, w.conn, "SELECT txid_status($1::int8)", w.unknownXid)
-	if err != nil {
-		return err
-	}
 	status := ""
-	if len(rows) == 1 && rows[0][0] != nil {
+	rows, err := query(ctx, w.conn, "SELECT txid_status($1::int8)", w.unknownXid)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && pe.Code == "22023" && strings.Contains(pe.Message, "in the future"):
+		status = "aborted"
+	case err != nil:
+		return err
+	case len(rows) == 1 && rows[0][0] != nil:
 		status = text(rows[0][0])
 	}
 	switch status {
