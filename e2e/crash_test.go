@@ -298,25 +298,7 @@ func crashRuns(t *testing.T, setup func() string, failpoint string, seed uint64,
 		dir := setup()
 		kills := 0
 		for attempt := 0; attempt < attempts; attempt++ {
-			cmd := exec.Command(binary, "run", "-q", "pipeline.yaml")
-			cmd.Dir = dir
-			cmd.Env = os.Environ()
-			if failpoint != "" {
-				cmd.Env = append(cmd.Env, "BACKBONE_FAILPOINT="+failpoint)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var timer *time.Timer
-			if failpoint == "" {
-				delay := time.Duration(rng.Int64N(int64(window)*8/10+1)) + 10*time.Millisecond
-				timer = time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-			}
-			err := cmd.Wait()
-			if timer != nil {
-				timer.Stop()
-			}
-			if err == nil {
+			if err := runKilled(t, dir, failpoint, rng, window); err == nil {
 				break // the run finished before its kill
 			}
 			kills++
@@ -331,4 +313,26 @@ func crashRuns(t *testing.T, setup func() string, failpoint string, seed uint64,
 	}
 	t.Fatal("the process was never killed: the test proves nothing")
 	return "", 0
+}
+
+// runKilled runs `backbone run` once in dir, killed at failpoint or, when
+// failpoint is "", by SIGKILL at a random instant within window drawn from
+// rng. It returns how the process ended: nil when it finished first.
+func runKilled(t *testing.T, dir, failpoint string, rng *rand.Rand, window time.Duration) error {
+	t.Helper()
+	cmd := exec.Command(binary, "run", "-q", "pipeline.yaml")
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	if failpoint != "" {
+		cmd.Env = append(cmd.Env, "BACKBONE_FAILPOINT="+failpoint)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if failpoint == "" {
+		delay := time.Duration(rng.Int64N(int64(window)*8/10+1)) + 10*time.Millisecond
+		timer := time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+		defer timer.Stop()
+	}
+	return cmd.Wait()
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -189,24 +188,7 @@ func crashChain(t *testing.T, setup func() string, kills []string, seed uint64, 
 		dir := setup()
 		killed := 0
 		for _, fp := range kills {
-			cmd := exec.Command(binary, "run", "-q", "pipeline.yaml")
-			cmd.Dir = dir
-			cmd.Env = os.Environ()
-			if fp != "" {
-				cmd.Env = append(cmd.Env, "BACKBONE_FAILPOINT="+fp)
-			}
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var timer *time.Timer
-			if fp == "" {
-				delay := time.Duration(rng.Int64N(int64(window)*8/10+1)) + 10*time.Millisecond
-				timer = time.AfterFunc(delay, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
-			}
-			err := cmd.Wait()
-			if timer != nil {
-				timer.Stop()
-			}
+			err := runKilled(t, dir, fp, rng, window)
 			if err == nil {
 				break // the run finished before its kill
 			}
