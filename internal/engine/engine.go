@@ -153,7 +153,6 @@ type runner struct {
 	// commit, when the sink's rows can be rolled back (transactional or
 	// once): what a failed run reports, since the rest is read again.
 	durable               *[4]int64
-	commitCount           int // commits so far
 	bytesRead, bytesTotal atomic.Int64
 	tasksDone             atomic.Int64
 	tasks                 int
@@ -815,12 +814,12 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	}
 	// markDurable notes the counts of what is committed, once a commit
 	// happened and every batch it held is counted.
-	marked := 0
+	commits, marked := 0, 0
 	markDurable := func() {
-		if r.durable == nil || marked == r.commitCount {
+		if r.durable == nil || marked == commits {
 			return
 		}
-		marked = r.commitCount
+		marked = commits
 		*r.durable = [4]int64{r.read.Load(), r.written.Load(), r.rejected.Load(), r.filtered.Load()}
 	}
 	// A writer that stages again what a lost transaction held commits once
@@ -880,7 +879,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			}
 		}
 		failpoint.Hit("after-commit")
-		r.commitCount++
+		commits++
 		for a, pos := range acks {
 			if err := a.Ack(ctx, pos); err != nil {
 				r.log.Warn("source: acknowledgement failed; the broker will deliver those messages again", "error", r.p.Redactor.Redact(err.Error()))
