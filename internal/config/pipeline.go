@@ -157,7 +157,7 @@ var errorFields = []connector.FieldSpec{
 }
 
 var settingsFields = []connector.FieldSpec{
-	{Name: "batch_rows", Type: connector.TInt, Default: "4096", Doc: "Records per batch at most."},
+	{Name: "batch_rows", Type: connector.TInt, Default: "1024", Doc: "Records per batch at most. Unset, a sink that writes larger batches faster gets its own size (4096 for postgres and mysql): smaller batches stay in the CPU's caches while the steps run."},
 	{Name: "batch_bytes", Type: connector.TSize, Default: "4MiB", Doc: "Input bytes per batch at most."},
 	{Name: "max_record_bytes", Type: connector.TSize, Default: "16MiB", Doc: "A larger record is rejected, never buffered whole."},
 	{Name: "workers", Type: connector.TInt, Default: "0", Doc: "Step workers per task; 0 means one per core."},
@@ -241,6 +241,7 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 	checkObject(c, top, topFields, "pipeline")
 	p.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	p.Name = strings.TrimSuffix(p.Name, ".pipeline")
+	batchRowsSet := false
 	for _, mv := range top.Values {
 		key := keyOf(mv)
 		v := mv.Value
@@ -280,7 +281,7 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 		case "errors":
 			loadErrors(c, v, &p.Errors)
 		case "settings":
-			loadSettings(c, v, &p.Settings)
+			batchRowsSet = loadSettings(c, v, &p.Settings)
 		case "tests":
 			p.Tests = loadTests(c, v)
 		}
@@ -315,6 +316,9 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 			e.Msg = p.Redactor.Redact(e.Msg)
 		}
 		return nil, c.errs
+	}
+	if !batchRowsSet && p.Sink != nil && p.Sink.Entry.Spec.BatchRows > 0 {
+		p.Settings.Limits.BatchRows = p.Sink.Entry.Spec.BatchRows
 	}
 	p.Settings.Limits.BatchRows = max(p.Settings.Limits.BatchRows, 1)
 	return p, nil
@@ -393,16 +397,19 @@ func loadRuns(c *collector, n ast.Node, r *Runs) {
 	}
 }
 
-func loadSettings(c *collector, n ast.Node, s *Settings) {
+// loadSettings reads the settings block; it tells whether it sets
+// batch_rows.
+func loadSettings(c *collector, n ast.Node, s *Settings) (batchRows bool) {
 	m, ok := asMapping(n)
 	if !ok {
-		return
+		return false
 	}
 	for _, mv := range m.Values {
 		v := mv.Value
 		switch keyOf(mv) {
 		case "batch_rows":
 			s.Limits.BatchRows = int(intValue(c, v))
+			batchRows = true
 		case "batch_bytes":
 			s.Limits.BatchBytes = int(sizeValue(v))
 		case "max_record_bytes":
@@ -417,6 +424,7 @@ func loadSettings(c *collector, n ast.Node, s *Settings) {
 			s.CommitBytes = sizeValue(v)
 		}
 	}
+	return batchRows
 }
 
 // intValue reads an int that checkValue already checked for syntax.

@@ -289,6 +289,29 @@ func TestLoadBatchRowsAtLeastOne(t *testing.T) {
 	}
 }
 
+// A pipeline that sets no batch_rows gets its sink's batch size, and one
+// that sets it keeps its own.
+func TestLoadBatchRowsOfTheSink(t *testing.T) {
+	for _, tt := range []struct {
+		sink, settings string
+		want           int
+	}{
+		{"{type: jsonl, path: out.jsonl}", "", record.DefaultLimits.BatchRows},
+		{"{type: postgres, dsn: 'postgres://h/db', table: t}", "", 4096},
+		{"{type: mysql, dsn: 'u@tcp(h)/db', table: t}", "", 4096},
+		{"{type: postgres, dsn: 'postgres://h/db', table: t}", "settings: {batch_rows: 500}\n", 500},
+		{"{type: jsonl, path: out.jsonl}", "settings: {batch_rows: 8192}\n", 8192},
+	} {
+		p, err := load(t, "source: {type: csv, path: a.csv}\nsink: "+tt.sink+"\n"+tt.settings, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Settings.Limits.BatchRows; got != tt.want {
+			t.Errorf("sink %s, %q: BatchRows = %d, want %d", tt.sink, tt.settings, got, tt.want)
+		}
+	}
+}
+
 func TestLoadErrors(t *testing.T) {
 	const sources = "csv, http, jsonl, mysql, nats, parquet, postgres, rabbitmq, sqlite"
 	const sinks = "csv, http, jsonl, mysql, nats, parquet, postgres, rabbitmq, sqlite, stdout"

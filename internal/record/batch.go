@@ -302,7 +302,7 @@ type Limits struct {
 }
 
 // DefaultLimits are used when a pipeline sets none.
-var DefaultLimits = Limits{BatchRows: 4096, BatchBytes: 4 << 20, MaxRecordBytes: 16 << 20}
+var DefaultLimits = Limits{BatchRows: 1024, BatchBytes: 4 << 20, MaxRecordBytes: 16 << 20}
 
 func sortedKeys(m map[string]any) []string {
 	keys := make([]string, 0, len(m))
