@@ -57,8 +57,9 @@ type Program struct {
 	direct  map[string]directFunc // lookup fields called directly, by variable name
 	width   int                   // the smallest row length loads need
 	nvars   int
-	rtSlot  int // variable holding run_time, -1 when unused
-	ctxSlot int // variable holding the context, -1 when unused
+	slots   map[string]int // VM variable of each name the code loads
+	rtSlot  int            // variable holding run_time, -1 when unused
+	ctxSlot int            // variable holding the context, -1 when unused
 	runTime time.Time
 }
 
@@ -270,14 +271,16 @@ func (p *Program) link(s *record.Schema) {
 		}
 	}
 	p.nvars = base + len(slots)
+	p.slots = slots
 	sort.Slice(p.loads, func(i, j int) bool { return p.loads[i].field < p.loads[j].field })
 }
 
 // Evaluator evaluates one Program for one goroutine, reusing its virtual
 // machine between records.
 type Evaluator struct {
-	p  *Program
-	vm vm.VM
+	p      *Program
+	vm     vm.VM
+	native native // nil when the VM runs the expression
 }
 
 // NewEvaluator returns an evaluator for use by one goroutine.
@@ -294,6 +297,7 @@ func (p *Program) NewEvaluator() *Evaluator {
 	if p.ctxSlot >= 0 {
 		ev.vm.Variables[p.ctxSlot] = context.Background()
 	}
+	ev.native = p.nativeOf(ev.vm.Variables)
 	return ev
 }
 
@@ -312,6 +316,11 @@ func (ev *Evaluator) EvalContext(ctx context.Context, row record.Row) (any, erro
 	p := ev.p
 	if len(row) < p.width {
 		return nil, &Error{Expr: p.text, Msg: fmt.Sprintf("the row has %d values, fewer than its schema", len(row))}
+	}
+	if ev.native != nil {
+		if out, ok := ev.runNative(ctx, row); ok {
+			return out, nil
+		}
 	}
 	vars := ev.vm.Variables
 	for _, l := range p.loads {

@@ -1,0 +1,234 @@
+package expr
+
+import (
+	"context"
+	"reflect"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm/runtime"
+
+	"github.com/backbone-etl/backbone/internal/record"
+)
+
+// A native expression is the checked tree compiled to Go closures, one per
+// node, which the Evaluator runs instead of the VM: no stack, no opcode
+// dispatch, fields read straight from the row. It covers what pipelines
+// write most (fields, literals, comparisons, arithmetic, and, or, not,
+// a ? b : c, the operator and lookup-field functions) and gives the VM's
+// results, calling the same runtime functions; an expression with any
+// other node runs on the VM. When a closure fails (a null in arithmetic, a
+// bool expected), the VM runs the record again, so that errors are the
+// VM's, word for word.
+type native func(row record.Row, ctx context.Context) any
+
+// nativeOf compiles the tree for one evaluator, whose VM variables hold the
+// functions made for it; nil when some node is not covered.
+func (p *Program) nativeOf(vars []any) native {
+	c := nativeCompiler{p: p, vars: vars}
+	return c.compile(p.prog.Node())
+}
+
+type nativeCompiler struct {
+	p    *Program
+	vars []any
+}
+
+func (c *nativeCompiler) compile(n ast.Node) native {
+	switch n := n.(type) {
+	case *ast.NilNode:
+		return literalOf(nil)
+	case *ast.BoolNode:
+		return literalOf(n.Value)
+	case *ast.StringNode:
+		return literalOf(n.Value)
+	case *ast.ConstantNode:
+		return literalOf(n.Value)
+	case *ast.IntegerNode:
+		t := n.Type()
+		switch {
+		case t == nil, t.Kind() == reflect.Int:
+			return literalOf(n.Value)
+		case t.Kind() == reflect.Int64:
+			return literalOf(int64(n.Value))
+		case t.Kind() == reflect.Float64:
+			return literalOf(float64(n.Value))
+		}
+		return nil
+	case *ast.FloatNode:
+		if t := n.Type(); t != nil && t.Kind() == reflect.Float32 {
+			return nil
+		}
+		return literalOf(n.Value)
+	case *ast.IdentifierNode:
+		return c.identifier(n.Value)
+	case *ast.UnaryNode:
+		return c.unary(n)
+	case *ast.BinaryNode:
+		return c.binary(n)
+	case *ast.ConditionalNode:
+		cond, yes, no := c.compile(n.Cond), c.compile(n.Exp1), c.compile(n.Exp2)
+		if cond == nil || yes == nil || no == nil {
+			return nil
+		}
+		return func(row record.Row, ctx context.Context) any {
+			if cond(row, ctx).(bool) {
+				return yes(row, ctx)
+			}
+			return no(row, ctx)
+		}
+	case *ast.CallNode:
+		return c.call(n)
+	case *ast.ChainNode: // what is left of a?.b once lookupFields made it a call
+		x := c.compile(n.Node)
+		if x == nil {
+			return nil
+		}
+		return func(row record.Row, ctx context.Context) any { // a typed nil becomes nil, as the VM does
+			if v := x(row, ctx); !runtime.IsNil(v) {
+				return v
+			}
+			return nil
+		}
+	}
+	return nil
+}
+
+func literalOf(v any) native {
+	return func(record.Row, context.Context) any { return v }
+}
+
+// identifier reads a name as link() bound it: a field of the row, run_time,
+// the context, or a function made for the evaluator.
+func (c *nativeCompiler) identifier(name string) native {
+	slot, ok := c.p.slots[name]
+	if !ok {
+		return nil // not a name link() bound (a variable of the expression's own)
+	}
+	for _, l := range c.p.loads {
+		if l.slot != slot {
+			continue
+		}
+		i := l.field
+		if l.json {
+			return func(row record.Row, _ context.Context) any { return jsonForExpr(row[i]) }
+		}
+		return func(row record.Row, _ context.Context) any { return row[i] }
+	}
+	switch slot {
+	case c.p.rtSlot:
+		return literalOf(c.p.runTime)
+	case c.p.ctxSlot:
+		return func(_ record.Row, ctx context.Context) any { return ctx }
+	}
+	return literalOf(c.vars[slot])
+}
+
+func (c *nativeCompiler) unary(n *ast.UnaryNode) native {
+	x := c.compile(n.Node)
+	if x == nil {
+		return nil
+	}
+	switch n.Operator {
+	case "!", "not":
+		return func(row record.Row, ctx context.Context) any { return !x(row, ctx).(bool) }
+	case "+":
+		return x
+	case "-":
+		return func(row record.Row, ctx context.Context) any { return runtime.Negate(x(row, ctx)) }
+	}
+	return nil
+}
+
+// binaryOps are the operators the VM runs through a runtime function.
+var binaryOps = map[string]func(a, b any) any{
+	"==": func(a, b any) any { return runtime.Equal(a, b) },
+	"!=": func(a, b any) any { return !runtime.Equal(a, b) },
+	"<":  func(a, b any) any { return runtime.Less(a, b) },
+	">":  func(a, b any) any { return runtime.More(a, b) },
+	"<=": func(a, b any) any { return runtime.LessOrEqual(a, b) },
+	">=": func(a, b any) any { return runtime.MoreOrEqual(a, b) },
+	"+":  runtime.Add,
+	"-":  runtime.Subtract,
+	"*":  runtime.Multiply,
+	"/":  func(a, b any) any { return runtime.Divide(a, b) },
+	"%":  func(a, b any) any { return runtime.Modulo(a, b) },
+	"in": func(a, b any) any { return runtime.In(a, b) },
+}
+
+func (c *nativeCompiler) binary(n *ast.BinaryNode) native {
+	l, r := c.compile(n.Left), c.compile(n.Right)
+	if l == nil || r == nil {
+		return nil
+	}
+	switch n.Operator {
+	case "and", "&&": // as the VM: the left value when it is false
+		return func(row record.Row, ctx context.Context) any {
+			if v := l(row, ctx); !v.(bool) {
+				return v
+			}
+			return r(row, ctx)
+		}
+	case "or", "||":
+		return func(row record.Row, ctx context.Context) any {
+			if v := l(row, ctx); v.(bool) {
+				return v
+			}
+			return r(row, ctx)
+		}
+	case "==": // the commonest, without an indirect call
+		return func(row record.Row, ctx context.Context) any { return runtime.Equal(l(row, ctx), r(row, ctx)) }
+	case "!=":
+		return func(row record.Row, ctx context.Context) any { return !runtime.Equal(l(row, ctx), r(row, ctx)) }
+	}
+	op, ok := binaryOps[n.Operator]
+	if !ok {
+		return nil
+	}
+	return func(row record.Row, ctx context.Context) any { return op(l(row, ctx), r(row, ctx)) }
+}
+
+// call covers the calls of functions held in variables: the operators of
+// decimals and the lookup fields (see direct.go). Functions of the
+// expression language's own table run on the VM.
+func (c *nativeCompiler) call(n *ast.CallNode) native {
+	id, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	slot, ok := c.p.slots[id.Value]
+	if !ok || slot == c.p.rtSlot || slot == c.p.ctxSlot {
+		return nil
+	}
+	args := make([]native, len(n.Arguments))
+	for i, a := range n.Arguments {
+		if args[i] = c.compile(a); args[i] == nil {
+			return nil
+		}
+	}
+	switch f := c.vars[slot].(type) {
+	case func(a, b any) any:
+		if len(args) != 2 {
+			return nil
+		}
+		a, b := args[0], args[1]
+		return func(row record.Row, ctx context.Context) any { return f(a(row, ctx), b(row, ctx)) }
+	case func(a any) any:
+		if len(args) != 1 {
+			return nil
+		}
+		a := args[0]
+		return func(row record.Row, ctx context.Context) any { return f(a(row, ctx)) }
+	}
+	return nil
+}
+
+// runNative evaluates the native expression; ok is false when it failed,
+// for the VM to run the record again.
+func (ev *Evaluator) runNative(ctx context.Context, row record.Row) (out any, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return ev.native(row, ctx), true
+}
