@@ -360,7 +360,8 @@ func FormatText(v any) string {
 	case bool:
 		return strconv.FormatBool(x)
 	case time.Time:
-		return rfc3339(x).Format(time.RFC3339Nano)
+		var b [64]byte
+		return string(AppendRFC3339Nano(b[:0], x))
 	case LocalDate:
 		return x.String()
 	case []byte:
@@ -414,7 +415,7 @@ func AppendJSON(dst []byte, v any) []byte {
 		return strconv.AppendBool(dst, x)
 	case time.Time:
 		dst = append(dst, '"')
-		dst = rfc3339(x).AppendFormat(dst, time.RFC3339Nano)
+		dst = AppendRFC3339Nano(dst, x)
 		return append(dst, '"')
 	case LocalDate:
 		return append(append(append(dst, '"'), x.String()...), '"')
