@@ -209,7 +209,7 @@ func appendText(dst []byte, v any) []byte {
 	case bool:
 		return strconv.AppendBool(dst, x)
 	case time.Time:
-		return x.AppendFormat(dst, time.RFC3339Nano)
+		return record.AppendRFC3339Nano(dst, x)
 	case []byte:
 		return append(dst, x...)
 	}

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -281,5 +282,23 @@ func TestCSVSinkRoundTrip(t *testing.T) {
 	}
 	if diff := cmp.Diff(sampleRows(), got.Rows, cmpOpts...); diff != "" {
 		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+}
+
+// The text sinks write a value as record.FormatText does, timestamps of
+// zones whose offset has seconds included.
+func TestAppendTextMatchesFormatText(t *testing.T) {
+	ams, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		t.Skip("no zone data:", err)
+	}
+	for _, v := range []any{
+		"text", int64(-42), 1.5, true, []byte("raw"), record.MustDec("19.990"),
+		time.Date(2024, 3, 10, 7, 30, 0, 1500, time.UTC),
+		time.Date(1900, 1, 1, 12, 0, 0, 0, ams), // +00:19:32 local mean time
+	} {
+		if got, want := string(appendText(nil, v)), record.FormatText(v); got != want {
+			t.Errorf("appendText(%#v) = %q, want %q", v, got, want)
+		}
 	}
 }
