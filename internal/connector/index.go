@@ -134,7 +134,15 @@ const (
 type denseKeys struct {
 	min int64
 	pos []int32
+	// few holds the text keys and their positions when there are at most
+	// fewMax of them (currencies, countries): comparing a few short texts
+	// is faster than hashing one.
+	few    []string
+	fewPos []int32
 }
+
+// fewMax is the most text keys looked up by comparing each.
+const fewMax = 8
 
 // keyRun holds integer keys min..max added one after the other, at
 // positions first.. (a file sorted by its key, the common case): a key's
@@ -495,7 +503,7 @@ func (ix *Index) Pos(key []any) (int, bool, error) {
 		if n, isInt := asInt(key[0]); isInt {
 			p, ok = ix.intPos(n)
 		} else if s, isStr := key[0].(string); isStr {
-			p, ok = ix.strs[s]
+			p, ok = ix.strPos(s)
 		} else {
 			var buf [64]byte
 			p, ok = ix.strs[string(AppendKey(buf[:0], key))] // no allocation for the lookup
@@ -566,8 +574,26 @@ func (ix *Index) intPos(n int64) (int32, bool) {
 	return p, p != noPos
 }
 
+// strPos finds the position of a single text key.
+func (ix *Index) strPos(s string) (int32, bool) {
+	d := ix.dense.Load()
+	if d == nil {
+		d = ix.buildDense()
+	}
+	if d.few == nil {
+		p, ok := ix.strs[s]
+		return p, ok
+	}
+	for i, k := range d.few {
+		if k == s {
+			return d.fewPos[i], true
+		}
+	}
+	return 0, false
+}
+
 // buildDense makes the dense table of the integer keys, or records that
-// they are too sparse for one.
+// they are too sparse for one, and the list of a few text keys.
 func (ix *Index) buildDense() *denseKeys {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
@@ -590,6 +616,11 @@ func (ix *Index) buildDense() *denseKeys {
 			for k, p := range ix.ints {
 				d.pos[k-lo] = p
 			}
+		}
+	}
+	if n := len(ix.strs); n > 0 && n <= fewMax && len(ix.keyIdx) == 1 {
+		for k, p := range ix.strs {
+			d.few, d.fewPos = append(d.few, k), append(d.fewPos, p)
 		}
 	}
 	ix.dense.Store(d)

@@ -322,3 +322,33 @@ func TestIndexFill(t *testing.T) {
 		}
 	}
 }
+
+// A few text keys are found by comparing them, many by the map: both find
+// every key, the row a repeated key added last, and no absent key, also
+// after more rows are added.
+func TestIndexTextKeysFewAndMany(t *testing.T) {
+	schema := record.MustSchema(record.Field{Name: "code", Type: record.String}, record.Field{Name: "n", Type: record.Int})
+	ix, err := NewIndex(schema, []string{"code"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(n int) {
+		t.Helper()
+		for i := range n {
+			p, ok, err := ix.Pos([]any{fmt.Sprintf("k%d", i)})
+			if err != nil || !ok || ix.Field(p, 1) != int64(i*10) {
+				t.Fatalf("%d keys: k%d: position %d, found %v, err %v", n, i, p, ok, err)
+			}
+		}
+		for _, absent := range []string{"", "k", fmt.Sprintf("k%d", n), "K0"} {
+			if _, ok, _ := ix.Pos([]any{absent}); ok {
+				t.Fatalf("%d keys: %q found", n, absent)
+			}
+		}
+	}
+	ix.Add(record.Row{"k0", int64(-1)})
+	for n := 1; n <= fewMax+2; n++ {
+		ix.Add(record.Row{fmt.Sprintf("k%d", n-1), int64((n - 1) * 10)}) // k0 again: replaces -1
+		check(n)
+	}
+}
