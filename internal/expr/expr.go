@@ -297,7 +297,7 @@ func (p *Program) NewEvaluator() *Evaluator {
 	if p.ctxSlot >= 0 {
 		ev.vm.Variables[p.ctxSlot] = context.Background()
 	}
-	ev.native = p.nativeOf(ev.vm.Variables)
+	ev.native = p.nativeOf(ev.vm.Variables, st)
 	return ev
 }
 

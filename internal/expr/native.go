@@ -23,14 +23,15 @@ type native func(row record.Row, ctx context.Context) any
 
 // nativeOf compiles the tree for one evaluator, whose VM variables hold the
 // functions made for it; nil when some node is not covered.
-func (p *Program) nativeOf(vars []any) native {
-	c := nativeCompiler{p: p, vars: vars}
+func (p *Program) nativeOf(vars []any, st *evalState) native {
+	c := nativeCompiler{p: p, vars: vars, st: st}
 	return c.compile(p.prog.Node())
 }
 
 type nativeCompiler struct {
 	p    *Program
 	vars []any
+	st   *evalState // the evaluator's, shared with its VM functions
 }
 
 func (c *nativeCompiler) compile(n ast.Node) native {
@@ -211,6 +212,9 @@ func (c *nativeCompiler) call(n *ast.CallNode) native {
 			return nil
 		}
 		a, b := args[0], args[1]
+		if op, ok := decOps[id.Value]; ok {
+			return c.decimal(op, f, a, b)
+		}
 		return func(row record.Row, ctx context.Context) any { return f(a(row, ctx), b(row, ctx)) }
 	case func(a any) any:
 		if len(args) != 1 {
@@ -220,6 +224,38 @@ func (c *nativeCompiler) call(n *ast.CallNode) native {
 		return func(row record.Row, ctx context.Context) any { return f(a(row, ctx)) }
 	}
 	return nil
+}
+
+// decOps are the operator functions decimal computes without their
+// general rules, for a decimal and a decimal or an int64.
+var decOps = map[string]func(x, y record.Dec) record.Dec{
+	"$add": record.Dec.Add,
+	"$sub": record.Dec.Sub,
+	"$mul": record.Dec.Mul,
+}
+
+// decimal computes op when the operands are a decimal and a decimal or an
+// int64, as arith does (see decArith), and leaves other operands to the
+// operator's function f.
+func (c *nativeCompiler) decimal(op func(x, y record.Dec) record.Dec, f func(a, b any) any, a, b native) native {
+	st := c.st
+	return func(row record.Row, ctx context.Context) any {
+		av, bv := a(row, ctx), b(row, ctx)
+		switch x := av.(type) {
+		case record.Dec:
+			switch y := bv.(type) {
+			case record.Dec:
+				return st.dec(op(x, y))
+			case int64:
+				return st.dec(op(x, record.DecFromInt(y)))
+			}
+		case int64:
+			if y, ok := bv.(record.Dec); ok {
+				return st.dec(op(record.DecFromInt(x), y))
+			}
+		}
+		return f(av, bv)
+	}
 }
 
 // runNative evaluates the native expression; ok is false when it failed,

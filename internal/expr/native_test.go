@@ -38,7 +38,7 @@ func TestNativeMatchesVM(t *testing.T) {
 		`qty * 2 + order_id`, `qty > 2 && order_id != 7`, `qty < 1 || score >= 0.5`, `!active`, `not active`, `-qty`, `-unit_price`,
 		`score * 100 + qty`, `qty / 2`, `qty % 2`, `unit_price - 1.5`, `unit_price / qty`, `unit_price / 0`, `qty > 1 ? "many" : "one"`,
 		`qty in [1, 3]`, `status in ["shipped", "paid"]`, `lookup("fx", name)?.rate`, `lookup("fx", status).rate`, `nil`, `true`,
-		`ordered_at < run_time`, `unit_price > 10 && unit_price <= 20.5`, `(qty + 1) * (order_id - 2)`, `qty == nil`, `+qty`,
+		`ordered_at < run_time`, `unit_price + unit_price - qty`, `qty * unit_price * unit_price`, `unit_price > 10 && unit_price <= 20.5`, `(qty + 1) * (order_id - 2)`, `qty == nil`, `+qty`,
 	} {
 		t.Run(src, func(t *testing.T) {
 			p := mustCompile(t, src, e)
