@@ -286,11 +286,14 @@ func (r *runner) run(ctx context.Context) (res *Result, err error) {
 			}
 		}
 	}()
+	if r.opts.MemoryBudget > 0 { // lookups load with the run's collector settings
+		tuneMemory(r.opts.MemoryBudget)
+	}
 	if err := r.openLookups(ctx); err != nil {
 		return res, err
 	}
 	defer r.closeLookups()
-	if r.opts.MemoryBudget > 0 {
+	if r.opts.MemoryBudget > 0 { // and what they hold is left room
 		tuneMemory(r.opts.MemoryBudget)
 	}
 
