@@ -6,6 +6,10 @@
 #   bash bench/run.sh                          # 1M rows
 #   BENCH_ROWS="1000000 10000000" bash bench/run.sh
 #   BENCH_SCENARIOS=pg bash bench/run.sh       # only the PostgreSQL scenarios (files, pg)
+#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (default 3; 1 at 10M rows)
+#
+# Each command runs BENCH_REPEAT times, in turn with the others, and its
+# best time counts: the ratios then hold while the load of the machine drifts.
 #
 # File scenarios:
 #   a  CSV → filter + map → JSONL
@@ -54,6 +58,16 @@ measure() {
   echo "$secs $rss"
 }
 
+# keep VAR "SECONDS RSS": VAR becomes the least seconds and the largest RSS
+# seen so far ("" before the first).
+keep() {
+  local cur=${!1} s r cs cr
+  if [ -z "$2" ]; then echo "a measured command failed ($1)" >&2; exit 1; fi
+  read -r s r <<<"$2"
+  if [ -z "$cur" ]; then printf -v "$1" '%s %s' "$s" "$r"; return; fi
+  read -r cs cr <<<"$cur"
+  printf -v "$1" '%s %s' "$(awk -v a="$s" -v b="$cs" 'BEGIN { print (a < b ? a : b) }')" "$((r > cr ? r : cr))"
+}
 pipeline() { # scenario rows
   local s=$1 rows=$2 f="$out/$1-$2.yaml"
   local enrich="" lookups="" sink
@@ -96,11 +110,23 @@ done
 if [[ " $scenarios " == *" files "* ]]; then
 printf '\n%-10s %-34s %12s %10s %10s %10s\n' rows scenario rows/s vs_miller vs_loop rss_MiB
 for rows in $rows_list; do
-  read -r loop_s loop_rss < <(measure "$out/readloop" "$data/orders-$rows.csv")
-  # Miller writes its JSONL to a file beside Backbone's, as Backbone does
-  # (which also syncs it to disk at its commit).
-  read -r mlr_s mlr_rss < <(measure mlr --icsv --ojsonl --from "$data/orders-$rows.csv" \
-    filter '$status != "cancelled"' then put '$total = $qty * $unit_price' then tee "$out/mlr-$rows.jsonl" then nothing)
+  # Each command runs BENCH_REPEAT times (3 by default, 1 at 10M rows and
+  # more), in turn with the others, and its best time counts.
+  n=${BENCH_REPEAT:-$([ "$rows" -ge 10000000 ] && echo 1 || echo 3)}
+  loop=""; mlr=""; best_a=""; best_b=""; best_c=""
+  for ((i = 0; i < n; i++)); do
+    keep loop "$(measure "$out/readloop" "$data/orders-$rows.csv")"
+    # Miller writes its JSONL to a file beside Backbone's, as Backbone does
+    # (which also syncs it to disk at its commit).
+    keep mlr "$(measure mlr --icsv --ojsonl --from "$data/orders-$rows.csv" \
+      filter '$status != "cancelled"' then put '$total = $qty * $unit_price' then tee "$out/mlr-$rows.jsonl" then nothing)"
+    for s in a b c; do
+      f=$(pipeline "$s" "$rows")
+      keep "best_$s" "$(measure "$out/backbone" run -q "$f")"
+    done
+  done
+  read -r loop_s loop_rss <<<"$loop"
+  read -r mlr_s mlr_rss <<<"$mlr"
   loop_rate=$(awk -v r="$rows" -v s="$loop_s" 'BEGIN { printf "%d", r / s }')
   mlr_rate=$(awk -v r="$rows" -v s="$mlr_s" 'BEGIN { printf "%d", r / s }')
   printf '%-10s %-34s %12s %10s %10s %10d\n' "$rows" "encoding/csv read loop" "$loop_rate" "-" "1.00" $((loop_rss / 1024))
@@ -108,8 +134,8 @@ for rows in $rows_list; do
     "$(awk -v a="$mlr_rate" -v b="$loop_rate" 'BEGIN { printf "%.2f", a / b }')" $((mlr_rss / 1024))
   a_s=""
   for s in a b c; do
-    f=$(pipeline "$s" "$rows")
-    read -r bb_s bb_rss < <(measure "$out/backbone" run -q "$f")
+    best="best_$s"
+    read -r bb_s bb_rss <<<"${!best}"
     [ "$s" = a ] && a_s=$bb_s
     rate=$(awk -v r="$rows" -v s="$bb_s" 'BEGIN { printf "%d", r / s }')
     case $s in
@@ -149,16 +175,6 @@ orders_schema="{order_id: int, customer_id: int, qty: int, unit_price: decimal, 
 table() { psqlq -c "DROP TABLE IF EXISTS $S.$1; CREATE TABLE $S.$1 ($orders_ddl${2:+, $2})"; }
 rate() { awk -v r="$1" -v s="$2" 'BEGIN { printf "%d", r / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-# keep VAR "SECONDS RSS": VAR becomes the least seconds and the largest RSS
-# seen so far ("" before the first).
-keep() {
-  local cur=${!1} s r cs cr
-  if [ -z "$2" ]; then echo "a measured command failed ($1)" >&2; exit 1; fi
-  read -r s r <<<"$2"
-  if [ -z "$cur" ]; then printf -v "$1" '%s %s' "$s" "$r"; return; fi
-  read -r cs cr <<<"$cur"
-  printf -v "$1" '%s %s' "$(awk -v a="$s" -v b="$cs" 'BEGIN { print (a < b ? a : b) }')" "$((r > cr ? r : cr))"
-}
 # bbrun NAME YAML_BODY: a pipeline NAME with a fresh state store and no
 # checkpoint in the target, run under /usr/bin/time: "seconds rss_kib".
 bbrun() {
