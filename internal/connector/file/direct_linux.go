@@ -32,6 +32,8 @@ type directWriter struct {
 	done   chan struct{} // closed when the writing goroutine ended
 	err    error         // the first write error; read once done is closed or a buffer came back
 	direct bool          // O_DIRECT is on (the writing goroutine's, until done)
+	// writeFile writes to f: f.Write, or a test's stand-in.
+	writeFile func(b []byte) (int, error)
 }
 
 // directBuffers is how many buffers a directWriter fills and writes in
@@ -45,7 +47,7 @@ func newSinkWriter(f *os.File) flushWriter {
 		return newBufferedSinkWriter(f)
 	}
 	w := &directWriter{f: f, full: make(chan []byte, directBuffers), free: make(chan []byte, directBuffers),
-		done: make(chan struct{}), direct: true}
+		done: make(chan struct{}), direct: true, writeFile: f.Write}
 	for range directBuffers {
 		raw := make([]byte, directBuffer+directAlign)
 		off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (directAlign - 1))
@@ -109,16 +111,16 @@ func (w *directWriter) Write(p []byte) (int, error) {
 }
 
 // write writes b, aligned in memory and length when direct. A file system
-// that refuses a direct write gets this one and the rest through the page
-// cache.
+// that refuses a direct write gets the rest of b, and of the file, through
+// the page cache.
 func (w *directWriter) write(b []byte) error {
-	_, err := w.f.Write(b)
+	n, err := w.writeFile(b)
 	if err != nil && w.direct && errors.Is(err, unix.EINVAL) {
 		if serr := setDirect(w.f, false); serr != nil {
 			return err
 		}
 		w.direct = false
-		_, err = w.f.Write(b)
+		_, err = w.writeFile(b[n:]) // what was written is in the file already
 	}
 	return err
 }

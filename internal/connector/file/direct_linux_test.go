@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
 )
 
 // A sink file holds exactly the bytes written, in order, whatever the
@@ -68,5 +69,54 @@ func TestSinkWriterDiscardEnds(t *testing.T) {
 	}
 	if d, ok := w.(interface{ discard() }); ok {
 		d.discard()
+	}
+}
+
+// A file system that refuses a direct write after part of a buffer went
+// out gets the rest of that buffer, and of the file, through the page
+// cache: the file holds each byte once, in order.
+func TestSinkWriterFallsBackMidFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, ok := newSinkWriter(f).(*directWriter)
+	if !ok {
+		t.Skip("this file system refuses direct writes from the start")
+	}
+	calls := 0
+	w.writeFile = func(b []byte) (int, error) {
+		calls++
+		if calls == 2 { // the second buffer: half of it, then refused
+			n, err := f.Write(b[:len(b)/2])
+			if err != nil {
+				return n, err
+			}
+			return n, unix.EINVAL
+		}
+		return f.Write(b)
+	}
+	want := make([]byte, 4*directBuffer+777)
+	rng := rand.New(rand.NewPCG(3, 9))
+	for i := range want {
+		want[i] = byte(rng.IntN(256))
+	}
+	if _, err := w.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if w.direct || calls < 4 {
+		t.Fatalf("direct %v after %d writes: want the page cache after the refusal", w.direct, calls)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the file holds %d bytes, not the %d written", len(got), len(want))
 	}
 }
