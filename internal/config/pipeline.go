@@ -157,7 +157,7 @@ var errorFields = []connector.FieldSpec{
 }
 
 var settingsFields = []connector.FieldSpec{
-	{Name: "batch_rows", Type: connector.TInt, Default: "1024", Doc: "Records per batch at most. Unset, a sink that writes larger batches faster gets its own size (4096 for postgres and mysql): smaller batches stay in the CPU's caches while the steps run."},
+	{Name: "batch_rows", Type: connector.TInt, Default: "1024", Doc: "Records per batch at most. Unset, a sink that writes larger batches faster gets its own size (4096 for mysql and a postgres upsert): smaller batches stay in the CPU's caches while the steps run."},
 	{Name: "batch_bytes", Type: connector.TSize, Default: "4MiB", Doc: "Input bytes per batch at most."},
 	{Name: "max_record_bytes", Type: connector.TSize, Default: "16MiB", Doc: "A larger record is rejected, never buffered whole."},
 	{Name: "workers", Type: connector.TInt, Default: "0", Doc: "Step workers per task; 0 means one per core."},
@@ -317,8 +317,10 @@ func Load(path string, raw []byte, opts Options) (*Pipeline, error) {
 		}
 		return nil, c.errs
 	}
-	if !batchRowsSet && p.Sink != nil && p.Sink.Entry.Spec.BatchRows > 0 {
-		p.Settings.Limits.BatchRows = p.Sink.Entry.Spec.BatchRows
+	if sink := p.Sink; !batchRowsSet && sink != nil && sink.Entry.Spec.BatchRows != nil {
+		if n := sink.Entry.Spec.BatchRows(sink.Params); n > 0 {
+			p.Settings.Limits.BatchRows = n
+		}
 	}
 	p.Settings.Limits.BatchRows = max(p.Settings.Limits.BatchRows, 1)
 	return p, nil

@@ -297,7 +297,8 @@ func TestLoadBatchRowsOfTheSink(t *testing.T) {
 		want           int
 	}{
 		{"{type: jsonl, path: out.jsonl}", "", record.DefaultLimits.BatchRows},
-		{"{type: postgres, dsn: 'postgres://h/db', table: t}", "", 4096},
+		{"{type: postgres, dsn: 'postgres://h/db', table: t}", "", record.DefaultLimits.BatchRows},
+		{"{type: postgres, dsn: 'postgres://h/db', table: t, mode: upsert, key: [id]}", "", 4096},
 		{"{type: mysql, dsn: 'u@tcp(h)/db', table: t}", "", 4096},
 		{"{type: postgres, dsn: 'postgres://h/db', table: t}", "settings: {batch_rows: 500}\n", 500},
 		{"{type: jsonl, path: out.jsonl}", "settings: {batch_rows: 8192}\n", 8192},

@@ -216,6 +216,15 @@ type Preparer interface {
 	Prepare(b *record.Batch) error
 }
 
+// Merger is implemented by writers that write a few large batches faster
+// than many small ones, a statement per batch. When consecutive batches of
+// one task that Mergeable accepts are ready at once, the engine writes them
+// as one (record.Merge), whose Prepared MergePrepared makes from theirs.
+type Merger interface {
+	Mergeable(b *record.Batch) bool
+	MergePrepared(merged *record.Batch, parts []*record.Batch) any
+}
+
 // CheckpointLoader is implemented by sinks that store checkpoints with
 // their rows. The engine prefers them over the state store's copy.
 type CheckpointLoader interface {

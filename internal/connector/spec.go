@@ -72,10 +72,10 @@ type Spec struct {
 	// ValueDoc documents a step's value when Shape is not ShapeObject.
 	ValueDoc string
 	Example  string // YAML as it appears in a pipeline
-	// BatchRows, for a sink, is the batch size it writes fastest, which a
-	// pipeline that sets no settings.batch_rows gets; 0 means the default
-	// (record.DefaultLimits).
-	BatchRows int
+	// BatchRows, for a sink, is the batch size it writes fastest with the
+	// configuration p, which a pipeline that sets no settings.batch_rows
+	// gets; nil or 0 means the default (record.DefaultLimits).
+	BatchRows func(p Params) int
 }
 
 // Field returns the spec of a field by name.

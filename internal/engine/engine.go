@@ -922,24 +922,35 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			now.Sub(stagedSince) < r.p.Settings.CommitInterval
 	}
 	held := false // commits held back: see attempt
+	// Batches are merged where commits are batched too: commit_interval 0
+	// commits every batch as it comes.
+	merger, _ := w.(connector.Merger)
+	if len(r.ordered) > 0 || !batched {
+		merger = nil
+	}
+	var next *job // taken from in while merging, not merged
 	for {
 		var j *job
 		var ok bool
-		select {
-		case j, ok = <-in:
-		case <-tick.C:
-			report()
-			continue
-		case <-commitDue: // no batch came to commit what was staged
-			commitDue = nil
-			if held {
+		if next != nil {
+			j, ok, next = next, true, nil
+		} else {
+			select {
+			case j, ok = <-in:
+			case <-tick.C:
+				report()
+				continue
+			case <-commitDue: // no batch came to commit what was staged
+				commitDue = nil
+				if held {
+					continue
+				}
+				if err := r.retry(ctx, "sink commit", commit); err != nil {
+					return cps, err
+				}
+				markDurable()
 				continue
 			}
-			if err := r.retry(ctx, "sink commit", commit); err != nil {
-				return cps, err
-			}
-			markDurable()
-			continue
 		}
 		if !ok {
 			break
@@ -968,6 +979,9 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		b := j.batch
 		if err := r.runSteps(ctx, r.ordered, b); err != nil {
 			return cps, err
+		}
+		if merger != nil && j.ack == nil {
+			b, next = r.mergeReady(merger, j, in)
 		}
 		cp.Pos = b.Pos
 		srcRejects := len(b.Rejects)
@@ -1054,6 +1068,44 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	}
 	report()
 	return cps, nil
+}
+
+// maxMerge is the most batches written as one.
+const maxMerge = 16
+
+// mergeReady makes one batch of j's and those of the jobs after it in
+// that are ready now, of the same task, and that the writer can merge, up
+// to maxMerge batches and CommitBytes of input. It returns the batch and
+// the job it took from in but did not merge, if any.
+func (r *runner) mergeReady(m connector.Merger, j *job, in <-chan *job) (*record.Batch, *job) {
+	if !m.Mergeable(j.batch) {
+		return j.batch, nil
+	}
+	parts := []*record.Batch{j.batch}
+	size := j.batch.Bytes
+	var next *job
+	for len(parts) < maxMerge && size < r.p.Settings.CommitBytes {
+		var nj *job
+		select {
+		case nj = <-in: // nil when in is closed: the loop sees that itself
+		default:
+		}
+		if nj == nil {
+			break
+		}
+		if nj.task != j.task || nj.end || nj.err != nil || nj.ack != nil || !m.Mergeable(nj.batch) {
+			next = nj
+			break
+		}
+		parts = append(parts, nj.batch)
+		size += nj.batch.Bytes
+	}
+	if len(parts) == 1 {
+		return j.batch, next
+	}
+	b := record.Merge(parts)
+	b.Prepared = m.MergePrepared(b, parts)
+	return b, next
 }
 
 // write hands a batch to the sink once. Rows the sink refuses for their

@@ -312,3 +312,44 @@ func sortedKeys(m map[string]any) []string {
 	sort.Strings(keys)
 	return keys
 }
+
+// Merge returns one batch holding the rows of parts, consecutive batches of
+// one origin, in order: their rows, lines, raw texts and rejects, their
+// counts summed, and the position of the last. The parts must be decoded
+// and compacted; they are not changed. One part is returned as it is.
+func Merge(parts []*Batch) *Batch {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	n, lines, raw := 0, false, false
+	for _, p := range parts {
+		n += len(p.Rows)
+		lines = lines || p.Lines != nil
+		raw = raw || p.Raw != nil
+	}
+	last := parts[len(parts)-1]
+	m := &Batch{Schema: last.Schema, Origin: last.Origin, Pos: last.Pos, Rows: make([]Row, 0, n), OwnCap: true}
+	if lines {
+		m.Lines = make([]int64, 0, n)
+	}
+	if raw {
+		m.Raw = make([][]byte, 0, n)
+	}
+	for _, p := range parts {
+		m.Rows = append(m.Rows, p.Rows...)
+		if lines {
+			m.Lines = append(m.Lines, p.Lines...)
+			m.Lines = append(m.Lines, make([]int64, max(0, len(p.Rows)-len(p.Lines)))...) // a part without lines
+		}
+		if raw {
+			m.Raw = append(m.Raw, p.Raw...)
+			m.Raw = append(m.Raw, make([][]byte, max(0, len(p.Rows)-len(p.Raw)))...)
+		}
+		m.Rejects = append(m.Rejects, p.Rejects...)
+		m.Read += p.Read
+		m.Bytes += p.Bytes
+		m.Filtered += p.Filtered
+		m.OwnCap = m.OwnCap && p.OwnCap
+	}
+	return m
+}

@@ -44,7 +44,7 @@ type sinkConfig struct {
 
 var sinkSpec = connector.Spec{
 	Name:      "mysql",
-	BatchRows: 4096, // a COPY or INSERT per batch: fewer round trips
+	BatchRows: func(connector.Params) int { return 4096 }, // an INSERT per batch: fewer round trips
 	Summary:   "Write rows into a table of MySQL or MariaDB, with the checkpoints in the same transaction.",
 	Doc: `Writes rows into an InnoDB table of MySQL or MariaDB (go-sql-driver/mysql, binary-protocol
 prepared statements, the session time zone '+00:00' and a strict sql_mode: a value too long,

@@ -38,7 +38,7 @@ type sinkConfig struct {
 
 var sinkSpec = connector.Spec{
 	Name:      "postgres",
-	BatchRows: 4096, // a COPY or INSERT per batch: fewer round trips
+	BatchRows: sinkBatchRows,
 	Summary:   "Write rows into a PostgreSQL table with COPY, with the checkpoints in the same transaction.",
 	Doc: `Writes rows into a PostgreSQL table with the COPY protocol, in a transaction that also stores
 the pipeline's checkpoints in the table backbone_checkpoints of the same schema (versioned in
@@ -85,6 +85,16 @@ clock of the pipeline's zone (UTC by default).`,
   table: orders_enriched
   mode: upsert
   key: order_id`,
+}
+
+// sinkBatchRows is the batch size of an upsert, which copies and inserts
+// each batch apart: fewer round trips. Appends are merged (Merger).
+func sinkBatchRows(p connector.Params) int {
+	cfg := sinkConfig{Mode: modeAppend}
+	if p.Decode(&cfg) == nil && cfg.Mode == modeUpsert {
+		return 4096
+	}
+	return 0
 }
 
 func newSink(p connector.Params) (connector.Sink, error) {

@@ -841,3 +841,83 @@ func TestRedactDSN(t *testing.T) {
 		}
 	}
 }
+
+// Batches encoded apart and merged are written as one COPY: the rows a
+// table refuses are found by their place in the merged batch, the others
+// are stored. An upsert does not merge.
+func TestSinkMergedBatchesFindTheBadRows(t *testing.T) {
+	p := newPG(t)
+	p.exec("CREATE TABLE kv (k varchar(5) NOT NULL, n integer CHECK (n >= 0), v text UNIQUE)")
+	env := testEnv(t)
+	w := openWriter(t, env, buildSink(t, p.yaml("table: kv\nmode: append")), kv)
+	m, ok := w.(connector.Merger)
+	if !ok {
+		t.Fatal("the append writer does not merge")
+	}
+	poison := map[int]string{
+		0:    "value too long for type character varying(5)",
+		2499: `violates check constraint "kv_n_check"`,
+		2500: `duplicate key value violates unique constraint "kv_v_key"`,
+		9999: "value too long for type character varying(5)",
+	}
+	var parts []*record.Batch
+	for part := range 4 {
+		rows := make([]record.Row, 2500)
+		for j := range rows {
+			i := part*2500 + j
+			rows[j] = record.Row{fmt.Sprintf("k%d", i), int64(i), fmt.Sprint("v", i)}
+			switch {
+			case strings.Contains(poison[i], "too long"):
+				rows[j][0] = "k-too-long"
+			case strings.Contains(poison[i], "check"):
+				rows[j][1] = int64(-1)
+			case strings.Contains(poison[i], "unique"):
+				rows[j][2] = "v1"
+			}
+		}
+		b := &record.Batch{Schema: kv, Rows: rows}
+		if err := w.(connector.Preparer).Prepare(b); err != nil {
+			t.Fatal(err)
+		}
+		if !m.Mergeable(b) {
+			t.Fatalf("part %d is not mergeable", part)
+		}
+		parts = append(parts, b)
+	}
+	merged := record.Merge(parts)
+	merged.Prepared = m.MergePrepared(merged, parts)
+	n, err := w.Write(context.Background(), merged)
+	var be *connector.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("Write: %v, want a *BatchError", err)
+	}
+	got := map[int]string{}
+	for _, re := range be.Rows {
+		got[re.Index] = re.Err.Error()
+	}
+	if len(got) != len(poison) || n != 10000-len(poison) {
+		t.Errorf("refused rows %v (n %d), want %v", got, n, poison)
+	}
+	for i, why := range poison {
+		if !strings.Contains(got[i], why) {
+			t.Errorf("row %d: error %q, want it to contain %q", i, got[i], why)
+		}
+	}
+	commit(t, w)
+	if got := p.one("SELECT count(*) FROM kv"); got != fmt.Sprint(n) {
+		t.Errorf("%v rows stored, want %d", got, n)
+	}
+	if got := p.one("SELECT count(*) FROM kv WHERE k IN ('k1', 'k2498', 'k2501', 'k7500', 'k9998')"); got != "5" {
+		t.Errorf("%v of the rows around the poison stored, want 5", got)
+	}
+
+	p.exec("CREATE TABLE up (k varchar(5) PRIMARY KEY, n integer, v text)")
+	uw := openWriter(t, env, buildSink(t, p.yaml("table: up\nmode: upsert\nkey: k")), kv)
+	b := &record.Batch{Schema: kv, Rows: []record.Row{{"a", int64(1), "x"}}}
+	if err := uw.(connector.Preparer).Prepare(b); err != nil {
+		t.Fatal(err)
+	}
+	if uw.(connector.Merger).Mergeable(b) {
+		t.Error("an upsert's batch is mergeable")
+	}
+}

@@ -238,6 +238,55 @@ func (w *writer) Prepare(b *record.Batch) error {
 	return nil
 }
 
+// Mergeable implements connector.Merger: in modes append and replace,
+// batches encoded by Prepare are copied as one. (An upsert's batches stay
+// apart: each numbers its rows, by which a key met twice keeps its last.)
+func (w *writer) Mergeable(b *record.Batch) bool {
+	if w.mode() == modeUpsert {
+		return false
+	}
+	e, ok := b.Prepared.(*encoded)
+	return ok && e.w == w && e.n == len(b.Rows) && e.data != nil
+}
+
+// MergePrepared implements connector.Merger: the rendered rows of parts,
+// one after the other; the parts' buffers serve encode again.
+func (w *writer) MergePrepared(merged *record.Batch, parts []*record.Batch) any {
+	size, rows := 0, 0
+	for _, p := range parts {
+		e := p.Prepared.(*encoded)
+		size += len(e.data)
+		rows += len(e.idx)
+	}
+	m := &encoded{w: w, batch: weak.Make(merged), n: len(merged.Rows), data: make([]byte, 0, size),
+		offs: make([]int, 0, rows+1), idx: make([]int, 0, rows)}
+	base := 0
+	for _, p := range parts {
+		e := p.Prepared.(*encoded)
+		if len(e.idx) > 0 {
+			from := e.offs[0]
+			at := len(m.data)
+			m.data = append(m.data, e.data[from:e.offs[len(e.idx)]]...)
+			for i, x := range e.idx {
+				m.offs = append(m.offs, e.offs[i]-from+at)
+				m.idx = append(m.idx, x+base)
+			}
+		}
+		for _, re := range e.bad {
+			re.Index += base
+			m.bad = append(m.bad, re)
+		}
+		m.dups = m.dups || e.dups
+		base += e.n
+		data := e.data[:0]
+		e.data = nil
+		p.Prepared = nil
+		w.buffers.Put(&data)
+	}
+	m.offs = append(m.offs, len(m.data))
+	return m
+}
+
 func (w *writer) encodedFor(b *record.Batch) *encoded {
 	if e, ok := b.Prepared.(*encoded); ok && e.w == w && e.n == len(b.Rows) && e.data != nil {
 		return e
