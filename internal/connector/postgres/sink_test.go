@@ -515,14 +515,7 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 				poison[9998] = `key field "k" is null`
 			}
 			n, err := w.Write(context.Background(), &record.Batch{Schema: kv, Rows: rows})
-			var be *connector.BatchError
-			if !errors.As(err, &be) {
-				t.Fatalf("Write: %v, want a *BatchError", err)
-			}
-			got := map[int]string{}
-			for _, re := range be.Rows {
-				got[re.Index] = re.Err.Error()
-			}
+			got := refusedRows(t, err)
 			if len(got) != len(poison) {
 				t.Errorf("refused rows %v, want %v", got, poison)
 			}
@@ -543,6 +536,21 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 			}
 		})
 	}
+}
+
+// refusedRows returns the error of each row a Write refused, by index,
+// failing the test unless err is a *BatchError.
+func refusedRows(t *testing.T, err error) map[int]string {
+	t.Helper()
+	var be *connector.BatchError
+	if !errors.As(err, &be) {
+		t.Fatalf("Write: %v, want a *BatchError", err)
+	}
+	got := map[int]string{}
+	for _, re := range be.Rows {
+		got[re.Index] = re.Err.Error()
+	}
+	return got
 }
 
 func TestSplitAround(t *testing.T) {
@@ -887,14 +895,7 @@ func TestSinkMergedBatchesFindTheBadRows(t *testing.T) {
 	merged := record.Merge(parts)
 	merged.Prepared = m.MergePrepared(merged, parts)
 	n, err := w.Write(context.Background(), merged)
-	var be *connector.BatchError
-	if !errors.As(err, &be) {
-		t.Fatalf("Write: %v, want a *BatchError", err)
-	}
-	got := map[int]string{}
-	for _, re := range be.Rows {
-		got[re.Index] = re.Err.Error()
-	}
+	got := refusedRows(t, err)
 	if len(got) != len(poison) || n != 10000-len(poison) {
 		t.Errorf("refused rows %v (n %d), want %v", got, n, poison)
 	}
