@@ -131,6 +131,10 @@ func DecFromFloat(f float64) (Dec, error) {
 // Scale is the number of digits after the point.
 func (d Dec) Scale() int32 { return d.scale }
 
+// Unscaled returns the decimal's digits as an integer, d × 10^Scale, when it
+// fits in an int64.
+func (d Dec) Unscaled() (int64, bool) { return d.small, d.big == nil }
+
 func (d Dec) bigInt() *big.Int {
 	if d.big != nil {
 		return d.big

@@ -198,8 +198,16 @@ func appendBinaryValue(dst []byte, v any, c copyColumn, loc *time.Location, scra
 		*scratch = (*scratch)[:0]
 		switch x := v.(type) {
 		case record.Dec:
+			if u, ok := x.Unscaled(); ok {
+				if out, ok := appendNumericSmall(dst, u, x.Scale()); ok {
+					return out, nil
+				}
+			}
 			*scratch = x.AppendText(*scratch)
 		case int64:
+			if out, ok := appendNumericSmall(dst, x, 0); ok {
+				return out, nil
+			}
 			*scratch = strconv.AppendInt(*scratch, x, 10)
 		case float64:
 			if math.IsNaN(x) || math.IsInf(x, 0) {
@@ -439,6 +447,54 @@ func appendNumeric(dst, text []byte) ([]byte, error) {
 		dst = binary.BigEndian.AppendUint16(dst, d)
 	}
 	return dst, nil
+}
+
+// appendNumericSmall appends the numeric u × 10^-scale as appendNumeric
+// does its text, from the integer: base-10000 digits aligned on the point,
+// without leading or trailing zero digits. ok is false for a negative
+// scale, or an integer too long once its fraction fills whole digits.
+func appendNumericSmall(dst []byte, u int64, scale int32) (out []byte, ok bool) {
+	if scale < 0 || scale > 0x3FFF {
+		return dst, false
+	}
+	m := uint64(u)
+	if u < 0 {
+		m = uint64(-(u + 1)) + 1
+	}
+	pad := (4 - scale%4) % 4 // zeros that make the fraction whole digits
+	for range pad {
+		if m > math.MaxUint64/10 {
+			return dst, false
+		}
+		m *= 10
+	}
+	frac := int((scale + pad) / 4)
+	var groups [5]uint16 // least significant first; 10000^5 > 2^64
+	n := 0
+	for ; m > 0; n++ {
+		groups[n] = uint16(m % 10000)
+		m /= 10000
+	}
+	lo := 0
+	for lo < n && groups[lo] == 0 {
+		lo++
+	}
+	nd, weight, sign := n-lo, 0, uint16(0)
+	if nd > 0 {
+		weight = n - 1 - frac
+		if u < 0 {
+			sign = 0x4000
+		}
+	}
+	dst = binary.BigEndian.AppendUint32(dst, uint32(8+2*nd))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(nd))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(int16(weight)))
+	dst = binary.BigEndian.AppendUint16(dst, sign)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(scale))
+	for i := n - 1; i >= lo; i-- {
+		dst = binary.BigEndian.AppendUint16(dst, groups[i])
+	}
+	return dst, true
 }
 
 func appendNumericSpecial(dst []byte, f float64) []byte {

@@ -27,6 +27,11 @@ func TestNumericBinaryRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
+		if u, ok := d.Unscaled(); ok { // from the integer, the same bytes
+			if small, ok := appendNumericSmall(nil, u, d.Scale()); ok && !bytes.Equal(small, enc) {
+				t.Fatalf("%q: from the integer % x, from the text % x", s, small, enc)
+			}
+		}
 		body := numericBody(t, enc)
 		if got := string(appendNumericText(nil, body)); got != d.String() {
 			t.Errorf("%s: text %q", s, got)
@@ -39,7 +44,8 @@ func TestNumericBinaryRoundTrip(t *testing.T) {
 }
 
 func FuzzNumericRoundTrip(f *testing.F) {
-	for _, s := range []string{"0", "-0.0001", "12.5000", "1e3", "123456789012345678901234567890.000000001", "0.00000000001", "-5"} {
+	for _, s := range []string{"0", "-0.0001", "12.5000", "1e3", "123456789012345678901234567890.000000001", "0.00000000001", "-5",
+		"-9223372036854775808", "9223372036854775807", "922337203685477580.7", "0.000", "-12.3400", "10000", "5295.409455"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -50,6 +56,11 @@ func FuzzNumericRoundTrip(f *testing.F) {
 		enc, err := appendNumeric(nil, d.AppendText(nil))
 		if err != nil {
 			t.Fatalf("%s: %v", s, err)
+		}
+		if u, ok := d.Unscaled(); ok { // from the integer, the same bytes
+			if small, ok := appendNumericSmall(nil, u, d.Scale()); ok && !bytes.Equal(small, enc) {
+				t.Fatalf("%q: from the integer % x, from the text % x", s, small, enc)
+			}
 		}
 		body := numericBody(t, enc)
 		if got := string(appendNumericText(nil, body)); got != d.String() {
