@@ -6,7 +6,7 @@
 #   bash bench/run.sh                          # 1M rows
 #   BENCH_ROWS="1000000 10000000" bash bench/run.sh
 #   BENCH_SCENARIOS=pg bash bench/run.sh       # only the PostgreSQL scenarios (files, pg)
-#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (default 3; 1 at 10M rows)
+#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (files: 5, 1 at 10M rows; PostgreSQL: 3)
 #
 # Each command runs BENCH_REPEAT times, in turn with the others, and its
 # best time counts: the ratios then hold while the load of the machine drifts.
@@ -110,9 +110,9 @@ done
 if [[ " $scenarios " == *" files "* ]]; then
 printf '\n%-10s %-34s %12s %10s %10s %10s\n' rows scenario rows/s vs_miller vs_loop rss_MiB
 for rows in $rows_list; do
-  # Each command runs BENCH_REPEAT times (3 by default, 1 at 10M rows and
+  # Each command runs BENCH_REPEAT times (5 by default, 1 at 10M rows and
   # more), in turn with the others, and its best time counts.
-  n=${BENCH_REPEAT:-$([ "$rows" -ge 10000000 ] && echo 1 || echo 3)}
+  n=${BENCH_REPEAT:-$([ "$rows" -ge 10000000 ] && echo 1 || echo 5)}
   loop=""; mlr=""; best_a=""; best_b=""; best_c=""
   for ((i = 0; i < n; i++)); do
     keep loop "$(measure "$out/readloop" "$data/orders-$rows.csv")"
