@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -294,6 +295,43 @@ func (ix *Index) Add(r record.Row) {
 	ix.strs[string(AppendKey(nil, vals))] = p
 }
 
+// Grow makes room for about n rows in all, so that loading them does not
+// copy the columns as they grow. Columns take their kind from their first
+// value: call it after the first rows.
+func (ix *Index) Grow(n int) {
+	for i := range ix.cols {
+		c := &ix.cols[i]
+		switch c.kind {
+		case kInt:
+			c.ints = growTo(c.ints, n)
+		case kFloat:
+			c.floats = growTo(c.floats, n)
+		case kText:
+			if c.texts != nil {
+				c.texts = growTo(c.texts, n)
+			} else {
+				c.codes = growTo(c.codes, n)
+			}
+		case kDec:
+			c.decs = growTo(c.decs, n)
+		case kTime:
+			c.times = growTo(c.times, n)
+		case kDate:
+			c.dates = growTo(c.dates, n)
+		case kAny:
+			c.anys = growTo(c.anys, n)
+		}
+	}
+}
+
+// growTo returns s with room for n values in all.
+func growTo[T any](s []T, n int) []T {
+	if n > len(s) {
+		return slices.Grow(s, n-len(s))
+	}
+	return s
+}
+
 // add stores v at position p, the column's next.
 func (c *column) add(p int, v any) {
 	if v == nil {
@@ -407,7 +445,7 @@ func (c *column) addText(s string) {
 		return
 	}
 	// Many distinct texts: keep them as they come.
-	c.texts = make([]string, len(c.codes), max(2*len(c.codes), 64))
+	c.texts = make([]string, len(c.codes), max(2*len(c.codes), cap(c.codes), 64)) // the room Grow made
 	for i, code := range c.codes {
 		if !c.null(i) {
 			c.texts[i] = c.dict[code]

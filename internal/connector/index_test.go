@@ -352,3 +352,28 @@ func TestIndexTextKeysFewAndMany(t *testing.T) {
 		check(n)
 	}
 }
+
+// Grow leaves every row in place and findable, whether it asks for more
+// room than the index holds or less.
+func TestIndexGrow(t *testing.T) {
+	schema := record.MustSchema(record.Field{Name: "id", Type: record.Int}, record.Field{Name: "name", Type: record.String},
+		record.Field{Name: "tier", Type: record.String}, record.Field{Name: "amount", Type: record.Decimal})
+	for _, hint := range []int{0, 10, 5000} {
+		ix, err := NewIndex(schema, []string{"id"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3000 {
+			ix.Add(record.Row{int64(i), fmt.Sprintf("name %d", i), []string{"gold", "silver"}[i%2], record.DecFromInt(int64(i))})
+			if i == 99 {
+				ix.Grow(hint)
+			}
+		}
+		for _, i := range []int{0, 99, 100, 1500, 2999} {
+			row, ok, err := ix.Get(context.Background(), []any{int64(i)})
+			if err != nil || !ok || row[1] != fmt.Sprintf("name %d", i) || row[2] != []string{"gold", "silver"}[i%2] || row[3].(record.Dec).Cmp(record.DecFromInt(int64(i))) != 0 {
+				t.Fatalf("hint %d: row %d = %v (%v, %v)", hint, i, row, ok, err)
+			}
+		}
+	}
+}

@@ -185,6 +185,7 @@ type csvReader struct {
 	bufCap int // size of the previous batch's text, to size the next
 
 	deferDecode bool // leave convert to Batch.Decode (the engine's workers)
+	rowsOnly    bool // a lookup's load: rows without their lines and text
 	recsCap     int  // capacity the staging slices needed so far
 	spansCap    int
 	recs        []staged
@@ -413,8 +414,9 @@ func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Bat
 		Origin: r.key,
 		Read:   len(recs),
 		Rows:   make([]record.Row, 0, len(recs)),
-		Lines:  make([]int64, 0, len(recs)),
-		Raw:    make([][]byte, 0, len(recs)),
+	}
+	if !r.rowsOnly {
+		b.Lines, b.Raw = make([]int64, 0, len(recs)), make([][]byte, 0, len(recs))
 	}
 	// Each row gets the room the pipeline's steps will widen it to, so
 	// that they add their fields in place.
@@ -450,8 +452,10 @@ func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Bat
 		}
 		if ok {
 			b.Rows = append(b.Rows, row)
-			b.Lines = append(b.Lines, st.line)
-			b.Raw = append(b.Raw, raw)
+			if !r.rowsOnly {
+				b.Lines = append(b.Lines, st.line)
+				b.Raw = append(b.Raw, raw)
+			}
 		}
 	}
 	return b

@@ -119,7 +119,7 @@ func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Tab
 	// the longest of the three, not their sum.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	r.deferDecode = true
+	r.deferDecode, r.rowsOnly = true, true
 	type pending struct {
 		b       *record.Batch
 		decoded chan struct{}
@@ -162,6 +162,11 @@ func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Tab
 		})
 	}
 	defer func() { cancel(); <-done; decoders.Wait() }() // the reader stops before r is closed
+	var size int64                                       // of an uncompressed file: about how many rows it holds
+	if fi, err := o.f.Stat(); err == nil && o.gz == nil {
+		size = fi.Size()
+	}
+	first := true
 	for p := range inOrder {
 		select {
 		case <-p.decoded:
@@ -176,6 +181,10 @@ func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Tab
 		for _, row := range b.Rows {
 			ix.Add(row)
 		}
+		if first && b.Bytes > 0 && size > 0 { // room for the rows the file holds, as its first rows go
+			ix.Grow(int(min(size*int64(b.Read)/b.Bytes, 1<<26)))
+		}
+		first = false
 	}
 	<-done
 	if readErr != nil {
