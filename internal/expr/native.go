@@ -140,10 +140,9 @@ func (c *nativeCompiler) unary(n *ast.UnaryNode) native {
 	return nil
 }
 
-// binaryOps are the operators the VM runs through a runtime function.
+// binaryOps are the other operators the VM runs through a runtime
+// function (== and != are binary's own).
 var binaryOps = map[string]func(a, b any) any{
-	"==": func(a, b any) any { return runtime.Equal(a, b) },
-	"!=": func(a, b any) any { return !runtime.Equal(a, b) },
 	"<":  func(a, b any) any { return runtime.Less(a, b) },
 	">":  func(a, b any) any { return runtime.More(a, b) },
 	"<=": func(a, b any) any { return runtime.LessOrEqual(a, b) },

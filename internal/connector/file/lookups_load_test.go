@@ -9,13 +9,17 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/goleak"
+
 	"github.com/backbone-etl/backbone/internal/connector"
 )
 
-// Loading a CSV lookup parses and indexes at once: a bad line far into the
-// file still fails the load with its line, a cancelled load stops with the
-// context's error, and every row is there otherwise.
+// Loading a CSV lookup parses, decodes and indexes at once: a bad line far
+// into the file still fails the load with its line, a cancelled load stops
+// with the context's error, and every row is there otherwise; no goroutine
+// of a load stays behind.
 func TestCSVLookupLoadsAcrossBatches(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	env := testEnv(t)
 	env.Limits.BatchRows = 50
 	good := customersCSV(1000)

@@ -434,19 +434,27 @@ func appendNumeric(dst, text []byte) ([]byte, error) {
 	if nd > 0x7FFF || weight > 0x7FFF || weight < -0x8000 {
 		return dst, errors.New("value out of range for type numeric")
 	}
+	return appendNumericDigits(dst, groups[first:last+1], weight, neg, dscale), nil
+}
+
+// appendNumericDigits appends a numeric value: its base-10000 digits, most
+// significant first, without leading or trailing zero digits; the weight
+// of the first; the sign (a value without digits is zero, never negative);
+// the digits shown after the point.
+func appendNumericDigits(dst []byte, digits []uint16, weight int, neg bool, dscale int) []byte {
 	sign := uint16(0)
-	if neg && nd > 0 {
+	if neg && len(digits) > 0 {
 		sign = 0x4000
 	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(8+2*nd))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(nd))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(8+2*len(digits)))
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(digits)))
 	dst = binary.BigEndian.AppendUint16(dst, uint16(int16(weight)))
 	dst = binary.BigEndian.AppendUint16(dst, sign)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(dscale))
-	for _, d := range groups[first : last+1] {
+	for _, d := range digits {
 		dst = binary.BigEndian.AppendUint16(dst, d)
 	}
-	return dst, nil
+	return dst
 }
 
 // appendNumericSmall appends the numeric u × 10^-scale as appendNumeric
@@ -469,32 +477,21 @@ func appendNumericSmall(dst []byte, u int64, scale int32) (out []byte, ok bool) 
 		m *= 10
 	}
 	frac := int((scale + pad) / 4)
-	var groups [5]uint16 // least significant first; 10000^5 > 2^64
-	n := 0
-	for ; m > 0; n++ {
-		groups[n] = uint16(m % 10000)
-		m /= 10000
+	var groups [5]uint16 // 10000^5 > 2^64
+	at := len(groups)    // the digits are groups[at:], filled from the least significant
+	for ; m > 0; m /= 10000 {
+		at--
+		groups[at] = uint16(m % 10000)
 	}
-	lo := 0
-	for lo < n && groups[lo] == 0 {
-		lo++
+	digits := groups[at:]
+	weight := len(digits) - 1 - frac
+	for len(digits) > 0 && digits[len(digits)-1] == 0 {
+		digits = digits[:len(digits)-1]
 	}
-	nd, weight, sign := n-lo, 0, uint16(0)
-	if nd > 0 {
-		weight = n - 1 - frac
-		if u < 0 {
-			sign = 0x4000
-		}
+	if len(digits) == 0 {
+		weight = 0
 	}
-	dst = binary.BigEndian.AppendUint32(dst, uint32(8+2*nd))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(nd))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(int16(weight)))
-	dst = binary.BigEndian.AppendUint16(dst, sign)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(scale))
-	for i := n - 1; i >= lo; i-- {
-		dst = binary.BigEndian.AppendUint16(dst, groups[i])
-	}
-	return dst, true
+	return appendNumericDigits(dst, digits, weight, u < 0, int(scale)), true
 }
 
 func appendNumericSpecial(dst []byte, f float64) []byte {
