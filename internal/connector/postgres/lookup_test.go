@@ -161,7 +161,11 @@ func TestLookupPreloadRefresh(t *testing.T) {
 	}
 	pt.mu.Unlock()
 	p.exec("INSERT INTO c VALUES (3, 'cy')")
-	// Wait for a refresh that started after the insert.
+	// Wait for a refresh that started after the insert: forget those that
+	// ended before it, and the one that may have been under way meanwhile.
+	for len(refreshed) > 0 {
+		<-refreshed
+	}
 	<-refreshed
 	if err := <-refreshed; err != nil {
 		t.Fatal(err)
