@@ -216,13 +216,23 @@ type Preparer interface {
 	Prepare(b *record.Batch) error
 }
 
-// Merger is implemented by writers that write a few large batches faster
-// than many small ones, a statement per batch. When consecutive batches of
-// one task that Mergeable accepts are ready at once, the engine writes them
-// as one (record.Merge), whose Prepared MergePrepared makes from theirs.
-type Merger interface {
-	Mergeable(b *record.Batch) bool
-	MergePrepared(merged *record.Batch, parts []*record.Batch) any
+// Settler is implemented by writers whose Write may return before the
+// database has judged the rows: a writer that keeps one statement open
+// across batches and streams them into it, so that the database never
+// waits for the next statement. Settle waits until every row written so
+// far is judged and returns the rows refused since the last Settle, by the
+// batch they came in. The engine calls it before every Commit, and counts
+// the rows it returns as rejected, not written: they go to the dead letters
+// before the commit that moves the checkpoint past them. A Commit with
+// rows refused and not yet returned by Settle fails.
+type Settler interface {
+	Settle(ctx context.Context) ([]Refusal, error)
+}
+
+// Refusal is the rows of one batch a Settler's database refused.
+type Refusal struct {
+	Batch *record.Batch // as passed to Write
+	Rows  []RowError
 }
 
 // CheckpointLoader is implemented by sinks that store checkpoints with

@@ -846,8 +846,61 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			r.opts.Progress(r.progress(start))
 		}
 	}
+	// A Settler's refused rows become rejects before the commit that
+	// moves the checkpoint past them. ending: the run's last commit, judged
+	// as the end of its input.
+	settler, _ := w.(connector.Settler)
+	unsettled := map[*record.Batch]string{} // Settler: batches written since the last Settle, by task
+	var late []connector.Refusal            // refused, their dead letters not yet stored
+	ending := false
+	var unjudgedBytes int64 // a once writer's input since the last Settle
+	held := false           // commits held back: see attempt
+	// settle stores the dead letters of the rows the sink refused since
+	// the last Settle and judges the error budget with them.
+	settle := func() error {
+		if settler == nil {
+			return nil
+		}
+		refused, err := settler.Settle(ctx)
+		if err != nil {
+			return fmt.Errorf("sink: %w", err)
+		}
+		late = append(late, refused...)
+		if len(late) == 0 {
+			clear(unsettled)
+			return nil
+		}
+		for len(late) > 0 {
+			rf := late[0]
+			task, ok := unsettled[rf.Batch]
+			if !ok {
+				return fmt.Errorf("sink: rows refused of a batch that was not written since the last commit")
+			}
+			rejects := r.sinkRejects(rf.Batch, rf.Rows)
+			if err := r.deadLetters(ctx, task, rf.Batch, rejects); err != nil {
+				return err
+			}
+			late = late[1:]
+			r.written.Add(-int64(len(rejects)))
+			r.countRejects(rejects)
+		}
+		clear(unsettled)
+		if err := r.checkBudget(r.read.Load(), r.rejected.Load(), ending); err != nil {
+			return err
+		}
+		if !ending && r.checkBudget(r.read.Load(), r.rejected.Load(), true) != nil {
+			held = true // see attempt
+		}
+		return nil
+	}
 	commit := func() error {
 		if w == nil || len(pending) == 0 {
+			return nil
+		}
+		if err := settle(); err != nil {
+			return err
+		}
+		if held && !ending {
 			return nil
 		}
 		list := sortedCheckpoints(pending)
@@ -921,36 +974,24 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		return stagedBytes < r.p.Settings.CommitBytes && stagedBatches < info.StageBatches &&
 			now.Sub(stagedSince) < r.p.Settings.CommitInterval
 	}
-	held := false // commits held back: see attempt
-	// Batches are merged where commits are batched too: commit_interval 0
-	// commits every batch as it comes.
-	merger, _ := w.(connector.Merger)
-	if len(r.ordered) > 0 || !batched {
-		merger = nil
-	}
-	var next *job // taken from in while merging, not merged
 	for {
 		var j *job
 		var ok bool
-		if next != nil {
-			j, ok, next = next, true, nil
-		} else {
-			select {
-			case j, ok = <-in:
-			case <-tick.C:
-				report()
-				continue
-			case <-commitDue: // no batch came to commit what was staged
-				commitDue = nil
-				if held {
-					continue
-				}
-				if err := r.retry(ctx, "sink commit", commit); err != nil {
-					return cps, err
-				}
-				markDurable()
+		select {
+		case j, ok = <-in:
+		case <-tick.C:
+			report()
+			continue
+		case <-commitDue: // no batch came to commit what was staged
+			commitDue = nil
+			if held {
 				continue
 			}
+			if err := r.retry(ctx, "sink commit", commit); err != nil {
+				return cps, err
+			}
+			markDurable()
+			continue
 		}
 		if !ok {
 			break
@@ -980,9 +1021,6 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 		if err := r.runSteps(ctx, r.ordered, b); err != nil {
 			return cps, err
 		}
-		if merger != nil && j.ack == nil {
-			b, next = r.mergeReady(merger, j, in)
-		}
 		cp.Pos = b.Pos
 		srcRejects := len(b.Rejects)
 		written := 0
@@ -1001,14 +1039,27 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 			if err := r.checkBudget(r.read.Load()+int64(b.Read), r.rejected.Load()+int64(len(b.Rejects)), false); err != nil {
 				return err
 			}
-			if err := r.deadLetters(ctx, j.task, b); err != nil {
+			if err := r.deadLetters(ctx, j.task, b, b.Rejects); err != nil {
 				return err
+			}
+			if settler != nil {
+				unsettled[b] = j.task
 			}
 			pending[j.task] = cp
 			if j.ack != nil {
 				acks[j.ack] = b.Pos
 			}
 			if info.Once {
+				// Its batches wait for the one commit of the run; those of
+				// a Settler are let go once judged, a commit window at a
+				// time.
+				if settler != nil {
+					unjudgedBytes += max(b.Bytes, 1)
+					if unjudgedBytes >= r.p.Settings.CommitBytes || len(unsettled) >= max(info.StageBatches, 32) {
+						unjudgedBytes = 0
+						return settle()
+					}
+				}
 				return nil
 			}
 			// Over the reject rate before the sample is complete: hold the
@@ -1049,6 +1100,7 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	if err := r.checkBudget(r.read.Load(), r.rejected.Load(), true); err != nil {
 		return cps, err
 	}
+	ending = true
 	if info.Once {
 		// Never retried: a failed commit of a once writer may have lost its
 		// rows, and committing its checkpoints alone would skip them.
@@ -1068,44 +1120,6 @@ func (r *runner) sinkLoop(ctx context.Context, in <-chan *job, prior map[string]
 	}
 	report()
 	return cps, nil
-}
-
-// maxMerge is the most batches written as one.
-const maxMerge = 16
-
-// mergeReady makes one batch of j's and those of the jobs after it in
-// that are ready now, of the same task, and that the writer can merge, up
-// to maxMerge batches and CommitBytes of input. It returns the batch and
-// the job it took from in but did not merge, if any.
-func (r *runner) mergeReady(m connector.Merger, j *job, in <-chan *job) (*record.Batch, *job) {
-	if !m.Mergeable(j.batch) {
-		return j.batch, nil
-	}
-	parts := []*record.Batch{j.batch}
-	size := j.batch.Bytes
-	var next *job
-	for len(parts) < maxMerge && size < r.p.Settings.CommitBytes {
-		var nj *job
-		select {
-		case nj = <-in: // nil when in is closed: the loop sees that itself
-		default:
-		}
-		if nj == nil {
-			break
-		}
-		if nj.task != j.task || nj.end || nj.err != nil || nj.ack != nil || !m.Mergeable(nj.batch) {
-			next = nj
-			break
-		}
-		parts = append(parts, nj.batch)
-		size += nj.batch.Bytes
-	}
-	if len(parts) == 1 {
-		return j.batch, next
-	}
-	b := record.Merge(parts)
-	b.Prepared = m.MergePrepared(b, parts)
-	return b, next
 }
 
 // write hands a batch to the sink once. Rows the sink refuses for their
@@ -1129,8 +1143,13 @@ func (r *runner) write(ctx context.Context, w connector.Writer, b *record.Batch)
 		}
 		return n, nil, nil
 	}
-	rejects := make([]record.Reject, 0, len(be.Rows))
-	for _, re := range be.Rows {
+	return n, r.sinkRejects(b, be.Rows), nil
+}
+
+// sinkRejects makes the rows of b the sink refused rejects of step "sink".
+func (r *runner) sinkRejects(b *record.Batch, rows []connector.RowError) []record.Reject {
+	rejects := make([]record.Reject, 0, len(rows))
+	for _, re := range rows {
 		raw := record.RowJSON(b.Schema, b.Rows[re.Index])
 		if b.Raw != nil && b.Raw[re.Index] != nil {
 			raw = b.Raw[re.Index]
@@ -1141,7 +1160,7 @@ func (r *runner) write(ctx context.Context, w connector.Writer, b *record.Batch)
 		}
 		rejects = append(rejects, record.Reject{Line: line, Step: "sink", Err: r.p.Redactor.Redact(re.Err.Error()), Raw: raw})
 	}
-	return n, rejects, nil
+	return rejects
 }
 
 // maxReadRetries and maxWriteRetries bound the retries of transient
@@ -1199,14 +1218,19 @@ func (r *runner) retry(ctx context.Context, what string, f func() error) error {
 func (r *runner) count(b *record.Batch, written int) {
 	r.read.Add(int64(b.Read))
 	r.written.Add(int64(written))
-	r.rejected.Add(int64(len(b.Rejects)))
 	r.filtered.Add(int64(b.Filtered))
-	if len(b.Rejects) == 0 {
+	r.countRejects(b.Rejects)
+}
+
+// countRejects counts rejects, by step and by reason.
+func (r *runner) countRejects(rejects []record.Reject) {
+	r.rejected.Add(int64(len(rejects)))
+	if len(rejects) == 0 {
 		return
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, rj := range b.Rejects {
+	for _, rj := range rejects {
 		r.byStep[rj.Step]++
 		reason := rj.Err
 		if len(reason) > 120 {
@@ -1261,13 +1285,14 @@ func (r *runner) checkBudget(read, rej int64, end bool) error {
 	return nil
 }
 
-func (r *runner) deadLetters(ctx context.Context, task string, b *record.Batch) error {
-	if len(b.Rejects) == 0 || r.opts.DryRun {
+// deadLetters stores rejects of task, at their lines of b.
+func (r *runner) deadLetters(ctx context.Context, task string, b *record.Batch, rejects []record.Reject) error {
+	if len(rejects) == 0 || r.opts.DryRun {
 		return nil
 	}
 	red := r.p.Redactor
-	dls := make([]state.DeadLetter, len(b.Rejects))
-	for i, rj := range b.Rejects {
+	dls := make([]state.DeadLetter, len(rejects))
+	for i, rj := range rejects {
 		dls[i] = state.DeadLetter{
 			Pipeline: r.p.Name, RunID: r.opts.RunID, Task: red.Redact(task), Loc: red.Redact(b.Loc(rj.Line)),
 			Step: rj.Step, Field: rj.Field, Error: r.p.Redactor.Redact(rj.Err),

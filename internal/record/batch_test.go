@@ -401,23 +401,3 @@ func TestRowCapFollowsDerivedSchemas(t *testing.T) {
 		t.Errorf("Derive from nil: %v, %v", s, err)
 	}
 }
-
-// Merge keeps each row with its line and raw text (empty where a part kept
-// none), sums the counts and takes the last part's position.
-func TestMerge(t *testing.T) {
-	s := MustSchema(Field{Name: "n", Type: Int})
-	a := &Batch{Schema: s, Origin: "f", Rows: []Row{{int64(1)}, {int64(2)}}, Lines: []int64{1, 2}, Raw: [][]byte{[]byte("1"), []byte("2")},
-		Read: 3, Bytes: 30, Filtered: 1, Pos: Position("3"), OwnCap: true}
-	b := &Batch{Schema: s, Origin: "f", Rows: []Row{{int64(5)}}, Lines: []int64{5}, Read: 2, Bytes: 20,
-		Rejects: []Reject{{Line: 4, Err: "bad"}}, Pos: Position("5"), OwnCap: true}
-	m := Merge([]*Batch{a, b})
-	if fmt.Sprint(m.Rows) != "[[1] [2] [5]]" || fmt.Sprint(m.Lines) != "[1 2 5]" || len(m.Raw) != 3 || string(m.Raw[1]) != "2" || m.Raw[2] != nil {
-		t.Fatalf("rows %v lines %v raw %q", m.Rows, m.Lines, m.Raw)
-	}
-	if m.Read != 5 || m.Bytes != 50 || m.Filtered != 1 || len(m.Rejects) != 1 || string(m.Pos) != "5" || !m.OwnCap || m.Origin != "f" {
-		t.Fatalf("merged %+v", m)
-	}
-	if Merge([]*Batch{a}) != a {
-		t.Fatal("one part is not returned as it is")
-	}
-}

@@ -160,8 +160,14 @@ func (s *sinkSuite) writeBatch(t testing.TB, ctx context.Context, w connector.Wr
 	}
 }
 
+// commit settles the writer, as the engine does, and commits.
 func (s *sinkSuite) commit(t testing.TB, w connector.Writer, cps []connector.Checkpoint) {
 	t.Helper()
+	if st, ok := w.(connector.Settler); ok {
+		if refused, err := st.Settle(context.Background()); err != nil || len(refused) > 0 {
+			t.Fatalf("Settle: %v, refused %v", err, refused)
+		}
+	}
 	if err := w.Commit(context.Background(), cps); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
@@ -322,7 +328,6 @@ func (s *sinkSuite) testRefused(t *testing.T) {
 		if tg.Refuse == nil {
 			t.Skip("the target refuses no row")
 		}
-		ctx := context.Background()
 		rows := Rows(20)
 		bad := []int{3, 11}
 		b := newBatch(rows, len(rows))
@@ -336,13 +341,11 @@ func (s *sinkSuite) testRefused(t *testing.T) {
 		}
 		w := s.open(t, tg.Sink(t), env)
 		defer w.Close()
-		n, err := w.Write(ctx, b)
-		checkRefused(t, "a batch with 2 refused rows", n, err, b.Len(), bad)
+		checkRefused(t, "a batch with 2 refused rows", w, b, bad)
 
 		// A batch of refused rows only.
 		all := newBatch([]record.Row{tg.Refuse(Row(21)), tg.Refuse(Row(22))}, 22)
-		n, err = w.Write(ctx, all)
-		checkRefused(t, "a batch of refused rows only", n, err, all.Len(), []int{0, 1})
+		checkRefused(t, "a batch of refused rows only", w, all, []int{0, 1})
 
 		s.commit(t, w, []connector.Checkpoint{cp("t", "22")})
 		checkRows(t, "after Commit, the rows not refused", tg.Stored(t), good, exactlyOnce)
@@ -399,21 +402,49 @@ func (s *sinkSuite) testRefused(t *testing.T) {
 
 // checkRefused checks the answer of a Write of n rows of which the rows at
 // bad are refused.
-func checkRefused(t testing.TB, what string, n int, err error, total int, bad []int) {
+// checkRefused writes b, which holds the rows bad the target refuses, and
+// checks that they are refused by Write, or by Settle when the writer is a
+// connector.Settler, and the others written.
+func checkRefused(t testing.TB, what string, w connector.Writer, b *record.Batch, bad []int) {
 	t.Helper()
+	ctx := context.Background()
+	n, err := w.Write(ctx, b)
+	var got []int
 	var be *connector.BatchError
-	if !errors.As(err, &be) {
+	switch {
+	case errors.As(err, &be):
+		for _, re := range be.Rows {
+			if re.Err == nil || re.Err.Error() == "" {
+				t.Errorf("%s: refused row %d without a reason", what, re.Index)
+			}
+			got = append(got, re.Index)
+		}
+	case err != nil:
+		t.Fatalf("%s: Write: %v", what, err)
+	}
+	if st, ok := w.(connector.Settler); ok {
+		refused, err := st.Settle(ctx)
+		if err != nil {
+			t.Fatalf("%s: Settle: %v", what, err)
+		}
+		for _, rf := range refused {
+			if rf.Batch != b {
+				t.Errorf("%s: Settle refused rows %v of another batch", what, rf.Rows)
+				continue
+			}
+			for _, re := range rf.Rows {
+				if re.Err == nil || re.Err.Error() == "" {
+					t.Errorf("%s: refused row %d without a reason", what, re.Index)
+				}
+				got = append(got, re.Index)
+				n--
+			}
+		}
+	} else if be == nil {
 		t.Fatalf("%s: Write returned n=%d, error %v; want a *connector.BatchError naming rows %v", what, n, err, bad)
 	}
-	if want := total - len(bad); n != want {
-		t.Errorf("%s: Write returned n=%d, want %d (the rows staged)", what, n, want)
-	}
-	var got []int
-	for _, re := range be.Rows {
-		if re.Err == nil || re.Err.Error() == "" {
-			t.Errorf("%s: refused row %d without a reason", what, re.Index)
-		}
-		got = append(got, re.Index)
+	if want := b.Len() - len(bad); n != want {
+		t.Errorf("%s: n=%d rows written, want %d (the rows staged)", what, n, want)
 	}
 	slices.Sort(got)
 	if !slices.Equal(got, bad) {

@@ -16,6 +16,7 @@ type column struct {
 	typeName string // format_type(oid, NULL): "timestamp with time zone"
 	kind     kind
 	notNull  bool // known NOT NULL (a table column declared so)
+	maxChars int  // varchar(n), char(n): n; 0 for any other type
 }
 
 // describe returns the columns of `SELECT * FROM from` without running it.
@@ -30,6 +31,9 @@ func describe(ctx context.Context, c *pgconn.PgConn, from string) ([]column, err
 	var rels, nums []string
 	for i, f := range sd.Fields {
 		cols[i] = column{name: f.Name, oid: f.DataTypeOID, kind: kindOf(f.DataTypeOID)}
+		if (f.DataTypeOID == oidVarchar || f.DataTypeOID == oidBpchar) && f.TypeModifier > 4 {
+			cols[i].maxChars = int(f.TypeModifier) - 4 // the type modifier counts its own 4 bytes
+		}
 		if !seen[f.DataTypeOID] {
 			seen[f.DataTypeOID] = true
 			oids = append(oids, strconv.FormatUint(uint64(f.DataTypeOID), 10))

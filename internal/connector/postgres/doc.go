@@ -37,11 +37,15 @@
 //     Commit and writes the checkpoints into backbone_checkpoints of
 //     db_schema in that transaction: rows and checkpoints move together or
 //     not at all. COPY is binary when every field maps to its column's type
-//     without an input function, text otherwise. A COPY that fails for a
-//     row's sake is undone to a savepoint and split around the line the
-//     server names (else in halves) until the refused rows stand alone:
-//     they come back in a *connector.BatchError with the server's message,
-//     every other row is staged.
+//     without an input function, text otherwise. In modes append and
+//     replace one COPY stays open across batches (stream.go): the server
+//     judges the rows at the end of the statement, and the writer reports
+//     the refused ones by connector.Settler before the Commit. A COPY that
+//     fails for a row's sake is undone to a savepoint; the row the server
+//     names is refused, and the others are sent again (in halves when it
+//     names none) until the refused rows stand alone, with the server's
+//     message. An upsert copies each batch on its own and reports its
+//     refused rows in a *connector.BatchError.
 //
 //   - Modes append and upsert keep the rows accepted since the last Commit
 //     (already encoded) until it succeeds: after a lost connection the next

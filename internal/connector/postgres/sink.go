@@ -54,10 +54,12 @@ never wait during the load. The swap needs a table that nothing else depends on:
 foreign key pointing at it, no trigger, no row security, no partitions or inheritance, no
 publication (the sink refuses such a table when it opens).
 
-A row the database refuses for its own sake (a constraint, a value too long, a value its
-column type cannot read) is rejected alone with PostgreSQL's message: the rows of a failing
-COPY are split in halves under savepoints until the refused rows stand alone, and every other
-row is written. A lost connection, a server shutting down, a deadlock or a serialization
+In modes append and replace the batches stream into one COPY that stays open across them (up
+to 4 MiB of rows, or the commit), so the server never waits for the next statement. A row the
+database refuses for its own sake (a constraint, a value its column type cannot read) is
+rejected alone with PostgreSQL's message: the statement is undone to a savepoint, the row the
+server names is refused, and the others are sent again, so every other row is written. A
+string longer than its varchar(n) or char(n) column is refused before it is sent. A lost connection, a server shutting down, a deadlock or a serialization
 failure is transient: the batch is retried on a new connection. In modes append and upsert
 the rows staged since the last commit are kept until it succeeds, so a retried commit stages
 them again when the connection was lost, and a commit whose outcome the lost connection hid is
@@ -307,7 +309,7 @@ func (s *pgSink) Open(ctx context.Context, env *connector.Env, schema *record.Sc
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	w := &writer{s: s, conn: c, schema: schema, pipeline: env.Pipeline, loc: env.Location, nc: schema.Len()}
+	w := &writer{s: s, conn: c, schema: schema, pipeline: env.Pipeline, loc: env.Location, nc: schema.Len(), streamCap: streamBytes}
 	if w.loc == nil {
 		w.loc = timeUTC
 	}

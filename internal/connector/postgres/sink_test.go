@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,7 +147,7 @@ func TestSinkWritesToExistingColumnTypes(t *testing.T) {
 	}
 	at := time.Date(2024, 1, 1, 23, 30, 0, 999, time.UTC) // 01:30 the next day at +02; 999ns round to 1µs
 	write(t, w, schema, []record.Row{{int64(1), int64(-2), 1.5, "ab", at, at, "{A0EEBC99-9C0B4EF8-BB6D6BB9-BD380A11}", `{"k": 1}`, int64(12)}})
-	n, err := w.Write(context.Background(), &record.Batch{Schema: schema, Rows: []record.Row{
+	n, refused := writeJudged(t, w, &record.Batch{Schema: schema, Rows: []record.Row{
 		{int64(2), int64(40000), nil, nil, nil, nil, nil, nil, nil},
 		{int64(3), nil, nil, nil, nil, nil, "not-a-uuid", nil, nil},
 		{int64(4), nil, nil, nil, nil, nil, nil, "{not json", nil},
@@ -154,15 +155,14 @@ func TestSinkWritesToExistingColumnTypes(t *testing.T) {
 		{int64(6), nil, nil, nil, nil, nil, nil, nil, int64(123456)},
 		{int64(7), nil, nil, nil, nil, nil, nil, nil, nil},
 	}})
-	var be *connector.BatchError
-	if n != 1 || !errors.As(err, &be) {
-		t.Fatalf("Write: n=%d err=%v, want rows 0-4 refused", n, err)
-	}
 	want := []string{"out of range for type smallint", "invalid input syntax for type uuid", "invalid input syntax for type json",
 		"value too long for type character(4)", "numeric field overflow"}
-	for i, re := range be.Rows {
-		if re.Index != i || i >= len(want) || !strings.Contains(re.Err.Error(), want[i]) {
-			t.Errorf("refused row %d: %v, want %q", re.Index, re.Err, want[min(i, len(want)-1)])
+	if n != 1 || len(refused) != len(want) {
+		t.Fatalf("Write: n=%d refused %v, want rows 0-4 refused", n, refused)
+	}
+	for i, why := range want {
+		if !strings.Contains(refused[i], why) {
+			t.Errorf("refused row %d: %q, want %q", i, refused[i], why)
 		}
 	}
 	commit(t, w)
@@ -514,8 +514,7 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 				// A NULL key is refused before the database sees it.
 				poison[9998] = `key field "k" is null`
 			}
-			n, err := w.Write(context.Background(), &record.Batch{Schema: kv, Rows: rows})
-			got := refusedRows(t, err)
+			n, got := writeJudged(t, w, &record.Batch{Schema: kv, Rows: rows})
 			if len(got) != len(poison) {
 				t.Errorf("refused rows %v, want %v", got, poison)
 			}
@@ -660,12 +659,16 @@ func TestSinkReplaceNeverSwapsInLostRows(t *testing.T) {
 	w := openWriter(t, testEnv(t), buildSink(t, p.yaml("table: kv\nmode: replace")), kv)
 	ctx := context.Background()
 	write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+	settle(t, w) // accepted, and held only by the transaction
 	p.terminate()
 	// The rows are gone with the session: this is not a retry-able error,
 	// and no later Commit swaps in a partial table.
 	_, err := w.Write(ctx, &record.Batch{Schema: kv, Rows: []record.Row{{"b", int64(2), "y"}}})
+	if err == nil { // streamed: the loss shows by Settle
+		_, err = w.(connector.Settler).Settle(ctx)
+	}
 	if err == nil || errors.Is(err, connector.ErrTransient) || !strings.Contains(err.Error(), "run must start again") {
-		t.Fatalf("Write after the session was killed: %v, want a permanent error", err)
+		t.Fatalf("Write and Settle after the session was killed: %v, want a permanent error", err)
 	}
 	if err := w.Commit(ctx, nil); err == nil {
 		t.Fatal("Commit after lost rows succeeded")
@@ -693,6 +696,7 @@ func TestSinkSettlesALostCommit(t *testing.T) {
 	}
 	// And when the server rolled it back, the rows are staged again.
 	write(t, w, kv, []record.Row{{"b", int64(2), "y"}})
+	settle(t, w)
 	xid := ww.xid
 	if err := exec(context.Background(), ww.conn, "ROLLBACK"); err != nil {
 		t.Fatal(err)
@@ -706,6 +710,7 @@ func TestSinkSettlesALostCommit(t *testing.T) {
 	// knows its ID as one "in the future": it never committed, and its
 	// rows are staged again.
 	write(t, w, kv, []record.Row{{"c", int64(3), "z"}})
+	settle(t, w)
 	if err := exec(context.Background(), ww.conn, "ROLLBACK"); err != nil {
 		t.Fatal(err)
 	}
@@ -850,75 +855,183 @@ func TestRedactDSN(t *testing.T) {
 	}
 }
 
-// Batches encoded apart and merged are written as one COPY: the rows a
-// table refuses are found by their place in the merged batch, the others
-// are stored. An upsert does not merge.
-func TestSinkMergedBatchesFindTheBadRows(t *testing.T) {
-	p := newPG(t)
-	p.exec("CREATE TABLE kv (k varchar(5) NOT NULL, n integer CHECK (n >= 0), v text UNIQUE)")
-	env := testEnv(t)
-	w := openWriter(t, env, buildSink(t, p.yaml("table: kv\nmode: append")), kv)
-	m, ok := w.(connector.Merger)
-	if !ok {
-		t.Fatal("the append writer does not merge")
-	}
-	poison := map[int]string{
-		0:    "value too long for type character varying(5)",
-		2499: `violates check constraint "kv_n_check"`,
-		2500: `duplicate key value violates unique constraint "kv_v_key"`,
-		9999: "value too long for type character varying(5)",
-	}
-	var parts []*record.Batch
-	for part := range 4 {
-		rows := make([]record.Row, 2500)
-		for j := range rows {
-			i := part*2500 + j
-			rows[j] = record.Row{fmt.Sprintf("k%d", i), int64(i), fmt.Sprint("v", i)}
-			switch {
-			case strings.Contains(poison[i], "too long"):
-				rows[j][0] = "k-too-long"
-			case strings.Contains(poison[i], "check"):
-				rows[j][1] = int64(-1)
-			case strings.Contains(poison[i], "unique"):
-				rows[j][2] = "v1"
+// Batches streamed into one COPY (or, with a small cap, into several, each
+// behind a savepoint) are judged at Settle: the rows the table refuses are
+// reported by batch and index, the rows around them are stored once.
+func TestSinkStreamFindsTheBadRows(t *testing.T) {
+	for _, streamCap := range []int{streamBytes, 30000} {
+		t.Run(fmt.Sprint("cap ", streamCap), func(t *testing.T) {
+			p := newPG(t)
+			p.exec("CREATE TABLE kv (k varchar(5) NOT NULL, n integer CHECK (n >= 0), v text UNIQUE)")
+			env := testEnv(t)
+			w := openWriter(t, env, buildSink(t, p.yaml("table: kv\nmode: append")), kv)
+			w.(*writer).streamCap = streamCap
+			poison := map[int]string{
+				0:    "value too long for type character varying(5)",
+				2499: `violates check constraint "kv_n_check"`,
+				2500: `duplicate key value violates unique constraint "kv_v_key"`,
+				2501: `violates check constraint "kv_n_check"`,
+				9999: "value too long for type character varying(5)",
 			}
-		}
-		b := &record.Batch{Schema: kv, Rows: rows}
-		if err := w.(connector.Preparer).Prepare(b); err != nil {
-			t.Fatal(err)
-		}
-		if !m.Mergeable(b) {
-			t.Fatalf("part %d is not mergeable", part)
-		}
-		parts = append(parts, b)
+			var batches []*record.Batch
+			got := map[int]string{}
+			for part := range 4 {
+				before := len(got)
+				rows := make([]record.Row, 2500)
+				for j := range rows {
+					i := part*2500 + j
+					rows[j] = record.Row{fmt.Sprintf("k%d", i), int64(i), fmt.Sprint("v", i)}
+					switch {
+					case strings.Contains(poison[i], "too long"):
+						rows[j][0] = "k-too-long"
+					case strings.Contains(poison[i], "check"):
+						rows[j][1] = int64(-1)
+					case strings.Contains(poison[i], "unique"):
+						rows[j][2] = "v1"
+					}
+				}
+				b := &record.Batch{Schema: kv, Rows: rows}
+				if err := w.(connector.Preparer).Prepare(b); err != nil {
+					t.Fatal(err)
+				}
+				// A value too long is refused at once, the others by Settle.
+				n, err := w.Write(context.Background(), b)
+				var be *connector.BatchError
+				if errors.As(err, &be) {
+					for _, re := range be.Rows {
+						got[part*2500+re.Index] = re.Err.Error()
+					}
+				} else if err != nil {
+					t.Fatal(err)
+				}
+				if n != len(rows)-len(got)+before {
+					t.Fatalf("Write: %d rows on their way, want %d", n, len(rows)-len(got)+before)
+				}
+				batches = append(batches, b)
+			}
+			refused, err := w.(connector.Settler).Settle(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, rf := range refused {
+				part := slices.Index(batches, rf.Batch)
+				if part < 0 {
+					t.Fatalf("rows refused of a batch not written: %v", rf.Rows)
+				}
+				for _, re := range rf.Rows {
+					got[part*2500+re.Index] = re.Err.Error()
+				}
+			}
+			if len(got) != len(poison) {
+				t.Errorf("refused rows %v, want %v", got, poison)
+			}
+			for i, why := range poison {
+				if !strings.Contains(got[i], why) || !strings.Contains(got[i], `table "kv"`) {
+					t.Errorf("row %d: error %q, want it to contain %q and the table", i, got[i], why)
+				}
+			}
+			if again, err := w.(connector.Settler).Settle(context.Background()); err != nil || len(again) != 0 {
+				t.Errorf("Settle again: %v, %v: want nothing", again, err)
+			}
+			commit(t, w)
+			if got := p.one("SELECT count(*) FROM kv"); got != fmt.Sprint(10000-len(poison)) {
+				t.Errorf("%v rows stored, want %d", got, 10000-len(poison))
+			}
+			if got := p.one("SELECT count(DISTINCT k) FROM kv WHERE k IN ('k1', 'k2498', 'k2502', 'k7500', 'k9998')"); got != "5" {
+				t.Errorf("%v of the rows around the poison stored, want 5", got)
+			}
+		})
 	}
-	merged := record.Merge(parts)
-	merged.Prepared = m.MergePrepared(merged, parts)
-	n, err := w.Write(context.Background(), merged)
-	got := refusedRows(t, err)
-	if len(got) != len(poison) || n != 10000-len(poison) {
-		t.Errorf("refused rows %v (n %d), want %v", got, n, poison)
+}
+
+// A string longer than its varchar(n) or char(n) column is refused before
+// the server sees it, with the server's words; what is past n and only
+// spaces is cut off by the server, as it would be from any client.
+func TestSinkRefusesValuesTooLongAtOnce(t *testing.T) {
+	p := newPG(t)
+	p.exec("CREATE TABLE kv (k varchar(3), n integer, v char(2))")
+	w := openWriter(t, testEnv(t), buildSink(t, p.yaml("table: kv")), kv)
+	n, refused := writeJudged(t, w, &record.Batch{Schema: kv, Rows: []record.Row{
+		{"abcd", int64(0), "x"}, {"äöü", int64(1), "é "}, {"ab  ", int64(2), "xy   "}, {"äöüß", int64(3), nil}, {"a", int64(4), "xyz"},
+	}})
+	if n != 2 || len(refused) != 3 {
+		t.Fatalf("n=%d refused %v, want rows 0, 3 and 4 refused", n, refused)
 	}
-	for i, why := range poison {
-		if !strings.Contains(got[i], why) {
-			t.Errorf("row %d: error %q, want it to contain %q", i, got[i], why)
+	for i, want := range map[int]string{0: `value too long for type character varying(3) (column "k")`,
+		3: `value too long for type character varying(3) (column "k")`, 4: `value too long for type character(2) (column "v")`} {
+		if !strings.Contains(refused[i], want) {
+			t.Errorf("row %d: %q, want %q", i, refused[i], want)
 		}
 	}
 	commit(t, w)
-	if got := p.one("SELECT count(*) FROM kv"); got != fmt.Sprint(n) {
-		t.Errorf("%v rows stored, want %d", got, n)
+	if diff := cmp.Diff([][]any{{"äöü", "1", "é "}, {"ab ", "2", "xy"}}, p.rows("SELECT k, n, v FROM kv ORDER BY n")); diff != "" {
+		t.Errorf("rows (-want +got):\n%s", diff)
 	}
-	if got := p.one("SELECT count(*) FROM kv WHERE k IN ('k1', 'k2498', 'k2501', 'k7500', 'k9998')"); got != "5" {
-		t.Errorf("%v of the rows around the poison stored, want 5", got)
-	}
+}
 
-	p.exec("CREATE TABLE up (k varchar(5) PRIMARY KEY, n integer, v text)")
-	uw := openWriter(t, env, buildSink(t, p.yaml("table: up\nmode: upsert\nkey: k")), kv)
-	b := &record.Batch{Schema: kv, Rows: []record.Row{{"a", int64(1), "x"}}}
-	if err := uw.(connector.Preparer).Prepare(b); err != nil {
+func TestLimitTooLong(t *testing.T) {
+	l := limit{chars: 3}
+	for s, want := range map[string]bool{"": false, "abc": false, "abcd": true, "äöü": false, "äöüß": true,
+		"abc ": false, "abc   ": false, "abc  x": true, "ab\tcd": true, "日本語": false, "日本語 ": false, "日本語の": true} {
+		if got := l.tooLong(s); got != want {
+			t.Errorf("tooLong(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// A Commit with refused rows that Settle did not return fails: they would
+// be lost without a dead letter.
+func TestSinkCommitWithoutSettleKeepsNoRefusal(t *testing.T) {
+	p := newPG(t)
+	p.exec("CREATE TABLE kv (k text, n integer CHECK (n >= 0), v text)")
+	w := openWriter(t, testEnv(t), buildSink(t, p.yaml("table: kv")), kv)
+	if _, err := w.Write(context.Background(), &record.Batch{Schema: kv, Rows: []record.Row{{"a", int64(-1), "x"}, {"b", int64(1), "y"}}}); err != nil {
 		t.Fatal(err)
 	}
-	if uw.(connector.Merger).Mergeable(b) {
-		t.Error("an upsert's batch is mergeable")
+	if err := w.Commit(context.Background(), nil); err == nil || !strings.Contains(err.Error(), "not taken by Settle") {
+		t.Fatalf("Commit: %v, want the refused rows named", err)
 	}
+	if got := p.one("SELECT count(*) FROM kv"); got != "0" {
+		t.Errorf("%v rows stored, want 0", got)
+	}
+}
+
+// settle settles w and fails the test on any refused row.
+func settle(t *testing.T, w connector.Writer) {
+	t.Helper()
+	if refused, err := w.(connector.Settler).Settle(context.Background()); err != nil || len(refused) > 0 {
+		t.Fatalf("Settle: %v, refused %v", err, refused)
+	}
+}
+
+// writeJudged writes rows and settles the writer: the rows written, and the
+// error of each row refused, at Write or at Settle, by index.
+func writeJudged(t *testing.T, w connector.Writer, b *record.Batch) (int, map[int]string) {
+	t.Helper()
+	n, err := w.Write(context.Background(), b)
+	got := map[int]string{}
+	var be *connector.BatchError
+	if errors.As(err, &be) {
+		for _, re := range be.Rows {
+			got[re.Index] = re.Err.Error()
+		}
+	} else if err != nil {
+		t.Fatalf("Write: %v", err)
+	}
+	if s, ok := w.(connector.Settler); ok {
+		refused, err := s.Settle(context.Background())
+		if err != nil {
+			t.Fatalf("Settle: %v", err)
+		}
+		for _, rf := range refused {
+			if rf.Batch != b {
+				t.Fatalf("rows refused of another batch: %v", rf.Rows)
+			}
+			for _, re := range rf.Rows {
+				got[re.Index] = re.Err.Error()
+				n--
+			}
+		}
+	}
+	return n, got
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 	"weak"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -67,14 +68,23 @@ type writer struct {
 	swapped                bool     // replace: the new table was committed in place
 	broken                 error    // rows were lost for good
 
+	limited []limit // string fields bound for varchar(n) or char(n) columns
+
+	stream    *copyStream         // append, replace: the COPY open across Writes (see stream.go)
+	streamCap int                 // bytes of rows after which a stream ends
+	unjudged  []span              // rows sent in the open stream, or lost with it, not judged yet
+	refusals  []connector.Refusal // rows refused since the last Settle
+
 	rowBytes atomic.Int64 // average encoded row size, to size buffers
 	buffers  sync.Pool    // *[]byte: rendered rows of committed batches, for encode to fill again
 }
 
-// span is a run of encoded rows that the table accepted.
+// span is a run of encoded rows: accepted by the table (spans), or sent
+// in a stream and not judged yet (unjudged, which keep their batch b).
 type span struct {
 	enc    *encoded
 	lo, hi int
+	b      *record.Batch
 }
 
 // encoded is a batch in COPY text format: the rows that could be rendered,
@@ -140,6 +150,14 @@ func (w *writer) setup(ctx context.Context) error {
 				continue
 			}
 			w.cols[j].name, oid = t.cols[i].name, t.cols[i].oid
+			if t.cols[i].maxChars > 0 && f.Type == record.String && w.conn.ParameterStatus("server_encoding") == "UTF8" {
+				// Checked here: a value too long costs no statement.
+				typ := "character varying"
+				if oid == oidBpchar {
+					typ = "character"
+				}
+				w.limited = append(w.limited, limit{field: j, chars: t.cols[i].maxChars, typ: fmt.Sprintf("%s(%d)", typ, t.cols[i].maxChars)})
+			}
 		}
 		w.cols[j].target, w.cols[j].bin = targetOf(oid), binaryKind(f.Type, oid)
 	}
@@ -220,10 +238,12 @@ func createdOID(t record.Type) uint32 {
 func (w *writer) Info() connector.WriterInfo {
 	info := connector.WriterInfo{Transactional: true, Once: w.mode() == modeReplace}
 	if !info.Once {
-		// The rows since the last Commit are kept (spans), and each batch
-		// staged after the first sits behind a savepoint of its own: a
+		// The rows since the last Commit are kept (spans). An upsert's
+		// batches after the first sit behind a savepoint each: a
 		// transaction of many more would slow the server's visibility
-		// checks (over 64 subtransactions).
+		// checks (over 64 subtransactions). A stream's rows are undone and
+		// sent again when one is refused: a window of 32 batches bounds
+		// that too.
 		info.StageBatches = 32
 	}
 	return info
@@ -236,55 +256,6 @@ func (w *writer) Prepare(b *record.Batch) error {
 		b.Prepared = w.encode(b)
 	}
 	return nil
-}
-
-// Mergeable implements connector.Merger: in modes append and replace,
-// batches encoded by Prepare are copied as one. (An upsert's batches stay
-// apart: each numbers its rows, by which a key met twice keeps its last.)
-func (w *writer) Mergeable(b *record.Batch) bool {
-	if w.mode() == modeUpsert {
-		return false
-	}
-	e, ok := b.Prepared.(*encoded)
-	return ok && e.w == w && e.n == len(b.Rows) && e.data != nil
-}
-
-// MergePrepared implements connector.Merger: the rendered rows of parts,
-// one after the other; the parts' buffers serve encode again.
-func (w *writer) MergePrepared(merged *record.Batch, parts []*record.Batch) any {
-	size, rows := 0, 0
-	for _, p := range parts {
-		e := p.Prepared.(*encoded)
-		size += len(e.data)
-		rows += len(e.idx)
-	}
-	m := &encoded{w: w, batch: weak.Make(merged), n: len(merged.Rows), data: make([]byte, 0, size),
-		offs: make([]int, 0, rows+1), idx: make([]int, 0, rows)}
-	base := 0
-	for _, p := range parts {
-		e := p.Prepared.(*encoded)
-		if len(e.idx) > 0 {
-			from := e.offs[0]
-			at := len(m.data)
-			m.data = append(m.data, e.data[from:e.offs[len(e.idx)]]...)
-			for i, x := range e.idx {
-				m.offs = append(m.offs, e.offs[i]-from+at)
-				m.idx = append(m.idx, x+base)
-			}
-		}
-		for _, re := range e.bad {
-			re.Index += base
-			m.bad = append(m.bad, re)
-		}
-		m.dups = m.dups || e.dups
-		base += e.n
-		data := e.data[:0]
-		e.data = nil
-		p.Prepared = nil
-		w.buffers.Put(&data)
-	}
-	m.offs = append(m.offs, len(m.data))
-	return m
 }
 
 func (w *writer) encodedFor(b *record.Batch) *encoded {
@@ -329,6 +300,13 @@ rows:
 				continue rows
 			}
 		}
+		for _, l := range w.limited {
+			if s, ok := row[l.field].(string); ok && l.tooLong(s) {
+				e.bad = append(e.bad, connector.RowError{Index: i, Err: fmt.Errorf("postgres: table %q: value too long for type %s (column %q)",
+					w.tableName(), l.typ, w.cols[l.field].name)})
+				continue rows
+			}
+		}
 		ord := -1
 		if upsert {
 			ord = i
@@ -356,6 +334,28 @@ rows:
 		w.rowBytes.Store(int64(len(e.data) / len(e.idx)))
 	}
 	return e
+}
+
+// limit is the most characters a column of type varchar(n) or char(n)
+// takes. Past them the server refuses a value, unless what is past them is
+// spaces, which it cuts off (in a UTF8 database, where characters are code
+// points).
+type limit struct {
+	field int
+	chars int
+	typ   string // as the server names it: "character varying(3)"
+}
+
+func (l limit) tooLong(s string) bool {
+	if len(s) <= l.chars || utf8.RuneCountInString(s) <= l.chars {
+		return false
+	}
+	rest := s
+	for range l.chars {
+		_, size := utf8.DecodeRuneInString(rest)
+		rest = rest[size:]
+	}
+	return strings.TrimLeft(rest, " ") != ""
 }
 
 // repeatedKeys reports whether two of the rows idx of rows share a key.
@@ -425,9 +425,22 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 			return w.result(b, sp.enc.refused)
 		}
 	}
+	if e := w.unjudgedBatch(b); e != nil {
+		return w.result(b, e.refused) // the same: its rows are on their way
+	}
 	e := w.encodedFor(b)
 	bad := slices.Clone(e.bad)
-	if len(e.idx) > 0 {
+	if len(e.idx) > 0 && w.streaming() {
+		// Rows the table refuses are reported by Settle.
+		slices.SortFunc(bad, func(a, b connector.RowError) int { return a.Index - b.Index })
+		e.refused = bad
+		if err := w.begin(ctx); err != nil {
+			return 0, w.fail(ctx, err, len(w.spans), w.staged)
+		}
+		if err := w.send(ctx, span{enc: e, lo: 0, hi: len(e.idx), b: b}); err != nil {
+			return 0, w.fail(ctx, err, len(w.spans), w.staged)
+		}
+	} else if len(e.idx) > 0 {
 		spansBefore, stagedBefore := len(w.spans), w.staged
 		if err := w.begin(ctx); err != nil {
 			return 0, w.fail(ctx, err, spansBefore, stagedBefore)
@@ -486,16 +499,42 @@ func (w *writer) begin(ctx context.Context) error {
 		}
 	}
 	if len(w.spans) > 0 {
-		for _, sp := range w.spans {
-			if err := w.copyRows(ctx, sp.enc, sp.lo, sp.hi, ""); err != nil {
-				if rowError(err) {
-					w.broken = fmt.Errorf("%s: rows accepted before the connection was lost are refused when staged again (%s): the run must start again",
-						w.s.where(), serverMessage(err))
-					return w.broken
-				}
-				return err
+		if err := w.copySpans(ctx, w.spans); err != nil {
+			if rowError(err) {
+				w.broken = fmt.Errorf("%s: rows accepted before the connection was lost are refused when staged again (%s): the run must start again",
+					w.s.where(), serverMessage(err))
+				return w.broken
 			}
+			return err
+		}
+		for _, sp := range w.spans {
 			w.staged += sp.hi - sp.lo
+		}
+	}
+	if len(w.unjudged) > 0 {
+		// Sent in a stream the lost transaction took along: sent again.
+		unjudged := w.unjudged
+		w.unjudged = nil
+		w.openStream(ctx)
+		for _, sp := range unjudged {
+			w.unjudged = append(w.unjudged, sp)
+			if !w.stream.write(sp.bytes()) {
+				break // the outcome says why
+			}
+		}
+	}
+	return nil
+}
+
+// copySpans stages rows accepted before, as one statement.
+func (w *writer) copySpans(ctx context.Context, spans []span) error {
+	if w.mode() != modeUpsert {
+		_, err := w.conn.CopyFrom(ctx, w.spansReader(spans), w.copySQL)
+		return err
+	}
+	for _, sp := range spans {
+		if err := w.copyRows(ctx, sp.enc, sp.lo, sp.hi, ""); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -680,6 +719,13 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 	if err := w.begin(ctx); err != nil {
 		return w.fail(ctx, err, spansBefore, stagedBefore)
 	}
+	if err := w.closeStream(ctx, false); err != nil {
+		return w.fail(ctx, err, len(w.spans), w.staged)
+	}
+	if len(w.refusals) > 0 {
+		// Committing would drop them without a trace.
+		return w.fail(ctx, fmt.Errorf("%d rows refused were not taken by Settle", len(w.refusals)), len(w.spans), w.staged)
+	}
 	if settled := w.settledCps; settled != nil {
 		w.settledCps = nil
 		if sameCheckpoints(settled, cps) {
@@ -756,6 +802,7 @@ func (w *writer) Commit(ctx context.Context, cps []connector.Checkpoint) error {
 // wraps err. When rows of mode replace are lost with the transaction the
 // writer is broken.
 func (w *writer) fail(ctx context.Context, err error, spansBefore, stagedBefore int) error {
+	w.abortStream()
 	if w.broken != nil && errors.Is(err, w.broken) {
 		w.rollback(ctx)
 		return w.broken
@@ -784,6 +831,7 @@ func (w *writer) fail(ctx context.Context, err error, spansBefore, stagedBefore 
 
 // rollback ends the open transaction; when that fails the connection goes.
 func (w *writer) rollback(ctx context.Context) {
+	w.abortStream()
 	if w.conn != nil && (w.inTx || w.conn.TxStatus() != 'I') {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
@@ -795,7 +843,16 @@ func (w *writer) rollback(ctx context.Context) {
 }
 
 func (w *writer) dropConn() {
+	if st := w.stream; st != nil && !st.ended {
+		close(st.abort)
+	}
 	closeConn(w.conn)
+	if st := w.stream; st != nil {
+		if !st.ended {
+			st.err, st.ended = <-st.done, true
+		}
+		w.stream = nil
+	}
 	w.conn = nil
 	w.inTx, w.staged, w.stageDirty = false, 0, false
 }
@@ -805,7 +862,7 @@ func (w *writer) dropConn() {
 func (w *writer) Close() error {
 	w.rollback(context.Background())
 	w.dropConn()
-	w.spans = nil
+	w.spans, w.unjudged, w.refusals = nil, nil, nil
 	return nil
 }
 

@@ -356,9 +356,14 @@ func Write(t testing.TB, w connector.Writer, schema *record.Schema, rows []recor
 	}
 }
 
-// Commit commits w with cps.
+// Commit settles w, as the engine does, and commits it with cps.
 func Commit(t testing.TB, w connector.Writer, cps ...connector.Checkpoint) {
 	t.Helper()
+	if st, ok := w.(connector.Settler); ok {
+		if refused, err := st.Settle(context.Background()); err != nil || len(refused) > 0 {
+			t.Fatalf("Settle: %v, refused %v", err, refused)
+		}
+	}
 	if err := w.Commit(context.Background(), cps); err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
