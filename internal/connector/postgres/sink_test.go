@@ -537,21 +537,6 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 	}
 }
 
-// refusedRows returns the error of each row a Write refused, by index,
-// failing the test unless err is a *BatchError.
-func refusedRows(t *testing.T, err error) map[int]string {
-	t.Helper()
-	var be *connector.BatchError
-	if !errors.As(err, &be) {
-		t.Fatalf("Write: %v, want a *BatchError", err)
-	}
-	got := map[int]string{}
-	for _, re := range be.Rows {
-		got[re.Index] = re.Err.Error()
-	}
-	return got
-}
-
 func TestSplitAround(t *testing.T) {
 	tests := []struct {
 		name   string
