@@ -929,6 +929,55 @@ func TestSinkStreamFindsTheBadRows(t *testing.T) {
 	}
 }
 
+// Many small batches in one stream, with refused rows close together: each
+// refusal undoes the statement and the rows around it are sent again, in
+// statements that may themselves be refused part way through their rows.
+// Every other row is stored once.
+func TestSinkStreamRefusalsCloseTogether(t *testing.T) {
+	p := newPG(t)
+	p.exec("CREATE TABLE kv (k text, n integer CHECK (n >= 0), v text UNIQUE)")
+	w := openWriter(t, testEnv(t), buildSink(t, p.yaml("table: kv")), kv)
+	const batches, per = 200, 50
+	bad := map[int]bool{0: true, 3: true, 120: true, 121: true, 400: true, 2500: true, 2551: true, 7777: true, 9999: true}
+	var written []*record.Batch
+	for part := range batches {
+		rows := make([]record.Row, per)
+		for j := range rows {
+			i := part*per + j
+			rows[j] = record.Row{fmt.Sprint("k", i), int64(i), fmt.Sprint("v", i)}
+			if bad[i] {
+				rows[j][1] = int64(-i - 1)
+			}
+		}
+		b := &record.Batch{Schema: kv, Rows: rows}
+		if n, err := w.Write(context.Background(), b); n != per || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+		written = append(written, b)
+	}
+	refused, err := w.(connector.Settler).Settle(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]bool{}
+	for _, rf := range refused {
+		part := slices.Index(written, rf.Batch)
+		for _, re := range rf.Rows {
+			if got[part*per+re.Index] {
+				t.Errorf("row %d refused twice", part*per+re.Index)
+			}
+			got[part*per+re.Index] = true
+		}
+	}
+	if !maps.Equal(got, bad) {
+		t.Errorf("refused rows %v, want %v", got, bad)
+	}
+	commit(t, w)
+	if got := p.one("SELECT count(*) || ' ' || count(DISTINCT n) || ' ' || sum(n) FROM kv"); got != fmt.Sprintf("%d %d %d", batches*per-len(bad), batches*per-len(bad), (batches*per-1)*batches*per/2-0-3-120-121-400-2500-2551-7777-9999) {
+		t.Errorf("count, distinct and sum of the rows stored: %v", got)
+	}
+}
+
 // A string longer than its varchar(n) or char(n) column is refused before
 // the server sees it, with the server's words; what is past n and only
 // spaces is cut off by the server, as it would be from any client.

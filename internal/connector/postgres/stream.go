@@ -168,8 +168,8 @@ func (w *writer) send(ctx context.Context, sp span) error {
 // are sent again. The rows before it were accepted: in a statement of rows
 // sent once, they go again with the rows after it, as one statement; in a
 // statement that held rows sent again already, they go as a statement of
-// their own, and the rows after it as another, so that no row is sent
-// more than twice over. Without a line named, the rows are split in halves
+// their own (which the server accepts), and the rows after it as another:
+// a row accepted once is sent at most twice more. Without a line named, the rows are split in halves
 // until the refused ones stand alone. With open, the last of those
 // statements stays open, as the stream later Writes go on with.
 func (w *writer) closeStream(ctx context.Context, open bool) error {
@@ -227,12 +227,7 @@ func (w *writer) closeStream(ctx context.Context, open bool) error {
 		if len(todo) > 0 {
 			w.openStream(ctx)
 			w.stream.again = todo[0].again
-			for _, sp := range todo[0].spans {
-				w.unjudged = append(w.unjudged, sp)
-				if !w.stream.write(sp.bytes()) {
-					break // the outcome says why
-				}
-			}
+			w.sendAll(todo[0].spans)
 			todo = todo[1:]
 			if open && len(todo) == 0 {
 				return nil
@@ -240,6 +235,19 @@ func (w *writer) closeStream(ctx context.Context, open bool) error {
 		}
 	}
 	return nil
+}
+
+// sendAll sends spans into the open stream. They are all unjudged once it
+// returns: when the statement ends early, its outcome says why, and the
+// rows it never took are judged with it.
+func (w *writer) sendAll(spans []span) {
+	ok := true
+	for _, sp := range spans {
+		w.unjudged = append(w.unjudged, sp)
+		if ok {
+			ok = w.stream.write(sp.bytes())
+		}
+	}
 }
 
 // accept stages the rows of an accepted statement: they count, and in mode

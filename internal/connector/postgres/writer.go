@@ -516,12 +516,7 @@ func (w *writer) begin(ctx context.Context) error {
 		unjudged := w.unjudged
 		w.unjudged = nil
 		w.openStream(ctx)
-		for _, sp := range unjudged {
-			w.unjudged = append(w.unjudged, sp)
-			if !w.stream.write(sp.bytes()) {
-				break // the outcome says why
-			}
-		}
+		w.sendAll(unjudged)
 	}
 	return nil
 }
