@@ -17,6 +17,7 @@ type column struct {
 	kind     kind
 	notNull  bool // known NOT NULL (a table column declared so)
 	maxChars int  // varchar(n), char(n): n; 0 for any other type
+	scaled   bool // numeric(p, s): values are rounded to its scale
 }
 
 // describe returns the columns of `SELECT * FROM from` without running it.
@@ -31,6 +32,7 @@ func describe(ctx context.Context, c *pgconn.PgConn, from string) ([]column, err
 	var rels, nums []string
 	for i, f := range sd.Fields {
 		cols[i] = column{name: f.Name, oid: f.DataTypeOID, kind: kindOf(f.DataTypeOID)}
+		cols[i].scaled = f.DataTypeOID == oidNumeric && f.TypeModifier >= 0
 		if (f.DataTypeOID == oidVarchar || f.DataTypeOID == oidBpchar) && f.TypeModifier > 4 {
 			cols[i].maxChars = int(f.TypeModifier) - 4 // the type modifier counts its own 4 bytes
 		}

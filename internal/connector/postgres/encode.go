@@ -52,6 +52,7 @@ type copyColumn struct {
 	ftype  record.Type
 	target target
 	bin    binKind // bNone: no binary writing for this field and column
+	scaled bool    // a numeric(p, s) column
 }
 
 // appendCopyRow appends one row in COPY text format, tab-separated and

@@ -58,8 +58,11 @@ In modes append and replace the batches stream into one COPY that stays open acr
 to 4 MiB of rows, or the commit), so the server never waits for the next statement. A row the
 database refuses for its own sake (a constraint, a value its column type cannot read) is
 rejected alone with PostgreSQL's message: the statement is undone to a savepoint, the row the
-server names is refused, and the others are sent again, so every other row is written. A
-string longer than its varchar(n) or char(n) column is refused before it is sent. A lost connection, a server shutting down, a deadlock or a serialization
+server names is refused, and the others are sent again, so every other row is written. Rows the
+sink can judge itself are refused before they are sent, at no cost to the others: a string
+longer than its varchar(n) or char(n) column, and a row that breaks a CHECK constraint made of
+comparisons between an integer or numeric column and a number (qty <= 100, price > 0; on a
+table without triggers). A lost connection, a server shutting down, a deadlock or a serialization
 failure is transient: the batch is retried on a new connection. In modes append and upsert
 the rows staged since the last commit are kept until it succeeds, so a retried commit stages
 them again when the connection was lost, and a commit whose outcome the lost connection hid is

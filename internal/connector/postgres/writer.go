@@ -69,6 +69,7 @@ type writer struct {
 	broken                 error    // rows were lost for good
 
 	limited []limit // string fields bound for varchar(n) or char(n) columns
+	checks  []check // CHECK constraints judged here (checks.go)
 
 	stream    *copyStream         // append, replace: the COPY open across Writes (see stream.go)
 	streamCap int                 // bytes of rows after which a stream ends
@@ -139,6 +140,7 @@ func (w *writer) setup(ctx context.Context) error {
 		}
 	}
 	w.cols = make([]copyColumn, w.nc)
+	oids := make([]uint32, w.nc)
 	var missing []string
 	for j, f := range w.schema.Fields() {
 		w.cols[j] = copyColumn{name: f.Name, ftype: f.Type}
@@ -149,7 +151,7 @@ func (w *writer) setup(ctx context.Context) error {
 				missing = append(missing, f.Name)
 				continue
 			}
-			w.cols[j].name, oid = t.cols[i].name, t.cols[i].oid
+			w.cols[j].name, oid, w.cols[j].scaled = t.cols[i].name, t.cols[i].oid, t.cols[i].scaled
 			if t.cols[i].maxChars > 0 && f.Type == record.String && w.conn.ParameterStatus("server_encoding") == "UTF8" {
 				// Checked here: a value too long costs no statement.
 				typ := "character varying"
@@ -160,10 +162,18 @@ func (w *writer) setup(ctx context.Context) error {
 			}
 		}
 		w.cols[j].target, w.cols[j].bin = targetOf(oid), binaryKind(f.Type, oid)
+		oids[j] = oid
 	}
 	w.binary = !slices.ContainsFunc(w.cols, func(c copyColumn) bool { return c.bin == bNone })
 	if len(missing) > 0 {
 		return fmt.Errorf("the table has no column for field(s) %s (its columns: %s)", strings.Join(missing, ", "), columnNames(t.cols))
+	}
+	// An upsert of key columns alone does nothing to a row it meets: a
+	// CHECK is the server's to judge then.
+	if t.exists && (w.mode() != modeUpsert || len(cfg.Key) < w.nc) {
+		if w.checks, err = loadChecks(ctx, w.conn, t.rel.oid, w.cols, oids); err != nil {
+			return err
+		}
 	}
 	names := make([]string, w.nc)
 	for j, c := range w.cols {
@@ -321,6 +331,11 @@ rows:
 		}
 		if err != nil {
 			e.bad = append(e.bad, connector.RowError{Index: i, Err: fmt.Errorf("postgres: table %q: field %q: %w", w.tableName(), w.schema.Field(j).Name, err)})
+			continue
+		}
+		if ch, c, v := broken(w.checks, row); ch != nil {
+			e.data = e.data[:start]
+			e.bad = append(e.bad, connector.RowError{Index: i, Err: fmt.Errorf("postgres: table %q: %s", w.tableName(), checkMessage(w.tableName(), ch, c, v))})
 			continue
 		}
 		e.offs = append(e.offs, start)
