@@ -6,7 +6,7 @@
 #   bash bench/run.sh                          # 1M rows
 #   BENCH_ROWS="1000000 10000000" bash bench/run.sh
 #   BENCH_SCENARIOS=pg bash bench/run.sh       # only the PostgreSQL scenarios (files, pg)
-#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (files: 5, 1 at 10M rows; PostgreSQL: 3)
+#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (files: 5, PostgreSQL: 3; 1 at 10M rows)
 #
 # Each command runs BENCH_REPEAT times, in turn with the others, and its
 # best time counts: the ratios then hold while the load of the machine drifts.
@@ -159,10 +159,9 @@ fi
 # ---------------------------------------------------------------- PostgreSQL
 # Every Backbone run and its baseline load the same rows into tables of the
 # same DDL (logged), one after the other, BENCH_REPEAT times in turn (3 by
-# default; 1 for a 10M run on a shared machine), and the best time of each
-# side counts: the ratio then holds while the machine's load drifts.
+# default, 1 at 10M rows and more), and the best time of each side counts:
+# the ratio then holds while the machine's load drifts.
 pg_dsn=${BENCH_PG_DSN:-postgres://postgres@127.0.0.1:5432/test}
-repeat=${BENCH_REPEAT:-3}
 S=bench_pg
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 psql_cmd=(psql "$pg_dsn" -X -q -v ON_ERROR_STOP=1)
@@ -212,8 +211,10 @@ if ! command -v pgloader >/dev/null 2>&1; then
   (apt-get update -qq && apt-get install -y -qq pgloader) >/dev/null || echo "pgloader could not be installed: its row is skipped" >&2
 fi
 
-printf '\n%-10s %-44s %9s  %-26s %9s %6s %7s %-4s %8s\n' rows "backbone scenario (best of $repeat)" rows/s baseline rows/s ratio target "" rss_MiB
+printf '\n%-10s %-44s %9s  %-26s %9s %6s %7s %-4s %8s\n' rows "backbone scenario (best of n runs)" rows/s baseline rows/s ratio target "" rss_MiB
 for rows in $rows_list; do
+  repeat=${BENCH_REPEAT:-$([ "$rows" -ge 10000000 ] && echo 1 || echo 3)}
+  echo "$rows rows: each command runs $repeat times" >&2
   csv="$PWD/$data/orders-$rows.csv"
   max_rss=0
   psqlq -c "DROP SCHEMA IF EXISTS $S CASCADE; CREATE SCHEMA $S"
