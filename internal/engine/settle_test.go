@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/backbone-etl/backbone/internal/config"
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/engine"
 	"github.com/backbone-etl/backbone/internal/record"
@@ -71,6 +72,18 @@ func (w *settleWriter) Settle(ctx context.Context) ([]connector.Refusal, error) 
 	return out, nil
 }
 
+// runSettled runs src into sink with commits held only by the writer's
+// window (StageBatches), after edit changes the pipeline.
+func runSettled(t *testing.T, src connector.Source, sink *settleSink, st state.Store, edit func(*config.Pipeline)) (*engine.Result, error) {
+	t.Helper()
+	p := pipeline(t, src, sink)
+	p.Settings.CommitInterval, p.Settings.CommitBytes = time.Hour, 1<<30
+	if edit != nil {
+		edit(p)
+	}
+	return engine.Run(context.Background(), p, engine.Options{Store: st})
+}
+
 // Rows a writer refuses at Settle, after Write took them, are rejects of
 // their own lines: they are dead letters, counted as rejected and not
 // written, every other row lands once, and the checkpoints are the last
@@ -84,9 +97,7 @@ func TestRowsRefusedAtSettle(t *testing.T) {
 			sink := &settleSink{memSink: newMemSink(connector.WriterInfo{Transactional: true, StageBatches: 8}), failSettle: failSettle}
 			sink.refuse = map[int64]bool{7: true, 260: true, 2500: true}
 			st := openStore(t)
-			p := pipeline(t, src, sink)
-			p.Settings.CommitInterval, p.Settings.CommitBytes = time.Hour, 1<<30
-			res, err := engine.Run(context.Background(), p, engine.Options{Store: st})
+			res, err := runSettled(t, src, sink, st, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -136,11 +147,7 @@ func TestRowsRefusedAtSettleJudgedByTheBudget(t *testing.T) {
 	for n := int64(1000); n < 1010; n++ {
 		sink.refuse[n] = true
 	}
-	st := openStore(t)
-	p := pipeline(t, src, sink)
-	p.Settings.CommitInterval, p.Settings.CommitBytes = time.Hour, 1<<30
-	p.Errors.MaxRejects = 5
-	_, err := engine.Run(context.Background(), p, engine.Options{Store: st})
+	_, err := runSettled(t, src, sink, openStore(t), func(p *config.Pipeline) { p.Errors.MaxRejects = 5 })
 	var be *engine.BudgetError
 	if !errors.As(err, &be) {
 		t.Fatalf("run: %v, want the budget exceeded", err)
@@ -164,10 +171,7 @@ func TestOnceWriterSettledByWindows(t *testing.T) {
 	src := &numSource{tasks: map[string]int{"a": 3000}, batch: 50}
 	sink := &settleSink{memSink: newMemSink(connector.WriterInfo{Transactional: true, Once: true})}
 	sink.refuse = map[int64]bool{10: true, 2990: true}
-	st := openStore(t)
-	p := pipeline(t, src, sink)
-	p.Settings.CommitInterval, p.Settings.CommitBytes = time.Hour, 1<<30
-	res, err := engine.Run(context.Background(), p, engine.Options{Store: st})
+	res, err := runSettled(t, src, sink, openStore(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

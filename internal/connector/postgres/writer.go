@@ -1,11 +1,9 @@
 package postgres
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -447,7 +445,6 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 	bad := slices.Clone(e.bad)
 	if len(e.idx) > 0 && w.streaming() {
 		// Rows the table refuses are reported by Settle.
-		slices.SortFunc(bad, func(a, b connector.RowError) int { return a.Index - b.Index })
 		e.refused = bad
 		if err := w.begin(ctx); err != nil {
 			return 0, w.fail(ctx, err, len(w.spans), w.staged)
@@ -687,10 +684,7 @@ func splitAround(lo, hi int, err error) [][2]int {
 // an upsert into the stage and from there into the table. prefix holds
 // statements the COPY's query runs first.
 func (w *writer) copyRows(ctx context.Context, e *encoded, lo, hi int, prefix string) error {
-	var data io.Reader = bytes.NewReader(e.data[e.offs[lo]:e.offs[hi]])
-	if w.binary {
-		data = io.MultiReader(bytes.NewReader(binaryHeader), data, bytes.NewReader(binaryTrailer))
-	}
+	data := w.spansReader([]span{{enc: e, lo: lo, hi: hi}})
 	if w.mode() != modeUpsert {
 		_, err := w.conn.CopyFrom(ctx, data, prefix+w.copySQL)
 		return err
