@@ -37,15 +37,17 @@
 //     Commit and writes the checkpoints into backbone_checkpoints of
 //     db_schema in that transaction: rows and checkpoints move together or
 //     not at all. COPY is binary when every field maps to its column's type
-//     without an input function, text otherwise. In modes append and
-//     replace one COPY stays open across batches (stream.go): the server
-//     judges the rows at the end of the statement, and the writer reports
-//     the refused ones by connector.Settler before the Commit. A COPY that
-//     fails for a row's sake is undone to a savepoint; the row the server
-//     names is refused, and the others are sent again (in halves when it
-//     names none) until the refused rows stand alone, with the server's
-//     message. An upsert copies each batch on its own and reports its
-//     refused rows in a *connector.BatchError.
+//     without an input function, text otherwise. One COPY stays open
+//     across batches (stream.go): the server judges the rows at the end of
+//     the statement, and the writer reports the refused ones by
+//     connector.Settler before the Commit. In mode upsert the COPY fills a
+//     temporary stage, numbering the rows as they are sent, and one INSERT
+//     … ON CONFLICT moves them into the table (with DISTINCT ON the last
+//     row of a key, once a key repeats). A statement that fails for a row's
+//     sake is undone to a savepoint; the row the server names is refused,
+//     and the others are sent again (in halves when it names none, as an
+//     INSERT never does) until the refused rows stand alone, with the
+//     server's message.
 //
 //   - Modes append and upsert keep the rows accepted since the last Commit
 //     (already encoded) until it succeeds: after a lost connection the next

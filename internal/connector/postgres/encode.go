@@ -73,9 +73,22 @@ func appendCopyRow(dst []byte, cols []copyColumn, row record.Row, loc *time.Loca
 	}
 	if ord >= 0 {
 		dst = append(dst, '\t')
-		dst = strconv.AppendInt(dst, int64(ord), 10)
+		dst = appendOrd(dst, ord)
 	}
 	return append(dst, '\n'), 0, nil
+}
+
+// ordDigits is the width of ord in COPY text format: zero-padded, so that
+// setOrds can number the rows again in place.
+const ordDigits = 10
+
+func appendOrd(dst []byte, ord int) []byte {
+	var d [ordDigits]byte
+	for i := ordDigits - 1; i >= 0; i-- {
+		d[i] = byte('0' + ord%10)
+		ord /= 10
+	}
+	return append(dst, d[:]...)
 }
 
 // appendCopyValue appends one value in COPY text format: NULL as \N, text

@@ -22,9 +22,10 @@ const (
 
 // Names the sink gives to the objects it makes.
 const (
-	newSuffix = "__backbone_new"   // replace: the table being loaded
-	stageName = "backbone_stage"   // upsert: the session's temporary table
-	ordColumn = "__backbone_order" // upsert: the row's place in its batch
+	newSuffix  = "__backbone_new" // replace: the table being loaded
+	stageName  = "backbone_stage" // upsert: the session's temporary table
+	stageTable = "pg_temp." + stageName
+	ordColumn  = "__backbone_order" // upsert: the row's place in its batch
 )
 
 type sinkConfig struct {
@@ -44,21 +45,24 @@ var sinkSpec = connector.Spec{
 the pipeline's checkpoints in the table backbone_checkpoints of the same schema (versioned in
 backbone_meta): a crash at any instant neither loses nor duplicates a row.
 
-mode append copies every row into the table. mode upsert copies each batch into a temporary
-table, then inserts it with INSERT … ON CONFLICT (key) DO UPDATE; the table needs a PRIMARY
-KEY or a UNIQUE index on exactly the key columns. A key repeated within a batch keeps its last
-row. mode replace loads the run's rows into a new table <table>__backbone_new, made LIKE the
+mode append copies every row into the table. mode upsert copies the rows into a temporary
+table, then moves them into the table with INSERT … ON CONFLICT (key) DO UPDATE; the table needs
+a PRIMARY KEY or a UNIQUE index on exactly the key columns. A key repeated among the rows of one
+statement keeps its last row, and only that row reaches the table (and its constraints).
+mode replace loads the run's rows into a new table <table>__backbone_new, made LIKE the
 table (columns, defaults, constraints, indexes, foreign keys, grants), and swaps it in place
 of the table when the run commits, in one transaction: readers see the old rows until then and
 never wait during the load. The swap needs a table that nothing else depends on: no view, no
 foreign key pointing at it, no trigger, no row security, no partitions or inheritance, no
 publication (the sink refuses such a table when it opens).
 
-In modes append and replace the batches stream into one COPY that stays open across them (up
-to 4 MiB of rows, or the commit), so the server never waits for the next statement. A row the
+In every mode the batches stream into one COPY that stays open across them (up to 4 MiB of
+rows, or the commit; in mode upsert one INSERT then moves them), so the server never waits for
+the next statement. A row the
 database refuses for its own sake (a constraint, a value its column type cannot read) is
 rejected alone with PostgreSQL's message: the statement is undone to a savepoint, the row the
-server names is refused, and the others are sent again, so every other row is written. Rows the
+server names is refused (the rows are halved until it stands alone when the server names none,
+as for the INSERT of an upsert), and the others are sent again, so every other row is written. Rows the
 sink can judge itself are refused before they are sent, at no cost to the others: a string
 longer than its varchar(n) or char(n) column, and a row that breaks a CHECK constraint made of
 comparisons between an integer or numeric column and a number (qty <= 100, price > 0; on a
@@ -92,8 +96,8 @@ clock of the pipeline's zone (UTC by default).`,
   key: order_id`,
 }
 
-// sinkBatchRows is the batch size of an upsert, which copies and inserts
-// each batch apart: fewer round trips. Appends are merged (Merger).
+// sinkBatchRows is the batch size of an upsert, whose encoding also notes
+// keys repeated within a batch: larger batches, fewer of them.
 func sinkBatchRows(p connector.Params) int {
 	cfg := sinkConfig{Mode: modeAppend}
 	if p.Decode(&cfg) == nil && cfg.Mode == modeUpsert {

@@ -537,24 +537,45 @@ func TestSinkBatchErrorFindsExactlyTheBadRows(t *testing.T) {
 	}
 }
 
-func TestSplitAround(t *testing.T) {
+func TestSplitRefused(t *testing.T) {
+	// Two spans of one batch: rows [10, 14) and [0, 6), ten rows in all.
+	e := &encoded{}
+	spans := []span{{enc: e, lo: 10, hi: 14}, {enc: e, lo: 0, hi: 6}}
+	type rng [2]int
+	ranges := func(sps []span) []rng {
+		var out []rng
+		for _, sp := range sps {
+			out = append(out, rng{sp.lo, sp.hi})
+		}
+		return out
+	}
 	tests := []struct {
-		name   string
-		lo, hi int
-		where  string
-		want   [][2]int
+		name          string
+		spans         []span
+		where         string
+		before, after []rng
+		bad           rng // {0, 0}: none
 	}{
-		{"line in the middle", 10, 20, "COPY kv, line 4, column k: \"x\"", [][2]int{{10, 13}, {13, 14}, {14, 20}}},
-		{"first line", 10, 20, "COPY kv, line 1", [][2]int{{10, 11}, {11, 20}}},
-		{"last line", 10, 20, "COPY kv, line 10", [][2]int{{10, 19}, {19, 20}}},
-		{"line out of range", 10, 20, "COPY kv, line 11", [][2]int{{10, 15}, {15, 20}}},
-		{"no line", 10, 20, "", [][2]int{{10, 15}, {15, 20}}},
+		{"line in the first span", spans, "COPY kv, line 2, column k: \"x\"", []rng{{10, 11}}, []rng{{12, 14}, {0, 6}}, rng{11, 12}},
+		{"line in the second span", spans, "COPY kv, line 6", []rng{{10, 14}, {0, 1}}, []rng{{2, 6}}, rng{1, 2}},
+		{"first line", spans, "COPY kv, line 1", nil, []rng{{11, 14}, {0, 6}}, rng{10, 11}},
+		{"last line", spans, "COPY kv, line 10", []rng{{10, 14}, {0, 5}}, nil, rng{5, 6}},
+		{"line out of range: halves", spans, "COPY kv, line 11", []rng{{10, 14}, {0, 1}}, []rng{{1, 6}}, rng{}},
+		{"no line (an INSERT's refusal): halves", spans, "", []rng{{10, 14}, {0, 1}}, []rng{{1, 6}}, rng{}},
+		{"a single row is the refused one", []span{{enc: e, lo: 3, hi: 4}}, "", nil, nil, rng{3, 4}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			err := &pgconn.PgError{Code: "22001", Where: tc.where}
-			if diff := cmp.Diff(tc.want, splitAround(tc.lo, tc.hi, err)); diff != "" {
-				t.Errorf("(-want +got):\n%s", diff)
+			before, bad, after := splitRefused(tc.spans, err)
+			if diff := cmp.Diff(tc.before, ranges(before)); diff != "" {
+				t.Errorf("before (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.after, ranges(after)); diff != "" {
+				t.Errorf("after (-want +got):\n%s", diff)
+			}
+			if got := (rng{bad.lo, bad.hi}); got != tc.bad || (bad.enc == nil) != (tc.bad == rng{}) {
+				t.Errorf("refused %v (enc %v), want %v", got, bad.enc != nil, tc.bad)
 			}
 		})
 	}
@@ -946,8 +967,8 @@ func TestSinkStreamRefusalsCloseTogether(t *testing.T) {
 			want += i
 		}
 	}
-	var written []*record.Batch
-	for part := range batches {
+	parts := make([][]record.Row, batches)
+	for part := range parts {
 		rows := make([]record.Row, per)
 		for j := range rows {
 			i := part*per + j
@@ -956,25 +977,11 @@ func TestSinkStreamRefusalsCloseTogether(t *testing.T) {
 				rows[j][2] = "v1"
 			}
 		}
-		b := &record.Batch{Schema: kv, Rows: rows}
-		if n, err := w.Write(context.Background(), b); n != per || err != nil {
-			t.Fatalf("Write: %d, %v", n, err)
-		}
-		written = append(written, b)
-	}
-	refused, err := w.(connector.Settler).Settle(context.Background())
-	if err != nil {
-		t.Fatal(err)
+		parts[part] = rows
 	}
 	got := map[int]bool{}
-	for _, rf := range refused {
-		part := slices.Index(written, rf.Batch)
-		for _, re := range rf.Rows {
-			if got[part*per+re.Index] {
-				t.Errorf("row %d refused twice", part*per+re.Index)
-			}
-			got[part*per+re.Index] = true
-		}
+	for i := range writeSettled(t, w, parts) {
+		got[i] = true
 	}
 	if !maps.Equal(got, bad) {
 		t.Errorf("refused rows %v, want %v", got, bad)
@@ -982,6 +989,73 @@ func TestSinkStreamRefusalsCloseTogether(t *testing.T) {
 	commit(t, w)
 	if got := p.one("SELECT count(*) || ' ' || count(DISTINCT n) || ' ' || sum(n) FROM kv"); got != fmt.Sprintf("%d %d %d", batches*per-len(bad), batches*per-len(bad), want) {
 		t.Errorf("count, distinct and sum of the rows stored: %v", got)
+	}
+}
+
+// An upsert streams many batches into the stage and moves them into the
+// table with one statement: a key repeated within a batch or across them
+// keeps its last row, and rows the INSERT refuses (a NULL in a NOT NULL
+// column, which names no row) are found among the others, in both COPY
+// formats. (A row that a later row of its key replaces in the same stream
+// never reaches the table, and is not judged.)
+func TestSinkUpsertStreamKeepsTheLastRowOfAKey(t *testing.T) {
+	for _, tc := range []struct {
+		format, n string
+		within    bool // keys repeat within batches too
+	}{{"binary", "integer", false}, {"binary", "integer", true}, {"text", "text", false}} {
+		t.Run(fmt.Sprintf("%s repeats within batches %v", tc.format, tc.within), func(t *testing.T) {
+			p := newPG(t)
+			p.exec("CREATE TABLE kv (k text PRIMARY KEY, n " + tc.n + ", v text NOT NULL)")
+			w := openWriter(t, testEnv(t), buildSink(t, p.yaml("table: kv\nmode: upsert\nkey: k")), kv)
+			if got := w.(*writer).binary; got != (tc.format == "binary") {
+				t.Fatalf("binary COPY: %v, want it for %s", got, tc.format)
+			}
+			const batches, per = 60, 40
+			want := map[string]string{} // key: the n of its last row
+			bad := map[int]bool{}
+			parts := make([][]record.Row, batches)
+			for part := range parts {
+				rows := make([]record.Row, per)
+				for j := range rows {
+					i := part*per + j
+					k := fmt.Sprint("k", i%41) // 40 keys of a batch differ
+					if tc.within {
+						k = fmt.Sprint("k", (i*7919)%37)
+					}
+					rows[j] = record.Row{k, int64(i), fmt.Sprint("v", i)}
+					if i%797 == 13 {
+						// A key of its own: a later row of its key would
+						// take its place before the table sees it.
+						rows[j][0], rows[j][2] = fmt.Sprint("bad", i), nil
+						bad[i] = true
+						continue
+					}
+					want[k] = fmt.Sprint(i)
+				}
+				parts[part] = rows
+			}
+			got := map[int]bool{}
+			for i, msg := range writeSettled(t, w, parts) {
+				if !strings.Contains(msg, `null value in column "v"`) {
+					t.Errorf("row %d: %v", i, msg)
+				}
+				got[i] = true
+			}
+			if !maps.Equal(got, bad) {
+				t.Errorf("refused rows %v, want %v", got, bad)
+			}
+			if !tc.within && !w.(*writer).repeats {
+				t.Error("keys repeated across batches only, and the upsert never met them")
+			}
+			commit(t, w)
+			stored := map[string]string{}
+			for _, r := range p.rows("SELECT k, n::text FROM kv") {
+				stored[r[0].(string)] = r[1].(string)
+			}
+			if diff := cmp.Diff(want, stored); diff != "" {
+				t.Errorf("rows (-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
@@ -1047,6 +1121,40 @@ func settle(t *testing.T, w connector.Writer) {
 
 // writeJudged writes rows and settles the writer: the rows written, and the
 // error of each row refused, at Write or at Settle, by index.
+// writeSettled writes parts as batches of kv, then settles: the rows
+// refused, numbered over all parts, with their errors.
+func writeSettled(t *testing.T, w connector.Writer, parts [][]record.Row) map[int]string {
+	t.Helper()
+	first := map[*record.Batch]int{}
+	n := 0
+	for _, rows := range parts {
+		b := &record.Batch{Schema: kv, Rows: rows}
+		if got, err := w.Write(context.Background(), b); got != len(rows) || err != nil {
+			t.Fatalf("Write: %d, %v", got, err)
+		}
+		first[b] = n
+		n += len(rows)
+	}
+	refused, err := w.(connector.Settler).Settle(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[int]string{}
+	for _, rf := range refused {
+		at, ok := first[rf.Batch]
+		if !ok {
+			t.Fatalf("rows refused of a batch never written: %v", rf.Rows)
+		}
+		for _, re := range rf.Rows {
+			if _, twice := got[at+re.Index]; twice {
+				t.Errorf("row %d refused twice", at+re.Index)
+			}
+			got[at+re.Index] = re.Err.Error()
+		}
+	}
+	return got
+}
+
 func writeJudged(t *testing.T, w connector.Writer, b *record.Batch) (int, map[int]string) {
 	t.Helper()
 	n, err := w.Write(context.Background(), b)

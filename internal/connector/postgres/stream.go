@@ -3,22 +3,30 @@ package postgres
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
-// In modes append and replace the writer streams: one COPY stays open
-// across Writes and takes each batch as it comes, so that the server never
-// waits for a statement, and the statement's own cost (about a millisecond
-// on PostgreSQL 15, whatever its size) is paid once per stream, not once
-// per batch. The server judges the rows by the end of the statement: a
-// stream ends when it holds streamBytes or at Settle, and the rows it
-// refused are reported by Settle (connector.Settler), before the Commit.
+// The writer streams: one COPY stays open across Writes and takes each
+// batch as it comes, so that the server never waits for a statement, and
+// the statement's own cost (about a millisecond on PostgreSQL 15, whatever
+// its size) is paid once per stream, not once per batch. The server judges
+// the rows by the end of the statement: a stream ends when it holds
+// streamBytes or at Settle, and the rows it refused are reported by Settle
+// (connector.Settler), before the Commit.
+//
+// In mode upsert the stream fills the stage, and one INSERT … ON CONFLICT
+// then moves its rows into the table. The rows are numbered (ord) as they
+// are sent, so that the last row of a key repeated within the stream wins.
+// A refusal by the INSERT names no row: its rows are halved until the
+// refused ones stand alone.
 //
 // A refused row undoes its whole statement. The server names its line:
 // that row is refused, the rows before it were accepted and go again as
@@ -116,8 +124,6 @@ func (r *streamReader) Read(p []byte) (int, error) {
 
 var errAbandoned = errors.New("abandoned")
 
-func (w *writer) streaming() bool { return w.mode() != modeUpsert }
-
 // openStream begins a COPY whose rows are sent by send. Like stage, it
 // sets a savepoint first when the transaction holds rows already (always
 // in mode replace, whose transaction holds the new table).
@@ -129,6 +135,12 @@ func (w *writer) openStream(ctx context.Context) {
 		if w.savepoint {
 			prefix = "RELEASE SAVEPOINT backbone_rows; " + prefix
 		}
+	}
+	if w.mode() == modeUpsert {
+		if w.stageDirty {
+			prefix += "TRUNCATE " + stageTable + "; "
+		}
+		w.stageDirty, w.ord = true, 0
 	}
 	st := &copyStream{data: make(chan []byte, 8), abort: make(chan struct{}), done: make(chan error, 1), sp: useSP}
 	conn, q := w.conn, prefix+w.copySQL
@@ -154,7 +166,7 @@ func (w *writer) send(ctx context.Context, sp span) error {
 	}
 	w.unjudged = append(w.unjudged, sp)
 	switch {
-	case !w.stream.write(sp.bytes()): // the statement ended early: judged now, and the rows after a refused one stream on
+	case !w.put(sp): // the statement ended early: judged now, and the rows after a refused one stream on
 		return w.closeStream(ctx, true)
 	case w.stream.bytes >= w.streamCap:
 		return w.closeStream(ctx, false)
@@ -187,6 +199,9 @@ func (w *writer) closeStream(ctx context.Context, open bool) error {
 		err := st.end()
 		sent := w.unjudged
 		w.unjudged = nil
+		if err == nil && w.mode() == modeUpsert {
+			err = w.upsert(ctx, sent)
+		}
 		switch {
 		case err == nil:
 			w.savepoint = w.savepoint || st.sp
@@ -204,6 +219,14 @@ func (w *writer) closeStream(ctx context.Context, open bool) error {
 					w.unjudged = append(w.unjudged, p.spans...)
 				}
 				return uerr
+			}
+			if sqlState(err) == "21000" && !w.repeats {
+				// A key repeated across batches: ON CONFLICT cannot update
+				// a row twice. The same rows go again, the last row of
+				// each key only, as every later upsert does.
+				w.repeats = true
+				todo = append([]part{{spans: sent, again: st.again}}, todo...)
+				break
 			}
 			before, bad, after := splitRefused(sent, err)
 			if bad.enc != nil {
@@ -245,9 +268,45 @@ func (w *writer) sendAll(spans []span) {
 	for _, sp := range spans {
 		w.unjudged = append(w.unjudged, sp)
 		if ok {
-			ok = w.stream.write(sp.bytes())
+			ok = w.put(sp)
 		}
 	}
+}
+
+// put hands the rows of sp to the open stream, numbered first in mode
+// upsert; false once the statement ended.
+func (w *writer) put(sp span) bool {
+	if w.mode() == modeUpsert {
+		w.ord = sp.enc.setOrds(sp.lo, sp.hi, w.ord)
+	}
+	return w.stream.write(sp.bytes())
+}
+
+// setOrds numbers the rendered rows [lo, hi) from ord on, in place (the
+// extra column ord ends each row, at a fixed width), and returns the next
+// number. No statement is reading these rows meanwhile: a row is sent
+// again only once the statement that had it ended.
+func (e *encoded) setOrds(lo, hi, ord int) int {
+	for i := lo; i < hi; i++ {
+		end := e.offs[i+1]
+		if e.w.binary {
+			binary.BigEndian.PutUint32(e.data[end-4:end], uint32(int32(ord)))
+		} else {
+			appendOrd(e.data[:end-1-ordDigits], ord)
+		}
+		ord++
+	}
+	return ord
+}
+
+// upsert moves the rows of the stage, just filled by a stream of spans,
+// into the table: the last row of each key when a key may repeat.
+func (w *writer) upsert(ctx context.Context, spans []span) error {
+	q := w.plainSQL
+	if w.repeats || slices.ContainsFunc(spans, func(sp span) bool { return sp.enc.dups }) {
+		q = w.upsertSQL
+	}
+	return exec(ctx, w.conn, q)
 }
 
 // accept stages the rows of an accepted statement: they count, and in mode

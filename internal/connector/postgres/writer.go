@@ -60,7 +60,9 @@ type writer struct {
 	staged                 int    // rows staged in the open transaction
 	savepoint              bool   // the savepoint before the last rows staged is still open
 	spans                  []span // append/upsert: rows accepted since the last Commit
-	stageDirty             bool   // upsert: the stage holds rows of an earlier statement
+	stageDirty             bool   // upsert: the stage may hold rows of an earlier statement
+	repeats                bool   // upsert: a key repeated across batches; every upsert takes the last row of a key
+	ord                    int    // upsert: the number of the next row the stream sends
 	swapSQL                []string
 	renames                []string // replace: new names and the names they take at the swap, for messages
 	swapped                bool     // replace: the new table was committed in place
@@ -188,10 +190,10 @@ func (w *writer) setup(ctx context.Context) error {
 	case modeReplace:
 		w.copySQL = "COPY " + qualified(cfg.DBSchema, cfg.Table+newSuffix) + " (" + list + ") FROM STDIN" + format
 	case modeUpsert:
-		stage := "pg_temp." + quoteIdent(stageName)
+
 		w.stageSQL = "CREATE TEMP TABLE IF NOT EXISTS " + quoteIdent(stageName) + " ON COMMIT DELETE ROWS AS SELECT " +
 			quoteIdents("s.", names) + ", NULL::int4 AS " + quoteIdent(ordColumn) + " FROM " + w.table + " AS s WITH NO DATA"
-		w.copySQL = "COPY " + stage + " (" + list + ", " + quoteIdent(ordColumn) + ") FROM STDIN" + format
+		w.copySQL = "COPY " + stageTable + " (" + list + ", " + quoteIdent(ordColumn) + ") FROM STDIN" + format
 		var keys, set []string
 		for _, k := range cfg.Key {
 			j, _ := w.schema.Index(k)
@@ -210,8 +212,8 @@ func (w *writer) setup(ctx context.Context) error {
 			conflict = " ON CONFLICT (" + klist + ") DO UPDATE SET " + strings.Join(set, ", ")
 		}
 		w.upsertSQL = "INSERT INTO " + w.table + " (" + list + ") SELECT DISTINCT ON (" + klist + ") " + list +
-			" FROM " + stage + " ORDER BY " + klist + ", " + quoteIdent(ordColumn) + " DESC" + conflict
-		w.plainSQL = "INSERT INTO " + w.table + " (" + list + ") SELECT " + list + " FROM " + stage + conflict
+			" FROM " + stageTable + " ORDER BY " + klist + ", " + quoteIdent(ordColumn) + " DESC" + conflict
+		w.plainSQL = "INSERT INTO " + w.table + " (" + list + ") SELECT " + list + " FROM " + stageTable + conflict
 		if err := exec(ctx, w.conn, w.stageSQL); err != nil {
 			return err
 		}
@@ -246,12 +248,11 @@ func createdOID(t record.Type) uint32 {
 func (w *writer) Info() connector.WriterInfo {
 	info := connector.WriterInfo{Transactional: true, Once: w.mode() == modeReplace}
 	if !info.Once {
-		// The rows since the last Commit are kept (spans). An upsert's
-		// batches after the first sit behind a savepoint each: a
-		// transaction of many more would slow the server's visibility
-		// checks (over 64 subtransactions). A stream's rows are undone and
-		// sent again when one is refused: a window of 32 batches bounds
-		// that too.
+		// The rows since the last Commit are kept (spans), and a stream's
+		// rows are undone and sent again when one is refused: a window of
+		// 32 batches bounds both. Every statement after the first sits
+		// behind a savepoint: a transaction of many more would slow the
+		// server's visibility checks (over 64 subtransactions).
 		info.StageBatches = 32
 	}
 	return info
@@ -442,28 +443,17 @@ func (w *writer) Write(ctx context.Context, b *record.Batch) (int, error) {
 		return w.result(b, e.refused) // the same: its rows are on their way
 	}
 	e := w.encodedFor(b)
-	bad := slices.Clone(e.bad)
-	if len(e.idx) > 0 && w.streaming() {
-		// Rows the table refuses are reported by Settle.
-		e.refused = bad
+	// Rows the table refuses are reported by Settle.
+	e.refused = slices.Clone(e.bad)
+	if len(e.idx) > 0 {
 		if err := w.begin(ctx); err != nil {
 			return 0, w.fail(ctx, err, len(w.spans), w.staged)
 		}
 		if err := w.send(ctx, span{enc: e, lo: 0, hi: len(e.idx), b: b}); err != nil {
 			return 0, w.fail(ctx, err, len(w.spans), w.staged)
 		}
-	} else if len(e.idx) > 0 {
-		spansBefore, stagedBefore := len(w.spans), w.staged
-		if err := w.begin(ctx); err != nil {
-			return 0, w.fail(ctx, err, spansBefore, stagedBefore)
-		}
-		if err := w.stage(ctx, e, 0, len(e.idx), &bad); err != nil {
-			return 0, w.fail(ctx, err, spansBefore, stagedBefore)
-		}
 	}
-	slices.SortFunc(bad, func(a, b connector.RowError) int { return a.Index - b.Index })
-	e.refused = bad
-	return w.result(b, bad)
+	return w.result(b, e.refused)
 }
 
 func (w *writer) result(b *record.Batch, refused []connector.RowError) (int, error) {
@@ -533,18 +523,21 @@ func (w *writer) begin(ctx context.Context) error {
 	return nil
 }
 
-// copySpans stages rows accepted before, as one statement.
+// copySpans stages rows accepted before, as one statement. An upsert
+// numbers them again in order, copies them into the stage (empty in a new
+// transaction) and upserts the last row of each key.
 func (w *writer) copySpans(ctx context.Context, spans []span) error {
-	if w.mode() != modeUpsert {
-		_, err := w.conn.CopyFrom(ctx, w.spansReader(spans), w.copySQL)
-		return err
-	}
-	for _, sp := range spans {
-		if err := w.copyRows(ctx, sp.enc, sp.lo, sp.hi, ""); err != nil {
-			return err
+	q := w.copySQL
+	if w.mode() == modeUpsert {
+		ord := 0
+		for _, sp := range spans {
+			ord = sp.enc.setOrds(sp.lo, sp.hi, ord)
 		}
+		q += "; " + w.upsertSQL
+		w.stageDirty = true
 	}
-	return nil
+	_, err := w.conn.CopyFrom(ctx, w.spansReader(spans), q)
+	return err
 }
 
 // settle finds out whether the transaction whose COMMIT went unanswered
@@ -588,62 +581,6 @@ func (w *writer) settle(ctx context.Context) error {
 	return w.broken
 }
 
-// stage copies the rendered rows [lo, hi) of e. When the table refuses one
-// of them, the statement is undone (to a savepoint, or the whole
-// transaction when it held nothing else) and the rows are split, around the
-// line PostgreSQL named or in halves, until the refused rows stand alone;
-// they go to bad, the others are staged.
-//
-// The savepoint is set by the COPY's own query, after releasing the one
-// before the previous rows: rows staged cost one round trip.
-func (w *writer) stage(ctx context.Context, e *encoded, lo, hi int, bad *[]connector.RowError) error {
-	useSP := w.staged > 0 || w.mode() == modeReplace
-	dirty := w.stageDirty
-	prefix := ""
-	if useSP {
-		prefix = "SAVEPOINT backbone_rows; "
-		if w.savepoint {
-			prefix = "RELEASE SAVEPOINT backbone_rows; " + prefix
-		}
-	}
-	err := w.copyRows(ctx, e, lo, hi, prefix)
-	if err == nil {
-		w.savepoint = w.savepoint || useSP
-		w.staged += hi - lo
-		if w.mode() != modeReplace {
-			w.spans = append(w.spans, span{enc: e, lo: lo, hi: hi})
-		}
-		return nil
-	}
-	if !rowError(err) || connLost(err, w.conn) || ctx.Err() != nil {
-		return err
-	}
-	if useSP {
-		if uerr := exec(ctx, w.conn, "ROLLBACK TO SAVEPOINT backbone_rows; RELEASE SAVEPOINT backbone_rows"); uerr != nil {
-			return uerr
-		}
-		w.stageDirty, w.savepoint = dirty, false
-	} else {
-		if uerr := exec(ctx, w.conn, "ROLLBACK"); uerr != nil {
-			return uerr
-		}
-		w.inTx = false
-		if uerr := w.begin(ctx); uerr != nil {
-			return uerr
-		}
-	}
-	if hi-lo == 1 {
-		*bad = append(*bad, connector.RowError{Index: e.idx[lo], Err: fmt.Errorf("postgres: table %q: %s", w.tableName(), w.message(err))})
-		return nil
-	}
-	for _, part := range splitAround(lo, hi, err) {
-		if err := w.stage(ctx, e, part[0], part[1], bad); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // message renders a server error about a row, with the names of mode
 // replace's new table and indexes given as they will be after the swap.
 func (w *writer) message(err error) string {
@@ -661,51 +598,6 @@ func (w *writer) message(err error) string {
 		msg = strings.NewReplacer(pairs...).Replace(msg)
 	}
 	return msg
-}
-
-// splitAround splits [lo, hi) around the row a COPY error names (its line
-// counts from lo), or in halves when it names none.
-func splitAround(lo, hi int, err error) [][2]int {
-	if line, _ := copyErrorPlace(err); line >= 1 && line <= hi-lo {
-		at := lo + line - 1
-		var parts [][2]int
-		for _, p := range [][2]int{{lo, at}, {at, at + 1}, {at + 1, hi}} {
-			if p[0] < p[1] {
-				parts = append(parts, p)
-			}
-		}
-		return parts
-	}
-	mid := lo + (hi-lo)/2
-	return [][2]int{{lo, mid}, {mid, hi}}
-}
-
-// copyRows sends the rendered rows [lo, hi) of e: into the table, or for
-// an upsert into the stage and from there into the table. prefix holds
-// statements the COPY's query runs first.
-func (w *writer) copyRows(ctx context.Context, e *encoded, lo, hi int, prefix string) error {
-	data := w.spansReader([]span{{enc: e, lo: lo, hi: hi}})
-	if w.mode() != modeUpsert {
-		_, err := w.conn.CopyFrom(ctx, data, prefix+w.copySQL)
-		return err
-	}
-	// One query, one round trip: empty the stage if an earlier statement
-	// of the transaction filled it, copy into it, upsert from it.
-	q := prefix
-	if w.stageDirty {
-		q += "TRUNCATE pg_temp." + quoteIdent(stageName) + "; "
-	}
-	q += w.copySQL + "; "
-	if e.dups {
-		q += w.upsertSQL
-	} else {
-		q += w.plainSQL
-	}
-	if _, err := w.conn.CopyFrom(ctx, data, q); err != nil {
-		return err
-	}
-	w.stageDirty = true
-	return nil
 }
 
 // Commit implements connector.Writer: the checkpoints are stored in the
