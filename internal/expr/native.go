@@ -226,11 +226,12 @@ func (c *nativeCompiler) call(n *ast.CallNode) native {
 }
 
 // decOps are the operator functions decimal computes without their
-// general rules, for a decimal and a decimal or an int64.
+// general rules, for a decimal and a decimal or an int64, by the names the
+// compiled program calls them (see fastFuncs).
 var decOps = map[string]func(x, y record.Dec) record.Dec{
-	"$add": record.Dec.Add,
-	"$sub": record.Dec.Sub,
-	"$mul": record.Dec.Mul,
+	"$" + operators["+"].fn: record.Dec.Add,
+	"$" + operators["-"].fn: record.Dec.Sub,
+	"$" + operators["*"].fn: record.Dec.Mul,
 }
 
 // decimal computes op when the operands are a decimal and a decimal or an

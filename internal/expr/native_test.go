@@ -1,6 +1,7 @@
 package expr
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
@@ -72,6 +73,42 @@ func TestNativeLeavesTheRestToTheVM(t *testing.T) {
 			t.Errorf("%s runs natively", src)
 		}
 		sameAsVM(t, p, ev, orderRow())
+	}
+}
+
+// Decimal +, - and * of decimals and integers are computed by the native
+// code itself, without the operator's general function: here that
+// function fails, and the native results must not.
+func TestNativeDecimalArithmeticSkipsTheOperatorFunctions(t *testing.T) {
+	e := env()
+	for _, src := range []string{`qty * unit_price`, `unit_price + unit_price - qty`, `qty * unit_price * unit_price`} {
+		p := mustCompile(t, src, e)
+		vars := make([]any, p.nvars)
+		st := newEvalState()
+		for _, c := range p.consts {
+			vars[c.slot] = c.make(st)
+			if _, ok := vars[c.slot].(func(a, b any) any); ok {
+				vars[c.slot] = func(a, b any) any { panic("the operator's function was called") }
+			}
+		}
+		nat := p.nativeOf(vars, st)
+		if nat == nil {
+			t.Fatalf("%s runs on the VM", src)
+		}
+		want, err := p.NewEvaluator().Eval(orderRow())
+		if err != nil {
+			t.Fatal(err)
+		}
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("%s: %v", src, r)
+				}
+			}()
+			if got := nat(orderRow(), context.Background()); !cmp.Equal(ToRecord(got), ToRecord(want), cmpOpts()) {
+				t.Errorf("%s: %v, want %v", src, got, want)
+			}
+		}()
 	}
 }
 
