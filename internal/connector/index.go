@@ -140,6 +140,20 @@ type denseKeys struct {
 	// is faster than hashing one.
 	few    []string
 	fewPos []int32
+	// packed holds the few keys as numbers, bytes and length, when none is
+	// longer than 7 bytes: a key is found by comparing numbers, without a
+	// call to compare texts.
+	packed []uint64
+}
+
+// packKey is a text of at most 7 bytes as a number: its bytes, and its
+// length in the top byte ("a" and "a\x00" differ).
+func packKey(s string) uint64 {
+	w := uint64(len(s)) << 56
+	for i := 0; i < len(s); i++ {
+		w |= uint64(s[i]) << (8 * i)
+	}
+	return w
 }
 
 // fewMax is the most text keys looked up by comparing each.
@@ -622,6 +636,18 @@ func (ix *Index) strPos(s string) (int32, bool) {
 		p, ok := ix.strs[s]
 		return p, ok
 	}
+	if d.packed != nil {
+		if len(s) > 7 {
+			return 0, false
+		}
+		w := packKey(s)
+		for i, k := range d.packed {
+			if k == w {
+				return d.fewPos[i], true
+			}
+		}
+		return 0, false
+	}
 	for i, k := range d.few {
 		if k == s {
 			return d.fewPos[i], true
@@ -659,6 +685,11 @@ func (ix *Index) buildDense() *denseKeys {
 	if n := len(ix.strs); n > 0 && n <= fewMax && len(ix.keyIdx) == 1 {
 		for k, p := range ix.strs {
 			d.few, d.fewPos = append(d.few, k), append(d.fewPos, p)
+		}
+		if !slices.ContainsFunc(d.few, func(k string) bool { return len(k) > 7 }) {
+			for _, k := range d.few {
+				d.packed = append(d.packed, packKey(k))
+			}
 		}
 	}
 	ix.dense.Store(d)

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -350,6 +351,32 @@ func TestIndexTextKeysFewAndMany(t *testing.T) {
 	for n := 1; n <= fewMax+2; n++ {
 		ix.Add(record.Row{fmt.Sprintf("k%d", n-1), int64((n - 1) * 10)}) // k0 again: replaces -1
 		check(n)
+	}
+
+	// Keys of at most 7 bytes are compared as numbers, longer ones as
+	// texts: a key that only adds zero bytes, or differs in its 8th, is
+	// another key.
+	for _, keys := range [][]string{{"", "a", "USD", "abcdefg"}, {"", "a", "USD", "abcdefgh"}} {
+		ix, err := NewIndex(schema, []string{"code"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, k := range keys {
+			ix.Add(record.Row{k, int64(i)})
+		}
+		for i, k := range keys {
+			if p, ok, _ := ix.Pos([]any{k}); !ok || ix.Field(p, 1) != int64(i) {
+				t.Errorf("keys %q: %q at %d (found %v)", keys, k, p, ok)
+			}
+		}
+		for _, absent := range []string{"a\x00", "\x00", "US", "USDX", "abcdef", "abcdefgx", "abcdefghi", "b"} {
+			if slices.Contains(keys, absent) {
+				continue
+			}
+			if _, ok, _ := ix.Pos([]any{absent}); ok {
+				t.Errorf("keys %q: %q found", keys, absent)
+			}
+		}
 	}
 }
 

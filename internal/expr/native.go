@@ -199,6 +199,19 @@ func (c *nativeCompiler) call(n *ast.CallNode) native {
 	if !ok || slot == c.p.rtSlot || slot == c.p.ctxSlot {
 		return nil
 	}
+	if c.decimal(n.Arguments[0]) != nil || len(n.Arguments) == 2 && c.decimal(n.Arguments[1]) != nil {
+		// An operator over another: that one's result is not boxed.
+		if dn := c.decimal(n); dn != nil {
+			st := c.st
+			return func(row record.Row, ctx context.Context) any {
+				d, v, ok := dn(row, ctx)
+				if !ok {
+					return v
+				}
+				return st.dec(d)
+			}
+		}
+	}
 	args := make([]native, len(n.Arguments))
 	for i, a := range n.Arguments {
 		if args[i] = c.compile(a); args[i] == nil {
@@ -212,7 +225,14 @@ func (c *nativeCompiler) call(n *ast.CallNode) native {
 		}
 		a, b := args[0], args[1]
 		if op, ok := decOps[id.Value]; ok {
-			return c.decimal(op, f, a, b)
+			st := c.st
+			return func(row record.Row, ctx context.Context) any {
+				d, v, ok := decPair(op, f, a(row, ctx), b(row, ctx))
+				if !ok {
+					return v
+				}
+				return st.dec(d)
+			}
 		}
 		return func(row record.Row, ctx context.Context) any { return f(a(row, ctx), b(row, ctx)) }
 	case func(a any) any:
@@ -234,28 +254,115 @@ var decOps = map[string]func(x, y record.Dec) record.Dec{
 	"$" + operators["*"].fn: record.Dec.Mul,
 }
 
-// decimal computes op when the operands are a decimal and a decimal or an
-// int64, as arith does (see decArith), and leaves other operands to the
-// operator's function f.
-func (c *nativeCompiler) decimal(op func(x, y record.Dec) record.Dec, f func(a, b any) any, a, b native) native {
-	st := c.st
-	return func(row record.Row, ctx context.Context) any {
-		av, bv := a(row, ctx), b(row, ctx)
-		switch x := av.(type) {
-		case record.Dec:
-			switch y := bv.(type) {
-			case record.Dec:
-				return st.dec(op(x, y))
-			case int64:
-				return st.dec(op(x, record.DecFromInt(y)))
-			}
-		case int64:
-			if y, ok := bv.(record.Dec); ok {
-				return st.dec(op(record.DecFromInt(x), y))
-			}
-		}
-		return f(av, bv)
+// decNative is a decimal operator computed natively. Its result is d, not
+// boxed, when ok; otherwise v, the operator function's result: an
+// operator whose operand is another one takes that operand unboxed.
+type decNative func(row record.Row, ctx context.Context) (d record.Dec, v any, ok bool)
+
+// decimal compiles a call of a decOps operator: it computes the operator
+// when the operands are a decimal and a decimal or an int64, as arith does
+// (see decArith), and leaves other operands to the operator's function. It
+// returns nil for any other node.
+func (c *nativeCompiler) decimal(n ast.Node) decNative {
+	call, ok := n.(*ast.CallNode)
+	if !ok || len(call.Arguments) != 2 {
+		return nil
 	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	op, ok := decOps[id.Value]
+	slot, found := c.p.slots[id.Value]
+	if !ok || !found {
+		return nil
+	}
+	f, ok := c.vars[slot].(func(a, b any) any)
+	if !ok {
+		return nil
+	}
+	ad, bd := c.decimal(call.Arguments[0]), c.decimal(call.Arguments[1])
+	var a, b native
+	if ad == nil {
+		if a = c.compile(call.Arguments[0]); a == nil {
+			return nil
+		}
+	}
+	if bd == nil {
+		if b = c.compile(call.Arguments[1]); b == nil {
+			return nil
+		}
+	}
+	st := c.st
+	switch {
+	case ad == nil && bd == nil:
+		return func(row record.Row, ctx context.Context) (record.Dec, any, bool) {
+			return decPair(op, f, a(row, ctx), b(row, ctx))
+		}
+	case bd == nil:
+		return func(row record.Row, ctx context.Context) (record.Dec, any, bool) {
+			x, av, ok := ad(row, ctx)
+			bv := b(row, ctx)
+			if ok {
+				switch y := bv.(type) {
+				case record.Dec:
+					return op(x, y), nil, true
+				case int64:
+					return op(x, record.DecFromInt(y)), nil, true
+				}
+				av = st.dec(x)
+			}
+			return decPair(op, f, av, bv)
+		}
+	case ad == nil:
+		return func(row record.Row, ctx context.Context) (record.Dec, any, bool) {
+			av := a(row, ctx)
+			y, bv, ok := bd(row, ctx)
+			if ok {
+				switch x := av.(type) {
+				case record.Dec:
+					return op(x, y), nil, true
+				case int64:
+					return op(record.DecFromInt(x), y), nil, true
+				}
+				bv = st.dec(y)
+			}
+			return decPair(op, f, av, bv)
+		}
+	}
+	return func(row record.Row, ctx context.Context) (record.Dec, any, bool) {
+		x, av, xok := ad(row, ctx)
+		y, bv, yok := bd(row, ctx)
+		if xok && yok {
+			return op(x, y), nil, true
+		}
+		if xok {
+			av = st.dec(x)
+		}
+		if yok {
+			bv = st.dec(y)
+		}
+		return decPair(op, f, av, bv)
+	}
+}
+
+// decPair computes op over a decimal and a decimal or an int64, and calls
+// the operator's function f for other operands.
+func decPair(op func(x, y record.Dec) record.Dec, f func(a, b any) any, av, bv any) (record.Dec, any, bool) {
+	switch x := av.(type) {
+	case record.Dec:
+		switch y := bv.(type) {
+		case record.Dec:
+			return op(x, y), nil, true
+		case int64:
+			return op(x, record.DecFromInt(y)), nil, true
+		}
+	case int64:
+		if y, ok := bv.(record.Dec); ok {
+			return op(record.DecFromInt(x), y), nil, true
+		}
+	}
+	return record.Dec{}, f(av, bv), false
 }
 
 // runNative evaluates the native expression; ok is false when it failed,

@@ -40,6 +40,9 @@ func TestNativeMatchesVM(t *testing.T) {
 		`score * 100 + qty`, `qty / 2`, `qty % 2`, `unit_price - 1.5`, `unit_price / qty`, `unit_price / 0`, `qty > 1 ? "many" : "one"`,
 		`qty in [1, 3]`, `status in ["shipped", "paid"]`, `lookup("fx", name)?.rate`, `lookup("fx", status).rate`, `nil`, `true`,
 		`ordered_at < run_time`, `unit_price + unit_price - qty`, `qty * unit_price * unit_price`, `unit_price > 10 && unit_price <= 20.5`, `(qty + 1) * (order_id - 2)`, `qty == nil`, `+qty`,
+		// operators over operators, whose results pass unboxed: typed on the left, the right, both, and mixed with floats
+		`unit_price * 2 * score`, `(unit_price - qty) * (unit_price + 1)`, `qty * (unit_price * unit_price)`, `score * unit_price * qty`,
+		`(qty + 1) * unit_price - unit_price * score`,
 	} {
 		t.Run(src, func(t *testing.T) {
 			p := mustCompile(t, src, e)
