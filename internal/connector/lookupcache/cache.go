@@ -68,27 +68,42 @@ func (c *Cache) shard(key []byte) *shard {
 // Get returns the answer kept for key; hit is false when there is none or it
 // expired. It counts a hit or a miss.
 func (c *Cache) Get(key []byte, now time.Time) (row record.Row, ok, hit bool) {
+	row, ok, hit = c.get(key, now)
+	if hit {
+		c.hits.Add(1)
+	} else {
+		c.misses.Add(1)
+	}
+	return row, ok, hit
+}
+
+// GetAgain is Get for a key whose Get just missed (a call for it may have
+// ended since): a hit now counts as a hit instead of that miss.
+func (c *Cache) GetAgain(key []byte, now time.Time) (row record.Row, ok, hit bool) {
+	row, ok, hit = c.get(key, now)
+	if hit {
+		c.misses.Add(-1)
+		c.hits.Add(1)
+	}
+	return row, ok, hit
+}
+
+func (c *Cache) get(key []byte, now time.Time) (row record.Row, ok, hit bool) {
 	s := c.shard(key)
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	e := s.items[string(key)] // no allocation for the lookup
 	switch {
 	case e == nil:
-		s.mu.Unlock()
-		c.misses.Add(1)
 		return nil, false, false
 	case now.UnixNano() >= e.expires:
 		s.unlink(e)
 		delete(s.items, e.key)
-		s.mu.Unlock()
-		c.misses.Add(1)
 		return nil, false, false
 	}
 	s.unlink(e)
 	s.pushFront(e)
-	row, ok = e.row, e.ok
-	s.mu.Unlock()
-	c.hits.Add(1)
-	return row, ok, true
+	return e.row, e.ok, true
 }
 
 // Put keeps an answer for key until expires.

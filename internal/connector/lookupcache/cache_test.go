@@ -58,6 +58,29 @@ func TestCacheExpiresAndKeepsMisses(t *testing.T) {
 	}
 }
 
+// A key asked again after its miss (a call for it ended meanwhile) counts
+// once: as a hit when the answer is there now, as the miss otherwise.
+func TestCacheGetAgainCountsOnce(t *testing.T) {
+	c := NewCache(8)
+	now := time.Unix(1000, 0)
+	if _, _, hit := c.Get([]byte("k"), now); hit {
+		t.Fatal("hit in an empty cache")
+	}
+	if _, _, hit := c.GetAgain([]byte("k"), now); hit {
+		t.Fatal("hit again in an empty cache")
+	}
+	if h, m := c.Stats(); h != 0 || m != 1 {
+		t.Fatalf("%d hits, %d misses; want the one miss", h, m)
+	}
+	c.Put("k", record.Row{"v"}, true, now.Add(time.Hour))
+	if row, ok, hit := c.GetAgain([]byte("k"), now); !hit || !ok || row[0] != "v" {
+		t.Fatalf("GetAgain after Put: %v %v %v", row, ok, hit)
+	}
+	if h, m := c.Stats(); h != 1 || m != 0 {
+		t.Fatalf("%d hits, %d misses; want the miss counted as a hit", h, m)
+	}
+}
+
 func TestCacheShardsStayWithinSize(t *testing.T) {
 	for _, size := range []int{1, 255, 1000, 20000} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {

@@ -202,6 +202,13 @@ func (t *Table) getBatch(ctx context.Context, keys [][]any, out []connector.Answ
 			t.mu.Lock()
 			f := t.flights[string(buf)]
 			if f == nil {
+				// A call for the key that ended since the cache missed
+				// left its answer there (before it left flights).
+				if row, ok, hit := t.cache.GetAgain(buf, now); hit {
+					t.mu.Unlock()
+					out[i] = connector.Answer{Row: row, OK: ok}
+					continue
+				}
 				f = &flight{key: Key{Vals: append([]any(nil), keys[i]...), Str: string(buf)}, done: make(chan struct{})}
 				t.flights[f.key.Str] = f
 				own = append(own, f)
