@@ -230,6 +230,7 @@ func (r *reader) decode(b *record.Batch, raw *rawBatch) {
 		str = string(raw.data) // one copy; text values are slices of it
 	}
 	vals := make([]any, raw.rows*r.nf)
+	bx := newBoxer(raw.rows)
 	b.Rows = make([]record.Row, 0, raw.rows)
 	b.Lines = make([]int64, 0, raw.rows)
 	off := 0
@@ -254,7 +255,9 @@ func (r *reader) decode(b *record.Batch, raw *rawBatch) {
 			var v any
 			var err error
 			if (f.kind == kString || f.kind == kText) && (f.ftype == record.String || f.ftype == record.Any) {
-				v = str[start:off]
+				v = bx.strs.Box(str[start:off])
+			} else if fast, ok := bx.decode(f, raw.data[start:off], r.loc); ok {
+				v = fast
 			} else {
 				v, err = r.value(f, raw.data[start:off], str, start, off)
 			}
@@ -303,6 +306,55 @@ func (r *reader) value(f *fieldReader, b []byte, str string, start, end int) (an
 	}
 	v, err = record.Convert(v, f.ftype, r.loc)
 	return v, r.convErr(f, b, err)
+}
+
+// boxer holds the values of one batch's commonest types in slabs: one
+// allocation per chunk instead of one per value (see record.Slab). A boxer
+// decodes one batch; batches may be decoded concurrently.
+type boxer struct {
+	ints  record.Slab[int64]
+	strs  record.Slab[string]
+	decs  record.Slab[record.Dec]
+	times record.Slab[time.Time]
+}
+
+func newBoxer(rows int) *boxer {
+	n := max(16, min(rows, 4096))
+	return &boxer{ints: record.NewSlab[int64](n), strs: record.NewSlab[string](n),
+		decs: record.NewSlab[record.Dec](n), times: record.NewSlab[time.Time](n)}
+}
+
+// decode decodes a binary integer, numeric or timestamp read as its own
+// record type; ok is false for anything else, and for a value it cannot
+// decode (reader.value then says why).
+func (bx *boxer) decode(f *fieldReader, b []byte, loc *time.Location) (any, bool) {
+	if f.ftype != f.kind.recordType() && f.ftype != record.Any {
+		return nil, false
+	}
+	switch f.kind {
+	case kInt2, kInt4, kInt8:
+		n, err := decodeInt(f.kind, b)
+		if err != nil {
+			return nil, false
+		}
+		if n >= 0 && n < 256 {
+			return n, true // the runtime's own boxes
+		}
+		return bx.ints.Box(n), true
+	case kNumeric:
+		d, err := decodeNumeric(b)
+		if err != nil {
+			return nil, false
+		}
+		return bx.decs.Box(d), true
+	case kTimestamp, kTimestamptz:
+		t, err := decodeTimestamp(f.kind, b, loc)
+		if err != nil {
+			return nil, false
+		}
+		return bx.times.Box(t), true
+	}
+	return nil, false
 }
 
 // convErr names the field, the value and the reason of a failed

@@ -158,26 +158,17 @@ func decode(k kind, b []byte, loc *time.Location) (any, error) {
 		return b[0] != 0, nil
 	case kBytea:
 		return b[:len(b):len(b)], nil
-	case kInt2:
-		if len(b) != 2 {
-			return nil, errFormat
+	case kInt2, kInt4, kInt8:
+		n, err := decodeInt(k, b)
+		if err != nil {
+			return nil, err
 		}
-		return int64(int16(binary.BigEndian.Uint16(b))), nil
-	case kInt4:
-		if len(b) != 4 {
-			return nil, errFormat
-		}
-		return int64(int32(binary.BigEndian.Uint32(b))), nil
+		return n, nil
 	case kOID:
 		if len(b) != 4 {
 			return nil, errFormat
 		}
 		return int64(binary.BigEndian.Uint32(b)), nil
-	case kInt8:
-		if len(b) != 8 {
-			return nil, errFormat
-		}
-		return int64(binary.BigEndian.Uint64(b)), nil
 	case kFloat4:
 		if len(b) != 4 {
 			return nil, errFormat
@@ -189,7 +180,11 @@ func decode(k kind, b []byte, loc *time.Location) (any, error) {
 		}
 		return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
 	case kNumeric:
-		return decodeNumeric(b)
+		d, err := decodeNumeric(b)
+		if err != nil {
+			return nil, err
+		}
+		return d, nil
 	case kJSON:
 		return record.ParseText(string(b), record.JSON, nil)
 	case kJSONB:
@@ -212,22 +207,45 @@ func decode(k kind, b []byte, loc *time.Location) (any, error) {
 		}
 		return record.LocalDate(int64(d) + pgEpochDays), nil
 	case kTimestamptz, kTimestamp:
-		if len(b) != 8 {
-			return nil, errFormat
-		}
-		us := int64(binary.BigEndian.Uint64(b))
-		if us == math.MaxInt64 || us == math.MinInt64 {
-			return nil, errInfinity
-		}
-		t := time.UnixMicro(us + pgEpochMicros).UTC()
-		if k == kTimestamp && loc != nil && loc != time.UTC {
-			y, mo, d := t.Date()
-			h, mi, s := t.Clock()
-			t = time.Date(y, mo, d, h, mi, s, t.Nanosecond(), loc)
+		t, err := decodeTimestamp(k, b, loc)
+		if err != nil {
+			return nil, err
 		}
 		return t, nil
 	}
 	return nil, errFormat
+}
+
+// decodeInt decodes a binary int2, int4 or int8.
+func decodeInt(k kind, b []byte) (int64, error) {
+	switch {
+	case k == kInt2 && len(b) == 2:
+		return int64(int16(binary.BigEndian.Uint16(b))), nil
+	case k == kInt4 && len(b) == 4:
+		return int64(int32(binary.BigEndian.Uint32(b))), nil
+	case k == kInt8 && len(b) == 8:
+		return int64(binary.BigEndian.Uint64(b)), nil
+	}
+	return 0, errFormat
+}
+
+// decodeTimestamp decodes a binary timestamptz, or a timestamp as the wall
+// clock of loc.
+func decodeTimestamp(k kind, b []byte, loc *time.Location) (time.Time, error) {
+	if len(b) != 8 {
+		return time.Time{}, errFormat
+	}
+	us := int64(binary.BigEndian.Uint64(b))
+	if us == math.MaxInt64 || us == math.MinInt64 {
+		return time.Time{}, errInfinity
+	}
+	t := time.UnixMicro(us + pgEpochMicros).UTC()
+	if k == kTimestamp && loc != nil && loc != time.UTC {
+		y, mo, d := t.Date()
+		h, mi, s := t.Clock()
+		t = time.Date(y, mo, d, h, mi, s, t.Nanosecond(), loc)
+	}
+	return t, nil
 }
 
 // decTens[s] is 1 with scale s: multiplying an unscaled int64 by it sets
@@ -242,25 +260,25 @@ var decTens = func() [32]record.Dec {
 
 // decodeNumeric decodes a binary numeric: ndigits, weight, sign, dscale,
 // then ndigits base-10000 digits, the first worth 10000^weight.
-func decodeNumeric(b []byte) (any, error) {
+func decodeNumeric(b []byte) (record.Dec, error) {
 	if len(b) < 8 {
-		return nil, errFormat
+		return record.Dec{}, errFormat
 	}
 	nd := int(binary.BigEndian.Uint16(b))
 	weight := int(int16(binary.BigEndian.Uint16(b[2:])))
 	sign := binary.BigEndian.Uint16(b[4:])
 	dscale := int(binary.BigEndian.Uint16(b[6:]))
 	if len(b) != 8+2*nd {
-		return nil, errFormat
+		return record.Dec{}, errFormat
 	}
 	switch sign {
 	case 0x0000, 0x4000:
 	case 0xC000:
-		return nil, errNaN
+		return record.Dec{}, errNaN
 	case 0xD000, 0xF000:
-		return nil, errInfinity
+		return record.Dec{}, errInfinity
 	default:
-		return nil, errFormat
+		return record.Dec{}, errFormat
 	}
 	// The unscaled value is the digits times 10000^(weight+1-nd), times
 	// 10^dscale. Try int64 first.
@@ -305,7 +323,7 @@ func decodeNumeric(b []byte) (any, error) {
 	}
 	d, err := record.ParseDec(string(appendNumericText(nil, b)))
 	if err != nil {
-		return nil, errFormat
+		return record.Dec{}, errFormat
 	}
 	return d, nil
 }
