@@ -176,6 +176,9 @@ orders_schema="{order_id: int, customer_id: int, qty: int, unit_price: decimal, 
 table() { psqlq -c "DROP TABLE IF EXISTS $S.$1; CREATE TABLE $S.$1 ($orders_ddl${2:+, $2}) WITH (autovacuum_enabled = false)"; }
 rate() { awk -v r="$1" -v s="$2" 'BEGIN { printf "%d", r / s }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+# pgmeasure CMD...: measure, after a CHECKPOINT: no run pays for writing
+# back what the loads before it left in shared buffers and the WAL.
+pgmeasure() { psqlq -c CHECKPOINT >/dev/null; measure "$@"; }
 # bbrun NAME YAML_BODY: a pipeline NAME with a fresh state store and no
 # checkpoint in the target, run under /usr/bin/time: "seconds rss_kib".
 bbrun() {
@@ -183,7 +186,7 @@ bbrun() {
   printf 'name: %s\nstate: %s\n%s\n' "$1" "$PWD/$out/state-pg-$1.db" "$2" >"$f"
   rm -f "$out/state-pg-$1.db"*
   psqlq -c "DELETE FROM $S.backbone_checkpoints WHERE pipeline = '$1'" 2>/dev/null || true
-  measure "$out/backbone" run -q "$f"
+  pgmeasure "$out/backbone" run -q "$f"
 }
 max_rss=0
 # line ROWS SCENARIO "SECONDS RSS" BASELINE "SECONDS" [TARGET]: one row of
@@ -252,12 +255,12 @@ LOAD
   for ((i = 0; i < repeat; i++)); do
     # CSV → PG append, plain and enriched, vs \copy, enrichment in SQL, pgloader
     table copied
-    keep copy "$(measure "${psql_cmd[@]}" -c "\\copy $S.copied ($orders_cols) FROM '$csv' CSV HEADER")"
+    keep copy "$(pgmeasure "${psql_cmd[@]}" -c "\\copy $S.copied ($orders_cols) FROM '$csv' CSV HEADER")"
     table plain
     keep plain "$(bbrun bench_pg_append "$source
 $(sink plain)")"
     table enriched_sql "$enriched"
-    keep sqlenrich "$(measure "${psql_cmd[@]}" "${stage_and[@]}" \
+    keep sqlenrich "$(pgmeasure "${psql_cmd[@]}" "${stage_and[@]}" \
       -c "INSERT INTO $S.enriched_sql SELECT o.*, c.region, c.tier, o.qty * o.unit_price * f.rate FROM stage o LEFT JOIN $S.customers c USING (customer_id) LEFT JOIN $S.fx f USING (currency)" \
       -c "COMMIT")"
     table enriched "$enriched"
@@ -272,13 +275,13 @@ steps:
 $(sink enriched)")"
     if [ -n "$have_pgloader" ]; then
       table pgl
-      keep pgl "$(measure pgloader --quiet "$out/pgloader.load")"
+      keep pgl "$(pgmeasure pgloader --quiet "$out/pgloader.load")"
     fi
 
     # upsert, all keys new then all keys present
     table up_sql "PRIMARY KEY (order_id)"
-    keep up_sql_new "$(measure "${psql_cmd[@]}" "${stage_and[@]}" -c "$upsert_sql" -c "COMMIT")"
-    keep up_sql_present "$(measure "${psql_cmd[@]}" "${stage_and[@]}" -c "$upsert_sql" -c "COMMIT")"
+    keep up_sql_new "$(pgmeasure "${psql_cmd[@]}" "${stage_and[@]}" -c "$upsert_sql" -c "COMMIT")"
+    keep up_sql_present "$(pgmeasure "${psql_cmd[@]}" "${stage_and[@]}" -c "$upsert_sql" -c "COMMIT")"
     table up_bb "PRIMARY KEY (order_id)"
     keep up_new "$(bbrun bench_pg_upsert_new "$source
 $(sink up_bb upsert)")"
@@ -289,7 +292,7 @@ $(sink up_bb upsert)")"
     # Both sides read the same settled table: indexed, vacuumed, analyzed.
     psqlq -c "CREATE INDEX ON $S.copied (ordered_at, order_id)" -c "VACUUM ANALYZE $S.copied"
     table piped
-    keep pipe "$(measure bash -o pipefail -c "psql '$pg_dsn' -X -q -c 'COPY $S.copied TO STDOUT' | psql '$pg_dsn' -X -q -v ON_ERROR_STOP=1 -c 'COPY $S.piped FROM STDIN'")"
+    keep pipe "$(pgmeasure bash -o pipefail -c "psql '$pg_dsn' -X -q -c 'COPY $S.copied TO STDOUT' | psql '$pg_dsn' -X -q -v ON_ERROR_STOP=1 -c 'COPY $S.piped FROM STDIN'")"
     table pg2pg
     keep pg2pg "$(bbrun bench_pg_incremental "source: {type: postgres, dsn: \"$pg_dsn\", db_schema: $S, table: copied, mode: incremental, cursor: ordered_at, key: order_id}
 $(sink pg2pg)")"
