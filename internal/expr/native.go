@@ -199,7 +199,7 @@ func (c *nativeCompiler) call(n *ast.CallNode) native {
 	if !ok || slot == c.p.rtSlot || slot == c.p.ctxSlot {
 		return nil
 	}
-	if c.decimal(n.Arguments[0]) != nil || len(n.Arguments) == 2 && c.decimal(n.Arguments[1]) != nil {
+	if isDecOp(n) && (isDecOp(n.Arguments[0]) || isDecOp(n.Arguments[1])) {
 		// An operator over another: that one's result is not boxed.
 		if dn := c.decimal(n); dn != nil {
 			st := c.st
@@ -254,6 +254,20 @@ var decOps = map[string]func(x, y record.Dec) record.Dec{
 	"$" + operators["*"].fn: record.Dec.Mul,
 }
 
+// isDecOp reports whether n calls one of decOps.
+func isDecOp(n ast.Node) bool {
+	call, ok := n.(*ast.CallNode)
+	if !ok || len(call.Arguments) != 2 {
+		return false
+	}
+	id, ok := call.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return false
+	}
+	_, ok = decOps[id.Value]
+	return ok
+}
+
 // decNative is a decimal operator computed natively. Its result is d, not
 // boxed, when ok; otherwise v, the operator function's result: an
 // operator whose operand is another one takes that operand unboxed.
@@ -264,17 +278,14 @@ type decNative func(row record.Row, ctx context.Context) (d record.Dec, v any, o
 // (see decArith), and leaves other operands to the operator's function. It
 // returns nil for any other node.
 func (c *nativeCompiler) decimal(n ast.Node) decNative {
-	call, ok := n.(*ast.CallNode)
-	if !ok || len(call.Arguments) != 2 {
+	if !isDecOp(n) {
 		return nil
 	}
-	id, ok := call.Callee.(*ast.IdentifierNode)
-	if !ok {
-		return nil
-	}
-	op, ok := decOps[id.Value]
+	call := n.(*ast.CallNode)
+	id := call.Callee.(*ast.IdentifierNode)
+	op := decOps[id.Value]
 	slot, found := c.p.slots[id.Value]
-	if !ok || !found {
+	if !found {
 		return nil
 	}
 	f, ok := c.vars[slot].(func(a, b any) any)

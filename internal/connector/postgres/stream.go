@@ -124,9 +124,10 @@ func (r *streamReader) Read(p []byte) (int, error) {
 
 var errAbandoned = errors.New("abandoned")
 
-// openStream begins a COPY whose rows are sent by send. Like stage, it
-// sets a savepoint first when the transaction holds rows already (always
-// in mode replace, whose transaction holds the new table).
+// openStream begins a COPY whose rows are sent by send. It sets a
+// savepoint first when the transaction holds rows already (always in mode
+// replace, whose transaction holds the new table); in mode upsert it
+// empties the stage an earlier stream filled.
 func (w *writer) openStream(ctx context.Context) {
 	useSP := w.staged > 0 || w.mode() == modeReplace
 	prefix := ""
