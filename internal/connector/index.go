@@ -108,6 +108,7 @@ type Index struct {
 	run  keyRun           // integer keys while they come in order, instead of ints
 
 	cols []column
+	skip []bool               // fields not loaded (Only), nil when all are
 	n    int32                // positions used
 	odd  map[int32]record.Row // rows whose length is not the schema's, by position
 
@@ -259,6 +260,28 @@ func NewIndex(schema *record.Schema, keys []string) (*Index, error) {
 	return ix, nil
 }
 
+// Only makes the index keep, of the rows added after it, only the key
+// fields and fields: the others read as null (see FieldLoader). A name that
+// is no field is passed over: the step that reads it reports it.
+func (ix *Index) Only(fields []string) {
+	skip := make([]bool, ix.width)
+	for i := range skip {
+		skip[i] = true
+	}
+	for _, k := range ix.keyIdx {
+		skip[k] = false
+	}
+	for _, f := range fields {
+		if i, ok := ix.schema.Index(f); ok {
+			skip[i] = false
+		}
+	}
+	ix.skip = skip
+}
+
+// Loaded tells whether field i is kept: false for a field Only left out.
+func (ix *Index) Loaded(i int) bool { return ix.skip == nil || i >= len(ix.skip) || !ix.skip[i] }
+
 // Add indexes a row. A later row with the same key replaces the earlier one.
 // The index keeps the values, not r.
 func (ix *Index) Add(r record.Row) {
@@ -268,6 +291,9 @@ func (ix *Index) Add(r record.Row) {
 		var v any
 		if i < len(r) {
 			v = r[i]
+		}
+		if ix.skip != nil && ix.skip[i] {
+			continue
 		}
 		ix.cols[i].add(int(p), v)
 	}
@@ -529,6 +555,13 @@ func (ix *Index) Keys() []string { return ix.keys }
 
 // Get implements Table. The row is made for the caller.
 func (ix *Index) Get(_ context.Context, key []any) (record.Row, bool, error) {
+	if ix.skip != nil {
+		for i, skip := range ix.skip {
+			if skip {
+				return nil, false, fmt.Errorf("the lookup was loaded without its field %q, which no step was found to read", ix.schema.Field(i).Name)
+			}
+		}
+	}
 	p, ok, err := ix.Pos(key)
 	if !ok || err != nil {
 		return nil, false, err

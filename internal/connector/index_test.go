@@ -404,3 +404,32 @@ func TestIndexGrow(t *testing.T) {
 		}
 	}
 }
+
+func TestIndexOnlyKeepsKeysAndTheFieldsRead(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "id", Type: record.Int}, record.Field{Name: "name", Type: record.String},
+		record.Field{Name: "region", Type: record.String}, record.Field{Name: "score", Type: record.Int})
+	ix, err := NewIndex(s, []string{"id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Only([]string{"region", "nosuch"})
+	for i := range 500 {
+		ix.Add(record.Row{int64(i), fmt.Sprint("customer ", i), []string{"emea", "apac"}[i%2], int64(i * 3)})
+	}
+	for i, want := range []bool{true, false, true, false} {
+		if ix.Loaded(i) != want {
+			t.Errorf("Loaded(%s) = %v, want %v", s.Field(i).Name, ix.Loaded(i), want)
+		}
+	}
+	p, ok, err := ix.Pos([]any{int64(7)})
+	if !ok || err != nil {
+		t.Fatalf("Pos(7) = %v, %v", ok, err)
+	}
+	if got := []any{ix.Field(p, 0), ix.Field(p, 1), ix.Field(p, 2), ix.Field(p, 3)}; !reflect.DeepEqual(got, []any{int64(7), nil, "apac", nil}) {
+		t.Errorf("fields of 7: %#v", got)
+	}
+	// A whole row would hold nulls that are not the data's: Get refuses.
+	if _, _, err := ix.Get(context.Background(), []any{int64(7)}); err == nil || !strings.Contains(err.Error(), `without its field "name"`) {
+		t.Errorf("Get on a partly loaded index: %v", err)
+	}
+}

@@ -401,8 +401,9 @@ func (r *runner) plan(ctx context.Context) ([]connector.Task, planned, error) {
 
 func (r *runner) openLookups(ctx context.Context) error {
 	r.tables = map[string]connector.Table{}
+	uses := r.lookupUses()
 	for _, lk := range r.p.Lookups {
-		t, err := lk.Lookup.Open(ctx, r.env)
+		t, err := connector.OpenLookup(ctx, lk.Lookup, r.env, lk.Name, uses)
 		if err != nil {
 			r.closeLookups()
 			return fmt.Errorf("lookup %s: %w", lk.Name, err)
@@ -410,6 +411,20 @@ func (r *runner) openLookups(ctx context.Context) error {
 		r.tables[lk.Name] = t
 	}
 	return nil
+}
+
+// lookupUses is which lookup fields the steps read: what a preload needs
+// to load (see connector.LookupUser).
+func (r *runner) lookupUses() *connector.LookupUses {
+	u := &connector.LookupUses{}
+	for _, c := range r.p.Steps {
+		if lu, ok := c.Step.(connector.LookupUser); ok {
+			lu.UsesLookups(u)
+		} else {
+			u.All()
+		}
+	}
+	return u
 }
 
 func (r *runner) closeLookups() {

@@ -196,6 +196,9 @@ func (v *lookupFields) Visit(node *ast.Node) {
 	if !ok {
 		return
 	}
+	if ix := connector.IndexOf(t); ix != nil && !ix.Loaded(i) {
+		return // left to lookup(), which fails: the field was not loaded
+	}
 	typ := s.Field(i).Type
 	l := &lookupField{name: name, table: t, field: i, prop: prop, optional: m.Optional,
 		json: typ == record.JSON || typ == record.Any}

@@ -442,7 +442,9 @@ func callLookup(env *funcEnv, args []any) (any, error) {
 		if m, ok := env.rowMaps.Load(seen); ok {
 			return m, nil
 		}
-		row, _, _ = ix.Get(ctx, keys)
+		if row, _, err = ix.Get(ctx, keys); err != nil {
+			return nil, &LookupError{Name: name, Err: err}
+		}
 	} else {
 		var found bool
 		var err error

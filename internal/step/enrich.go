@@ -152,6 +152,9 @@ func (s *enrichStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Sc
 			}
 			return nil, s.errorf(n.Pos, "lookup %q has no field %q (fields: %s)", s.cfg.Lookup, n.Name, listNames(ts.Names()))
 		}
+		if ix := connector.IndexOf(t); ix != nil && !ix.Loaded(i) {
+			return nil, s.errorf(n.Pos, "lookup %q was loaded without its field %q", s.cfg.Lookup, n.Name)
+		}
 		out := s.cfg.Prefix + n.Name
 		if _, clash := in.Index(out); clash {
 			return nil, s.errorf(n.Pos, "field %q already flows into the step; set a prefix (or select fewer fields)", out)

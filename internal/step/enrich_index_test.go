@@ -2,6 +2,7 @@ package step
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -80,5 +81,40 @@ func TestEnrichIndexAsAnyTable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A field the lookup was loaded without is never added as nulls: enrich
+// refuses to bind, and lookup(…).field reads the row whole, which fails.
+func TestStepsRefuseFieldsNotLoaded(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "customer_id", Type: record.Int},
+		record.Field{Name: "region", Type: record.String}, record.Field{Name: "tier", Type: record.Int})
+	ix, err := connector.NewIndex(s, []string{"customer_id"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ix.Only([]string{"region"})
+	ix.Add(record.Row{int64(42), "eu", int64(1)})
+	in := record.MustSchema(orders.Fields()...)
+	for _, tc := range []struct{ src, want string }{
+		{"- enrich: { lookup: customers, on: customer_id, fields: [region] }", ""},
+		{"- enrich: { lookup: customers, on: customer_id, fields: [tier] }", `lookup "customers" was loaded without its field "tier"`},
+		{`- map: { t: 'lookup("customers", customer_id)?.region' }`, ""},
+		{`- map: { t: 'lookup("customers", customer_id)?.tier' }`, `without its field "tier"`},
+	} {
+		st, err := build(t, tc.src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		env := stepEnv(t)
+		env.Lookups = map[string]connector.Table{"customers": ix}
+		_, err = st.Bind(in, env)
+		if err == nil {
+			b := &record.Batch{Schema: in, Rows: []record.Row{{int64(1), int64(42), int64(2), nil, nil, nil}}}
+			err = st.Process(context.Background(), b)
+		}
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.src, err, tc.want)
+		}
 	}
 }

@@ -184,9 +184,10 @@ type csvReader struct {
 	done   bool
 	bufCap int // size of the previous batch's text, to size the next
 
-	deferDecode bool // leave convert to Batch.Decode (the engine's workers)
-	rowsOnly    bool // a lookup's load: rows without their lines and text
-	recsCap     int  // capacity the staging slices needed so far
+	deferDecode bool   // leave convert to Batch.Decode (the engine's workers)
+	rowsOnly    bool   // a lookup's load: rows without their lines and text
+	skip        []bool // a lookup's load: fields left null, unconverted
+	recsCap     int    // capacity the staging slices needed so far
 	spansCap    int
 	recs        []staged
 	spans       []span
@@ -435,6 +436,9 @@ func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Bat
 		fs := spans[st.f0:st.f1]
 		ok := true
 		for j, t := range r.types {
+			if r.skip != nil && r.skip[j] {
+				continue // a lookup's field no step reads
+			}
 			sp := fs[r.cols[j]]
 			s := text[sp.s:sp.e]
 			if !sp.quoted && s == r.null {

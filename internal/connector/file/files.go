@@ -254,6 +254,14 @@ type lookupWithSchema struct {
 
 func (s lookupWithSchema) Schema() *record.Schema { return s.schema }
 
+// OpenFields implements connector.FieldLoader for a lookup that does.
+func (s lookupWithSchema) OpenFields(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
+	if fl, ok := s.Lookup.(connector.FieldLoader); ok {
+		return fl.OpenFields(ctx, env, fields)
+	}
+	return s.Lookup.Open(ctx, env)
+}
+
 // singleByte checks a one-character option such as a delimiter.
 func singleByte(p connector.Params, field, v string) (byte, error) {
 	if v == `\t` || v == "tab" {

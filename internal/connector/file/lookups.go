@@ -24,9 +24,10 @@ var csvLookupSpec = connector.Spec{
 	Summary: "Reference data from a CSV file, loaded into memory and looked up by key.",
 	Doc: `Loads the whole file when the run starts and answers lookups from memory. Columns
 are matched to the schema by name (or by position without a header); without a
-schema every column is a string. A malformed line, or a value that does not
-convert to its field's type, fails the run with the file and line: reference data
-must be right. When two lines share a key, the later one wins.`,
+schema every column is a string. Only the key and the fields the pipeline's steps
+read are kept. A malformed line, or a value of a kept field that does not convert
+to its type, fails the run with the file and line: reference data must be right.
+When two lines share a key, the later one wins.`,
 	Fields: []connector.FieldSpec{
 		{Name: "path", Type: connector.TString, Required: true, Doc: "The file, relative to the pipeline file (.gz is read through gzip)."},
 		{Name: "key", Type: connector.TList, Required: true, Doc: "Key field, or fields: [a, b]."},
@@ -95,6 +96,18 @@ func checkKeys(p connector.Params, keys connector.List, schema *record.Schema) e
 
 // Open implements connector.Lookup: it loads the file.
 func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Table, error) {
+	return l.open(ctx, env, nil)
+}
+
+// OpenFields implements connector.FieldLoader: the columns of the other
+// fields are not converted, so a value there that would not convert does
+// not fail the load.
+func (l *csvLookup) OpenFields(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
+	return l.open(ctx, env, fields)
+}
+
+// open loads the file: only the key fields and fields unless fields is nil.
+func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
 	fset := fileSet{kind: "csv", compression: compAuto}
 	t := connector.Task{Key: l.path}
 	o, err := fset.openTask(env, t)
@@ -113,6 +126,13 @@ func (l *csvLookup) Open(ctx context.Context, env *connector.Env) (connector.Tab
 	ix, err := connector.NewIndex(r.schema, l.keys)
 	if err != nil {
 		return nil, fmt.Errorf("csv: %s: %w", l.path, err)
+	}
+	if fields != nil {
+		ix.Only(fields)
+		r.skip = make([]bool, r.schema.Len())
+		for i := range r.skip {
+			r.skip[i] = !ix.Loaded(i)
+		}
 	}
 	// The file is parsed on one goroutine, its batches decoded on one per
 	// core, and this one indexes them in file order: loading takes about
@@ -203,8 +223,9 @@ var jsonlLookupSpec = connector.Spec{
 lookups from memory. With a schema, keys are picked and converted like the jsonl
 source; without one the fields are every key seen, in order, and values keep
 their JSON types (strings as string, integral numbers as int, other numbers as
-float, true/false as bool, objects and arrays as json). A malformed line fails the
-run with the file and line. When two lines share a key, the later one wins.`,
+float, true/false as bool, objects and arrays as json). Only the key and the fields
+the pipeline's steps read are kept. A malformed line fails the run with the file
+and line. When two lines share a key, the later one wins.`,
 	Fields: []connector.FieldSpec{
 		{Name: "path", Type: connector.TString, Required: true, Doc: "The file, relative to the pipeline file (.gz is read through gzip)."},
 		{Name: "key", Type: connector.TList, Required: true, Doc: "Key field, or fields: [a, b]."},
@@ -276,6 +297,17 @@ type jsonObject struct {
 
 // Open implements connector.Lookup: it loads the file.
 func (l *jsonLookup) Open(ctx context.Context, env *connector.Env) (connector.Table, error) {
+	return l.open(ctx, env, nil)
+}
+
+// OpenFields implements connector.FieldLoader: the values of the other
+// fields are not kept, nor converted.
+func (l *jsonLookup) OpenFields(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
+	return l.open(ctx, env, fields)
+}
+
+// open loads the file: only the key fields and fields unless fields is nil.
+func (l *jsonLookup) open(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
 	var objs []jsonObject
 	var err error
 	if l.kind == "jsonl" {
@@ -296,12 +328,15 @@ func (l *jsonLookup) Open(ctx context.Context, env *connector.Env) (connector.Ta
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s: %w", l.kind, l.path, err)
 	}
+	if fields != nil {
+		ix.Only(fields)
+	}
 	loc := connector.ZoneOf(nil, env)
 	for _, o := range objs {
 		row := make(record.Row, schema.Len())
 		for i, k := range o.keys {
 			j, ok := schema.Index(k)
-			if !ok || o.vals[i] == nil {
+			if !ok || o.vals[i] == nil || !ix.Loaded(j) {
 				continue
 			}
 			t := schema.Field(j).Type

@@ -185,3 +185,62 @@ func TestLookupErrors(t *testing.T) {
 		}
 	})
 }
+
+// A lookup loaded for some fields keeps those and its keys, converts
+// nothing else (a value of an unread field that would not convert does not
+// fail the load), and says which fields it left out.
+func TestLookupsLoadOnlyTheFieldsRead(t *testing.T) {
+	for _, tc := range []struct{ name, file, content, yaml string }{
+		{"csv", "c.csv", "id,name,region,score\n1,Ann,emea,x\n2,Bob,apac,7\n",
+			"type: csv\npath: c.csv\nkey: id\nschema: {id: int, name: string, region: string, score: int}"},
+		{"csv without schema", "c.csv", "id,name,region,score\n1,Ann,emea,x\n2,Bob,apac,7\n",
+			"type: csv\npath: c.csv\nkey: id"},
+		{"jsonl", "c.jsonl", `{"id": 1, "name": "Ann", "region": "emea", "score": "x"}` + "\n" + `{"id": 2, "name": "Bob", "region": "apac", "score": 7}` + "\n",
+			"type: jsonl\npath: c.jsonl\nkey: id\nschema: {id: int, name: string, region: string, score: int}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := testEnv(t)
+			writeFile(t, env, tc.file, tc.content)
+			e, _ := registry().Get(connector.KindLookup, typeOf(t, tc.yaml))
+			l, err := e.Lookup(params(t, tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			fl, ok := l.(connector.FieldLoader)
+			if !ok {
+				t.Fatalf("%T does not load fields apart", l)
+			}
+			if tc.name != "csv without schema" { // there score is text, and converts
+				if _, err := l.Open(context.Background(), env); err == nil || !strings.Contains(err.Error(), "score") {
+					t.Errorf("a whole load of a bad score: %v, want its field named", err)
+				}
+			}
+			tab, err := fl.OpenFields(context.Background(), env, []string{"region"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tab.Close()
+			ix := connector.IndexOf(tab)
+			if ix == nil {
+				t.Fatalf("%T keeps no index", tab)
+			}
+			var loaded []string
+			for i, f := range tab.Schema().Fields() {
+				if ix.Loaded(i) {
+					loaded = append(loaded, f.Name)
+				}
+			}
+			if d := cmp.Diff([]string{"id", "region"}, loaded); d != "" {
+				t.Errorf("loaded fields (-want +got):\n%s", d)
+			}
+			p, ok, err := ix.Pos([]any{int64(2)})
+			if !ok || err != nil {
+				t.Fatalf("key 2: %v, %v", ok, err)
+			}
+			if got := []any{ix.Field(p, 0), ix.Field(p, 1), ix.Field(p, 2), ix.Field(p, 3)}; !cmp.Equal(got, []any{int64(2), nil, "apac", nil}) &&
+				!cmp.Equal(got, []any{"2", nil, "apac", nil}) {
+				t.Errorf("row 2: %#v", got)
+			}
+		})
+	}
+}

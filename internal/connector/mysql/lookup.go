@@ -93,7 +93,7 @@ converted to their fields' types first, so the text "42" finds the integer 42.`,
 		{Name: "key", Type: connector.TList, Required: true, Doc: "Field(s) that lookups give, in order."},
 		{Name: "schema", Type: connector.TSchema, Doc: "Fields and types to read; default: every column, typed from its database type."},
 		{Name: "cache", Type: connector.TObject, Doc: "How rows are held.", Fields: []connector.FieldSpec{
-			{Name: "mode", Type: connector.TEnum, Default: cachePreload, Enum: []string{cachePreload, cacheQuery}, Doc: "preload: every row in memory; query: ask the database per key, with an LRU cache."},
+			{Name: "mode", Type: connector.TEnum, Default: cachePreload, Enum: []string{cachePreload, cacheQuery}, Doc: "preload: every row in memory (only the key and the fields the steps read); query: ask the database per key, with an LRU cache."},
 			{Name: "refresh", Type: connector.TDuration, Doc: "preload: read the rows again this often; default: never within a run."},
 			{Name: "size", Type: connector.TInt, Default: "10000", Doc: "query: keys kept in the cache."},
 			{Name: "ttl", Type: connector.TDuration, Default: "5m", Doc: "query: how long a found row is kept."},
@@ -188,6 +188,17 @@ func (l *lookup) what() string { return what(l.cfg.Table, l.cfg.Query) }
 // Open implements connector.Lookup: it loads the rows (preload) or
 // prepares the query by key.
 func (l *lookup) Open(ctx context.Context, env *connector.Env) (connector.Table, error) {
+	return l.openFields(ctx, env, nil)
+}
+
+// OpenFields implements connector.FieldLoader: a preload selects only the
+// key fields and fields (a query-mode table reads whole rows).
+func (l *lookup) OpenFields(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
+	return l.openFields(ctx, env, fields)
+}
+
+// openFields loads only the key fields and fields unless fields is nil.
+func (l *lookup) openFields(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
 	conns := 1
 	if l.cfg.Cache.Mode == cacheQuery {
 		conns = 4
@@ -196,7 +207,7 @@ func (l *lookup) Open(ctx context.Context, env *connector.Env) (connector.Table,
 	if err != nil {
 		return nil, fmt.Errorf("mysql: lookup: %w", err)
 	}
-	t, err := l.open(ctx, env, db)
+	t, err := l.open(ctx, env, db, fields)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("mysql: lookup %s, %s: %w", l.srv.where, l.what(), classify(ctx, l.srv.redact(err)))
@@ -204,7 +215,7 @@ func (l *lookup) Open(ctx context.Context, env *connector.Env) (connector.Table,
 	return t, nil
 }
 
-func (l *lookup) open(ctx context.Context, env *connector.Env, db *sql.DB) (connector.Table, error) {
+func (l *lookup) open(ctx context.Context, env *connector.Env, db *sql.DB, only []string) (connector.Table, error) {
 	cols, err := describe(ctx, db, l.cfg.Table, l.cfg.Query)
 	if err != nil {
 		return nil, err
@@ -226,10 +237,23 @@ func (l *lookup) open(ctx context.Context, env *connector.Env, db *sql.DB) (conn
 		}
 		b.keyIdx = append(b.keyIdx, i)
 	}
-	b.selectSQL = "SELECT " + b.selectList() + " FROM " + fromClause(l.cfg.Table, l.cfg.Query)
 	if l.cfg.Cache.Mode == cacheQuery {
+		b.selectSQL = "SELECT " + b.selectList() + " FROM " + fromClause(l.cfg.Table, l.cfg.Query)
 		return newQueryTable(ctx, b)
 	}
+	if only != nil {
+		b.loaded = make([]bool, schema.Len())
+		for _, i := range b.keyIdx {
+			b.loaded[i] = true
+		}
+		for _, f := range only {
+			if i, ok := schema.Index(f); ok {
+				b.loaded[i] = true
+			}
+		}
+		b.only = only
+	}
+	b.selectSQL = "SELECT " + b.selectList() + " FROM " + fromClause(l.cfg.Table, l.cfg.Query)
 	return newPreloadTable(ctx, b)
 }
 
@@ -243,14 +267,21 @@ type base struct {
 	loc       *time.Location
 	logger    *slog.Logger
 	selectSQL string
+	// A preload of some fields: only them besides the keys (loaded[i]),
+	// the others selected as NULL. nil when all are loaded.
+	only   []string
+	loaded []bool
 }
 
 func (b *base) selectList() string {
 	names := make([]string, len(b.fields))
 	for i, f := range b.fields {
-		names[i] = f.col.name
+		names[i] = "NULL"
+		if b.loaded == nil || b.loaded[i] {
+			names[i] = "s." + quoteIdent(f.col.name)
+		}
 	}
-	return quoteIdents("s.", names)
+	return strings.Join(names, ", ")
 }
 
 // Schema implements connector.Table.
@@ -349,6 +380,9 @@ func (t *preloadTable) load(ctx context.Context) (*connector.Index, error) {
 	ix, err := connector.NewIndex(t.schema, t.l.cfg.Key)
 	if err != nil {
 		return nil, err
+	}
+	if t.only != nil {
+		ix.Only(t.only)
 	}
 	rows, err := t.db.QueryContext(ctx, t.selectSQL)
 	if err != nil {

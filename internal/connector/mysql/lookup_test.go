@@ -337,3 +337,21 @@ func TestLookupUnreachableServerIsUnavailable(t *testing.T) {
 		t.Errorf("Open: %v, want ErrUnavailable without the password", err)
 	}
 }
+
+func TestLookupLoadsOnlyTheFieldsRead(t *testing.T) {
+	db := newTestDB(t)
+	ratesTable(db)
+	env := sqlkittest.Env(t)
+	day1 := sqlkittest.MustDate(t, "2024-01-01")
+	tbl := sqlkittest.LoadsOnly(t, kit.Lookup(t, db.yaml("table: rates\nkey: [currency, day]")), env, []string{"rate"},
+		[]any{"EUR", day1}, record.Row{"EUR", day1, record.MustDec("1.1"), nil})
+	// A refresh loads the same fields.
+	pt := tbl.(*preloadTable)
+	ix, err := pt.load(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := tbl.Schema().Index("note"); ix.Loaded(i) {
+		t.Error("a refresh loaded a field no step reads")
+	}
+}

@@ -80,7 +80,7 @@ Without a schema the fields are the columns, typed as for the postgres source.`,
 		{Name: "key", Type: connector.TList, Required: true, Doc: "Field(s) that lookups give, in order."},
 		{Name: "schema", Type: connector.TSchema, Doc: "Fields and types to read; default: every column, typed from the database."},
 		{Name: "cache", Type: connector.TObject, Doc: "How rows are kept.", Fields: []connector.FieldSpec{
-			{Name: "mode", Type: connector.TEnum, Default: cachePreload, Enum: []string{cachePreload, cacheQuery}, Doc: "preload reads every row into memory; query asks the database per key."},
+			{Name: "mode", Type: connector.TEnum, Default: cachePreload, Enum: []string{cachePreload, cacheQuery}, Doc: "preload reads every row into memory (only the key and the fields the steps read); query asks the database per key."},
 			{Name: "refresh", Type: connector.TDuration, Doc: "preload: read the rows again this often (default: never during a run)."},
 			{Name: "size", Type: connector.TInt, Default: "10000", Doc: "query: keys kept in the LRU cache."},
 			{Name: "ttl", Type: connector.TDuration, Default: "10m", Doc: "query: how long a found row is kept."},
@@ -233,6 +233,18 @@ func (sh *shape) selectList() string {
 	return quoteIdents("s.", names)
 }
 
+// selectLoaded is selectList with NULL for the fields ix does not keep.
+func (sh *shape) selectLoaded(ix *connector.Index) string {
+	names := make([]string, len(sh.cols))
+	for i, c := range sh.cols {
+		names[i] = "NULL"
+		if ix.Loaded(i) {
+			names[i] = "s." + quoteIdent(c.name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
 // decodeRow decodes one result row.
 func (sh *shape) decodeRow(vals [][]byte, loc *time.Location) (record.Row, error) {
 	r := &reader{fields: sh.fields, loc: loc}
@@ -266,6 +278,18 @@ func (l *pgLookup) Check(ctx context.Context, env *connector.Env) error {
 
 // Open implements connector.Lookup.
 func (l *pgLookup) Open(ctx context.Context, env *connector.Env) (connector.Table, error) {
+	return l.open(ctx, env, nil)
+}
+
+// OpenFields implements connector.FieldLoader: a preload selects only the
+// key fields and fields (a query-mode table reads whole rows).
+func (l *pgLookup) OpenFields(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
+	return l.open(ctx, env, fields)
+}
+
+// open connects, and loads only the key fields and fields unless fields is
+// nil.
+func (l *pgLookup) open(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
 	c, err := l.srv.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %w", err)
@@ -282,7 +306,7 @@ func (l *pgLookup) Open(ctx context.Context, env *connector.Env) (connector.Tabl
 	if l.cfg.Cache.Mode == cacheQuery {
 		return newQueryTable(l, sh, c, loc, env.Logger), nil
 	}
-	t := &preloadTable{l: l, sh: sh, loc: loc, log: env.Logger}
+	t := &preloadTable{l: l, sh: sh, loc: loc, log: env.Logger, only: fields}
 	ix, err := t.load(ctx, c)
 	closeConn(c)
 	if err != nil {
@@ -304,6 +328,9 @@ type preloadTable struct {
 	loc *time.Location
 	log *slog.Logger
 	ix  atomic.Pointer[connector.Index]
+	// only, when not nil, is the fields loaded besides the keys: the
+	// others are selected as NULL.
+	only []string
 
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -317,7 +344,10 @@ func (t *preloadTable) load(ctx context.Context, c *pgconn.PgConn) (*connector.I
 	if err != nil {
 		return nil, err
 	}
-	rr := c.ExecParams(ctx, "SELECT "+t.sh.selectList()+" FROM "+fromClause(t.l.cfg.DBSchema, t.l.cfg.Table, t.l.cfg.Query), nil, nil, nil, t.sh.formats)
+	if t.only != nil {
+		ix.Only(t.only)
+	}
+	rr := c.ExecParams(ctx, "SELECT "+t.sh.selectLoaded(ix)+" FROM "+fromClause(t.l.cfg.DBSchema, t.l.cfg.Table, t.l.cfg.Query), nil, nil, nil, t.sh.formats)
 	var n, bad int64
 	for rr.NextRow() {
 		n++

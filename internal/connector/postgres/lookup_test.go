@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/connector/sqlkit/sqlkittest"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -367,5 +368,21 @@ func TestLookupUnreachableIsUnavailable(t *testing.T) {
 	_, err := l.Open(context.Background(), testEnv(t))
 	if !errors.Is(err, connector.ErrUnavailable) || strings.Contains(err.Error(), "secret-pw") {
 		t.Errorf("Open: %v, want ErrUnavailable without the password", err)
+	}
+}
+
+func TestLookupLoadsOnlyTheFieldsRead(t *testing.T) {
+	p := newPG(t)
+	p.exec("CREATE TABLE c (id bigint PRIMARY KEY, name text, region text, since timestamptz); INSERT INTO c VALUES (1, 'ana', 'emea', now()), (2, 'bob', 'apac', now())")
+	p.noLeaks()
+	env := testEnv(t)
+	tbl := sqlkittest.LoadsOnly(t, buildLookup(t, p.yaml("table: c\nkey: id")), env, []string{"region"},
+		[]any{int64(2)}, record.Row{int64(2), nil, "apac", nil})
+	pt := tbl.(*preloadTable)
+	if err := pt.reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ix := connector.IndexOf(tbl); ix.Loaded(1) || !ix.Loaded(2) {
+		t.Error("a refresh loaded other fields")
 	}
 }

@@ -24,8 +24,8 @@ var lookupSpec = connector.Spec{
 	Name:    "sqlite",
 	Summary: "Reference data from a table or a query of an SQLite database, preloaded into memory.",
 	Doc: `Reads a table or the result of a query from an SQLite database file (opened read-only)
-into memory when the run starts, indexed by key. A later row with the same key replaces an
-earlier one.
+into memory when the run starts, indexed by key: only the key and the fields the pipeline's
+steps read. A later row with the same key replaces an earlier one.
 
 Without a schema the fields are the columns, typed from their declared types as for the
 sqlite source. A row with a value that does not convert to its field's type is left out of
@@ -88,20 +88,31 @@ func (l *schemedLookup) Schema() *record.Schema { return l.declared }
 
 // Open implements connector.Lookup: it reads every row into an index.
 func (l *lookup) Open(ctx context.Context, env *connector.Env) (connector.Table, error) {
+	return l.open(ctx, env, nil)
+}
+
+// OpenFields implements connector.FieldLoader: it selects only the key
+// fields and fields.
+func (l *lookup) OpenFields(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
+	return l.open(ctx, env, fields)
+}
+
+// open loads only the key fields and fields unless fields is nil.
+func (l *lookup) open(ctx context.Context, env *connector.Env, only []string) (connector.Table, error) {
 	path := env.Path(l.cfg.Path)
 	db, err := openReadOnly(ctx, path, time.Duration(l.cfg.BusyTimeout))
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
-	ix, err := l.load(ctx, env, db)
+	ix, err := l.load(ctx, env, db, only)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: lookup %s, %s: %w", path, what(l.cfg.Table, l.cfg.Query), classify(err))
 	}
 	return ix, nil
 }
 
-func (l *lookup) load(ctx context.Context, env *connector.Env, db querier) (*connector.Index, error) {
+func (l *lookup) load(ctx context.Context, env *connector.Env, db querier, only []string) (*connector.Index, error) {
 	schema, err := resolveSchema(ctx, db, l.declared, l.cfg.Table, l.cfg.Query)
 	if err != nil {
 		return nil, err
@@ -110,7 +121,17 @@ func (l *lookup) load(ctx context.Context, env *connector.Env, db querier) (*con
 	if err != nil {
 		return nil, err
 	}
-	rows, err := db.QueryContext(ctx, "SELECT "+quoteIdents("+s.", schema.Names())+" FROM "+fromClause(l.cfg.Table, l.cfg.Query))
+	if only != nil {
+		ix.Only(only)
+	}
+	cols := make([]string, schema.Len())
+	for i, name := range schema.Names() {
+		cols[i] = "NULL"
+		if ix.Loaded(i) {
+			cols[i] = "+s." + quoteIdent(name)
+		}
+	}
+	rows, err := db.QueryContext(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+fromClause(l.cfg.Table, l.cfg.Query))
 	if err != nil {
 		return nil, err
 	}

@@ -81,3 +81,13 @@ func TestLookupMissingDatabaseIsUnavailable(t *testing.T) {
 		t.Errorf("Open: %v, want ErrUnavailable", err)
 	}
 }
+
+func TestLookupLoadsOnlyTheFieldsRead(t *testing.T) {
+	env := sqlkittest.Env(t)
+	db := testDB(t, dbPath(env, "ref.db"))
+	mustExec(t, db, `CREATE TABLE rates (currency TEXT, day DATE, rate NUMERIC, note TEXT)`)
+	mustExec(t, db, `INSERT INTO rates VALUES ('EUR', '2024-01-01', '1.10', 'a'), ('USD', '2024-01-01', 1, 'c')`)
+	day1, _ := record.ParseDate("2024-01-01")
+	sqlkittest.LoadsOnly(t, kit.Lookup(t, "path: ref.db\ntable: rates\nkey: [currency, day]"), env, []string{"note"},
+		[]any{"EUR", day1}, record.Row{"EUR", day1, nil, "a"})
+}

@@ -388,3 +388,45 @@ func MustDate(t testing.TB, s string) record.LocalDate {
 	}
 	return d
 }
+
+// LoadsOnly opens l for fields alone (connector.FieldLoader) and checks that
+// its index keeps exactly the key fields and fields, and that the row of key
+// reads want (nulls for the fields left out). It returns the table open.
+func LoadsOnly(t testing.TB, l connector.Lookup, env *connector.Env, fields []string, key []any, want record.Row) connector.Table {
+	t.Helper()
+	fl, ok := l.(connector.FieldLoader)
+	if !ok {
+		t.Fatalf("%T does not load fields apart", l)
+	}
+	tbl, err := fl.OpenFields(context.Background(), env, fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tbl.Close() })
+	ix := connector.IndexOf(tbl)
+	if ix == nil {
+		t.Fatalf("%T keeps no index", tbl)
+	}
+	p, found, err := ix.Pos(key)
+	if err != nil || !found {
+		t.Fatalf("key %v: found %v, %v", key, found, err)
+	}
+	wanted := map[string]bool{}
+	for _, f := range append(append([]string(nil), tbl.Keys()...), fields...) {
+		wanted[f] = true
+	}
+	got := make(record.Row, tbl.Schema().Len())
+	for i, f := range tbl.Schema().Fields() {
+		if ix.Loaded(i) != wanted[f.Name] {
+			t.Errorf("field %s loaded: %v", f.Name, ix.Loaded(i))
+		}
+		got[i] = ix.Field(p, i)
+	}
+	if d := cmp.Diff(want, got, cmp.Comparer(func(a, b record.Dec) bool { return a.Cmp(b) == 0 })); d != "" {
+		t.Errorf("row of %v (-want +got):\n%s", key, d)
+	}
+	if _, _, err := tbl.Get(context.Background(), key); err == nil {
+		t.Error("Get of a row loaded in part answers")
+	}
+	return tbl
+}
