@@ -582,22 +582,33 @@ func (ix *Index) Pos(key []any) (int, bool, error) {
 	if len(key) != len(ix.keyIdx) {
 		return 0, false, fmt.Errorf("lookup takes %d key values (%s), got %d", len(ix.keyIdx), strings.Join(ix.keys, ", "), len(key))
 	}
+	if len(key) == 1 {
+		p, ok := ix.PosOf(key[0])
+		return p, ok, nil
+	}
+	var buf [64]byte
+	p, ok := ix.strs[string(AppendKey(buf[:0], key))] // no allocation for the lookup
+	return int(p), ok, nil
+}
+
+// PosOf is Pos for an index keyed by one field, given that field's value:
+// no slice to make for the key.
+func (ix *Index) PosOf(v any) (int, bool) {
+	if len(ix.keyIdx) != 1 {
+		p, ok, _ := ix.Pos([]any{v})
+		return p, ok
+	}
 	var p int32
 	var ok bool
-	if len(key) == 1 {
-		if n, isInt := asInt(key[0]); isInt {
-			p, ok = ix.intPos(n)
-		} else if s, isStr := key[0].(string); isStr {
-			p, ok = ix.strPos(s)
-		} else {
-			var buf [64]byte
-			p, ok = ix.strs[string(AppendKey(buf[:0], key))] // no allocation for the lookup
-		}
+	if n, isInt := asInt(v); isInt {
+		p, ok = ix.intPos(n)
+	} else if s, isStr := v.(string); isStr {
+		p, ok = ix.strPos(s)
 	} else {
 		var buf [64]byte
-		p, ok = ix.strs[string(AppendKey(buf[:0], key))]
+		p, ok = ix.strs[string(AppendKey(buf[:0], []any{v}))]
 	}
-	return int(p), ok, nil
+	return int(p), ok
 }
 
 // Field returns field i of the row at position p (from Pos), null when the

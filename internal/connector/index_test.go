@@ -43,6 +43,10 @@ func TestIndexFindsKeysAcrossRepresentations(t *testing.T) {
 		if err != nil || got != tc.want {
 			t.Errorf("Get(%#v) = %q, %v; want %q", tc.key, got, err, tc.want)
 		}
+		p, found, _ := ix.Pos([]any{tc.key})
+		if q, ok := ix.PosOf(tc.key); ok != found || ok && q != p {
+			t.Errorf("PosOf(%#v) = %d, %v; Pos gives %d, %v", tc.key, q, ok, p, found)
+		}
 	}
 	if ix.Len() != 4 {
 		t.Errorf("Len %d, want 4", ix.Len())

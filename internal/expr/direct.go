@@ -79,24 +79,20 @@ func (l *lookupField) make(st *evalState) any {
 		if key == nil {
 			return l.miss()
 		}
-		ctx, _ := ctxv.(context.Context)
-		if ctx == nil {
-			ctx = context.Background()
-		}
-		st.key[0] = key
 		var v any
 		if ix := connector.IndexOf(l.table); ix != nil {
 			// A preloaded index gives the field without making the row.
-			p, found, err := ix.Pos(st.key[:])
-			st.key[0] = nil
-			if err != nil {
-				panic(&LookupError{Name: l.name, Err: err})
-			}
+			p, found := ix.PosOf(key)
 			if !found {
 				return l.miss()
 			}
 			v = ix.Field(p, l.field)
 		} else {
+			ctx, _ := ctxv.(context.Context)
+			if ctx == nil {
+				ctx = context.Background()
+			}
+			st.key[0] = key
 			row, found, err := l.table.Get(ctx, st.key[:]) // Get does not keep the key
 			st.key[0] = nil
 			if err != nil {

@@ -274,7 +274,11 @@ func (s *enrichStep) processIndex(b *record.Batch, ix *connector.Index) error {
 			null = null || row[idx] == nil
 		}
 		p, ok := -1, false
-		if !null {
+		switch {
+		case null:
+		case len(key) == 1:
+			p, ok = ix.PosOf(key[0])
+		default:
 			var err error
 			if p, ok, err = ix.Pos(key); err != nil {
 				return fmt.Errorf("%s: lookup %q: %w", s.name, s.cfg.Lookup, err)
