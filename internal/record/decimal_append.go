@@ -20,6 +20,34 @@ func (d Dec) AppendText(dst []byte) []byte {
 		}
 		return dst
 	}
+	if d.scale <= 19 {
+		// The digits and the point, right to left, in one buffer.
+		var buf [24]byte
+		i := len(buf)
+		for k := int32(0); k < d.scale; k++ {
+			i--
+			buf[i] = byte('0' + u%10)
+			u /= 10
+		}
+		i--
+		buf[i] = '.'
+		if u == 0 {
+			i--
+			buf[i] = '0'
+		}
+		for ; u >= 100; u /= 100 {
+			i -= 2
+			copy(buf[i:], pairs[u%100*2:u%100*2+2])
+		}
+		if u >= 10 {
+			i -= 2
+			copy(buf[i:], pairs[u*2:u*2+2])
+		} else if u > 0 {
+			i--
+			buf[i] = byte('0' + u)
+		}
+		return append(dst, buf[i:]...)
+	}
 	var digits [20]byte
 	n := strconv.AppendUint(digits[:0], u, 10)
 	scale := int(d.scale)
