@@ -6,8 +6,8 @@
 #   bash bench/run.sh                          # 1M rows
 #   BENCH_ROWS="1000000 10000000" bash bench/run.sh
 #   BENCH_SCENARIOS=pg bash bench/run.sh       # only the PostgreSQL scenarios (files, pg)
-#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (files: 5, PostgreSQL: 3; 1 at 10M rows,
-#                                              # but a and b 3 times and the refused-rows pair twice)
+#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (files: 5, PostgreSQL: 3; 1 at 10M rows;
+#                                              # a and b 2 more, 3 at least; the refused-rows pair twice at least)
 #
 # Each command runs BENCH_REPEAT times, in turn with the others, and its
 # best time counts: the ratios then hold while the load of the machine drifts.
@@ -114,9 +114,10 @@ for rows in $rows_list; do
   # Each command runs BENCH_REPEAT times (5 by default, 1 at 10M rows and
   # more), in turn with the others, and its best time counts.
   n=${BENCH_REPEAT:-$([ "$rows" -ge 10000000 ] && echo 1 || echo 5)}
-  # a and b, whose times make a ratio, run at least 3 times each: one run
-  # of either can lose 20% to the machine's other load.
-  nab=$((n > 3 ? n : 3))
+  # a and b, whose times make a ratio, run twice more than the others (3
+  # times at least): one run of either can lose 20% to the machine's other
+  # load, and only the best of each counts.
+  nab=$((n + 2 > 3 ? n + 2 : 3))
   loop=""; mlr=""; best_a=""; best_b=""; best_c=""
   for ((i = 0; i < nab; i++)); do
     if ((i < n)); then
