@@ -237,23 +237,11 @@ func (l *lookup) open(ctx context.Context, env *connector.Env, db *sql.DB, only 
 		}
 		b.keyIdx = append(b.keyIdx, i)
 	}
+	b.selectSQL = "SELECT " + b.selectList() + " FROM " + fromClause(l.cfg.Table, l.cfg.Query)
 	if l.cfg.Cache.Mode == cacheQuery {
-		b.selectSQL = "SELECT " + b.selectList() + " FROM " + fromClause(l.cfg.Table, l.cfg.Query)
 		return newQueryTable(ctx, b)
 	}
-	if only != nil {
-		b.loaded = make([]bool, schema.Len())
-		for _, i := range b.keyIdx {
-			b.loaded[i] = true
-		}
-		for _, f := range only {
-			if i, ok := schema.Index(f); ok {
-				b.loaded[i] = true
-			}
-		}
-		b.only = only
-	}
-	b.selectSQL = "SELECT " + b.selectList() + " FROM " + fromClause(l.cfg.Table, l.cfg.Query)
+	b.only = only
 	return newPreloadTable(ctx, b)
 }
 
@@ -267,21 +255,20 @@ type base struct {
 	loc       *time.Location
 	logger    *slog.Logger
 	selectSQL string
-	// A preload of some fields: only them besides the keys (loaded[i]),
-	// the others selected as NULL. nil when all are loaded.
-	only   []string
-	loaded []bool
+	// only, for a preload of some fields, is those besides the keys: the
+	// others are selected as NULL. nil when all are loaded.
+	only []string
 }
 
-func (b *base) selectList() string {
+func (b *base) selectList() string { return quoteIdents("s.", b.names()) }
+
+// names are the columns of the fields, in order.
+func (b *base) names() []string {
 	names := make([]string, len(b.fields))
 	for i, f := range b.fields {
-		names[i] = "NULL"
-		if b.loaded == nil || b.loaded[i] {
-			names[i] = "s." + quoteIdent(f.col.name)
-		}
+		names[i] = f.col.name
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 // Schema implements connector.Table.
@@ -384,7 +371,7 @@ func (t *preloadTable) load(ctx context.Context) (*connector.Index, error) {
 	if t.only != nil {
 		ix.Only(t.only)
 	}
-	rows, err := t.db.QueryContext(ctx, t.selectSQL)
+	rows, err := t.db.QueryContext(ctx, "SELECT "+sqlkit.SelectLoaded(ix, quoteIdent, "s.", t.names())+" FROM "+fromClause(t.l.cfg.Table, t.l.cfg.Query))
 	if err != nil {
 		return nil, err
 	}

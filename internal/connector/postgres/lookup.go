@@ -233,18 +233,6 @@ func (sh *shape) selectList() string {
 	return quoteIdents("s.", names)
 }
 
-// selectLoaded is selectList with NULL for the fields ix does not keep.
-func (sh *shape) selectLoaded(ix *connector.Index) string {
-	names := make([]string, len(sh.cols))
-	for i, c := range sh.cols {
-		names[i] = "NULL"
-		if ix.Loaded(i) {
-			names[i] = "s." + quoteIdent(c.name)
-		}
-	}
-	return strings.Join(names, ", ")
-}
-
 // decodeRow decodes one result row.
 func (sh *shape) decodeRow(vals [][]byte, loc *time.Location) (record.Row, error) {
 	r := &reader{fields: sh.fields, loc: loc}
@@ -347,7 +335,11 @@ func (t *preloadTable) load(ctx context.Context, c *pgconn.PgConn) (*connector.I
 	if t.only != nil {
 		ix.Only(t.only)
 	}
-	rr := c.ExecParams(ctx, "SELECT "+t.sh.selectLoaded(ix)+" FROM "+fromClause(t.l.cfg.DBSchema, t.l.cfg.Table, t.l.cfg.Query), nil, nil, nil, t.sh.formats)
+	names := make([]string, len(t.sh.cols))
+	for i, col := range t.sh.cols {
+		names[i] = col.name
+	}
+	rr := c.ExecParams(ctx, "SELECT "+sqlkit.SelectLoaded(ix, quoteIdent, "s.", names)+" FROM "+fromClause(t.l.cfg.DBSchema, t.l.cfg.Table, t.l.cfg.Query), nil, nil, nil, t.sh.formats)
 	var n, bad int64
 	for rr.NextRow() {
 		n++

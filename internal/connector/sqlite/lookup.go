@@ -124,14 +124,7 @@ func (l *lookup) load(ctx context.Context, env *connector.Env, db querier, only 
 	if only != nil {
 		ix.Only(only)
 	}
-	cols := make([]string, schema.Len())
-	for i, name := range schema.Names() {
-		cols[i] = "NULL"
-		if ix.Loaded(i) {
-			cols[i] = "+s." + quoteIdent(name)
-		}
-	}
-	rows, err := db.QueryContext(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+fromClause(l.cfg.Table, l.cfg.Query))
+	rows, err := db.QueryContext(ctx, "SELECT "+sqlkit.SelectLoaded(ix, quoteIdent, "+s.", schema.Names())+" FROM "+fromClause(l.cfg.Table, l.cfg.Query))
 	if err != nil {
 		return nil, err
 	}

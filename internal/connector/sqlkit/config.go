@@ -133,3 +133,17 @@ func CheckFields(schema *record.Schema, key []string) error {
 	}
 	return nil
 }
+
+// SelectLoaded is the select list of a preload into ix: each column as
+// prefix + quote(name) when ix keeps its field, NULL when it does not
+// (connector.FieldLoader). names are the columns of ix's fields, in order.
+func SelectLoaded(ix *connector.Index, quote func(string) string, prefix string, names []string) string {
+	list := make([]string, len(names))
+	for i, name := range names {
+		list[i] = "NULL"
+		if ix.Loaded(i) {
+			list[i] = prefix + quote(name)
+		}
+	}
+	return strings.Join(list, ", ")
+}
