@@ -120,3 +120,55 @@ func TestSinkWriterFallsBackMidFile(t *testing.T) {
 		t.Fatalf("the file holds %d bytes, not the %d written", len(got), len(want))
 	}
 }
+
+// A direct writer syncs the file's data as it goes, once per syncChunk
+// written, so that the fsync at commit has only the last chunk to flush;
+// the file still holds every byte once, in order.
+func TestSinkWriterSyncsAsItGoes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w, ok := newSinkWriter(f).(*directWriter)
+	if !ok {
+		t.Skip("this file system refuses direct writes")
+	}
+	written, syncedAt := 0, []int{}
+	w.writeFile = func(b []byte) (int, error) {
+		n, err := f.Write(b)
+		written += n
+		return n, err
+	}
+	w.syncFile = func() error {
+		syncedAt = append(syncedAt, written)
+		return dataSync(f)
+	}
+	want := make([]byte, 3*syncChunk+directBuffer/2)
+	rng := rand.New(rand.NewPCG(5, 1))
+	for i := range want {
+		want[i] = byte(rng.IntN(256))
+	}
+	if _, err := w.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	if len(syncedAt) != 3 {
+		t.Fatalf("synced after %v bytes: want once per %d bytes, 3 times", syncedAt, syncChunk)
+	}
+	for i, at := range syncedAt {
+		if at != (i+1)*syncChunk {
+			t.Fatalf("sync %d after %d bytes, want %d", i+1, at, (i+1)*syncChunk)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the file holds %d bytes, not the %d written", len(got), len(want))
+	}
+}
