@@ -54,19 +54,16 @@ func fastTimestamp(s string, loc *time.Location) (time.Time, bool) {
 	if len(s) < 19 || len(s) > 30 {
 		return time.Time{}, false
 	}
+	_ = s[18]
 	if s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != ' ') || s[13] != ':' || s[16] != ':' {
 		return time.Time{}, false
 	}
-	year, ok1 := digits(s[0:4])
-	month, ok2 := digits(s[5:7])
-	day, ok3 := digits(s[8:10])
-	hour, ok4 := digits(s[11:13])
-	minute, ok5 := digits(s[14:16])
-	sec, ok6 := digits(s[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
-		return time.Time{}, false
-	}
-	if month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 || sec > 59 {
+	// A field with a byte that is not a digit is -1: out of its range.
+	year := d4(s[0], s[1], s[2], s[3])
+	month, day := d2(s[5], s[6]), d2(s[8], s[9])
+	hour, minute, sec := d2(s[11], s[12]), d2(s[14], s[15]), d2(s[17], s[18])
+	if year < 0 || month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) ||
+		uint(hour) > 23 || uint(minute) > 59 || uint(sec) > 59 {
 		return time.Time{}, false
 	}
 	rest := s[19:]
@@ -74,17 +71,13 @@ func fastTimestamp(s string, loc *time.Location) (time.Time, bool) {
 	if len(rest) > 0 && rest[0] == '.' {
 		n := 1
 		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+			nsec = nsec*10 + int(rest[n]-'0')
 			n++
 		}
-		frac := rest[1:n]
-		if len(frac) == 0 || len(frac) > 9 {
+		if n == 1 || n > 10 {
 			return time.Time{}, false
 		}
-		f, _ := digits(frac)
-		for k := len(frac); k < 9; k++ {
-			f *= 10
-		}
-		nsec = f
+		nsec *= pow10[10-n]
 		rest = rest[n:]
 	}
 	switch {
@@ -108,9 +101,63 @@ func fastTimestamp(s string, loc *time.Location) (time.Time, bool) {
 	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc), true
 }
 
+// pow10[k] is 10^k, for k up to 8: what a fraction of 9-k digits is
+// multiplied by to be in nanoseconds.
+var pow10 = [9]int{1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000}
+
+// d2 is the number two digits make, or a number out of 0..99 when either
+// byte is not a digit.
+func d2(a, b byte) int {
+	x, y := int(a)-'0', int(b)-'0'
+	if uint(x) > 9 || uint(y) > 9 {
+		return -1
+	}
+	return x*10 + y
+}
+
+// d4 is the number four digits make, or -1 when a byte is not a digit.
+func d4(a, b, c, d byte) int {
+	hi, lo := d2(a, b), d2(c, d)
+	if hi < 0 || lo < 0 {
+		return -1
+	}
+	return hi*100 + lo
+}
+
 // daysSinceEpoch is the number of days from 1970-01-01 to a date of the
-// proleptic Gregorian calendar (Howard Hinnant's days_from_civil).
+// proleptic Gregorian calendar: from tables for the years most data holds,
+// else by Howard Hinnant's days_from_civil.
 func daysSinceEpoch(y, m, d int) int64 {
+	if k := y - tableFirstYear; uint(k) < uint(len(yearDays)) {
+		days := yearDays[k] + int64(monthDays[m-1]+d-1)
+		if m > 2 && isLeap(y) {
+			days++
+		}
+		return days
+	}
+	return civilDays(y, m, d)
+}
+
+// tableFirstYear is the first year of yearDays.
+const tableFirstYear = 1900
+
+// yearDays[k] is the number of days from 1970-01-01 to January 1st of
+// the year tableFirstYear+k, for three centuries.
+var yearDays = func() (t [300]int64) {
+	for k := range t {
+		t[k] = civilDays(tableFirstYear+k, 1, 1)
+	}
+	return t
+}()
+
+// monthDays[m] is the number of days before month m+1 in a common year.
+var monthDays = [12]int{0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334}
+
+func isLeap(y int) bool { return y%4 == 0 && (y%100 != 0 || y%400 == 0) }
+
+// civilDays is daysSinceEpoch for any year (Howard Hinnant's
+// days_from_civil).
+func civilDays(y, m, d int) int64 {
 	if m <= 2 {
 		y--
 	}
@@ -182,7 +229,7 @@ func digits(s string) (int, bool) {
 func daysIn(m time.Month, year int) int {
 	switch m {
 	case time.February:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		if isLeap(year) {
 			return 29
 		}
 		return 28

@@ -125,3 +125,24 @@ func TestBoxSurvivesGC(t *testing.T) {
 		}
 	}
 }
+
+// The fast timestamp path counts days from tables for the years they hold
+// and by arithmetic around them: every day from 1890 to 2210, and each
+// fraction length, gives the instant time.Date gives.
+func TestFastTimestampEveryDay(t *testing.T) {
+	for d := time.Date(1890, 1, 1, 0, 0, 0, 0, time.UTC); d.Year() < 2210; d = d.AddDate(0, 0, 1) {
+		want := d.Add(23*time.Hour + 59*time.Minute + 58*time.Second + 123456789)
+		frac := 1 + d.YearDay()%9 // 1 to 9 digits
+		s := want.Format("2006-01-02T15:04:05.") + fmt.Sprintf("%09d", want.Nanosecond())[:frac] + "Z"
+		want = want.Truncate(time.Duration([]int{0, 1e8, 1e7, 1e6, 1e5, 1e4, 1e3, 100, 10, 1}[frac]))
+		got, ok := fastTimestamp(s, nil)
+		if !ok || !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("fastTimestamp(%q) = %v, %v; want %v", s, got, ok, want)
+		}
+	}
+	for _, s := range []string{"2026-02-29T00:00:00Z", "2026-13-01T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-0xT00:00:00Z", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567890Z"} {
+		if _, ok := fastTimestamp(s, nil); ok {
+			t.Errorf("fastTimestamp(%q) took it", s)
+		}
+	}
+}
