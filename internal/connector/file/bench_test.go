@@ -69,3 +69,23 @@ func BenchmarkCSVRead(b *testing.B) {
 	}
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// BenchmarkCSVScan splits the records of an orders file into fields: the
+// part of reading that is done on one goroutine.
+func BenchmarkCSVScan(b *testing.B) {
+	data := ordersCSV(200_000)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		w := newWindow(strings.NewReader(data), 16<<20)
+		p := newCSVParser(w, ',', '"', 16<<20)
+		for {
+			rec, err := p.next()
+			if err != nil {
+				b.Fatal(err)
+			}
+			if rec.kind == recEOF {
+				break
+			}
+		}
+	}
+}

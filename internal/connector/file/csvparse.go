@@ -2,7 +2,9 @@ package file
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 )
 
 // recKind says what csvParser.next (and lineSplitter.next) found.
@@ -116,18 +118,37 @@ func (p *csvParser) scan() (rec rawRecord, ok bool) {
 		if k >= 0 {
 			line, next = b[:k], k+1
 		}
-		if bytes.IndexByte(line, q) < 0 {
+		// One pass over the line finds its delimiters, and a quote sends
+		// it to the general path: a call per field costs more than the
+		// few bytes of most fields.
+		s, plain := 0, true
+		dm, qm := uint64(d)*lows, uint64(q)*lows
+		i := 0
+		for ; i+8 <= len(line); i += 8 {
+			x := binary.LittleEndian.Uint64(line[i:])
+			if hasZero(x ^ qm) {
+				plain = false
+				break
+			}
+			for m := zeros(x ^ dm); m != 0; m &= m - 1 {
+				at := i + bits.TrailingZeros64(m)>>3
+				fields = append(fields, span{s: s, e: at})
+				s = at + 1
+			}
+		}
+		for ; plain && i < len(line); i++ {
+			switch line[i] {
+			case d:
+				fields = append(fields, span{s: s, e: i})
+				s = i + 1
+			case q:
+				plain = false
+			}
+		}
+		if plain {
 			rawEnd := trimCR(b, 0, len(line))
 			line = b[:rawEnd]
-			for s := 0; ; {
-				e := bytes.IndexByte(line[s:], d)
-				if e < 0 {
-					fields = append(fields, span{s: s, e: len(line)})
-					break
-				}
-				fields = append(fields, span{s: s, e: s + e})
-				s += e + 1
-			}
+			fields = append(fields, span{s: s, e: rawEnd})
 			p.fields, p.unesc = fields, unesc
 			var lines int64
 			if k >= 0 {
@@ -143,6 +164,7 @@ func (p *csvParser) scan() (rec rawRecord, ok bool) {
 			}
 			return p.finish(rec, next, lines), true
 		}
+		fields = fields[:0]
 	}
 
 	special := &p.special
@@ -366,6 +388,20 @@ func (p *csvParser) skipOversize() (rawRecord, error) {
 }
 
 var nlByte = []byte{'\n'}
+
+// lows has 1 in each byte: c*lows is c in each byte.
+const lows = 0x0101010101010101
+
+// hasZero reports whether a byte of x is zero.
+func hasZero(x uint64) bool { return (x-lows)&^x&(lows<<7) != 0 }
+
+// zeros has the high bit set in exactly the bytes of x that are zero.
+func zeros(x uint64) uint64 {
+	// Per byte, without borrows across bytes: the low seven bits plus
+	// 0x7f reach the high bit unless they are all zero.
+	y := (x & (lows * 0x7f)) + lows*0x7f
+	return ^(y | x | lows*0x7f)
+}
 
 // trimCR returns the end of a line's text whose break is at j: a CR just
 // before it is dropped.

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -277,5 +278,40 @@ func TestAppendUnquoted(t *testing.T) {
 	}
 	if !bytes.Equal(appendUnquoted([]byte("x"), []byte("plain"), '"'), []byte("xplain")) {
 		t.Fatal("plain content changed")
+	}
+}
+
+// A plain line is split eight bytes at a time: a delimiter or a quote at
+// every offset of a word, and lines of every length around a word's, split
+// as encoding/csv splits them.
+func TestCSVParseEveryOffset(t *testing.T) {
+	for n := 0; n <= 40; n++ {
+		for at := 0; at < n; at++ {
+			for _, c := range []byte{',', '"'} {
+				b := []byte(strings.Repeat("x", n))
+				b[at] = c
+				line := string(b)
+				if c == '"' {
+					line = `"` + line[:at] + `""` + line[at+1:] + `"` // a quoted field with its quote doubled
+				}
+				input := line + "\nlast,row\n"
+				cr := csv.NewReader(strings.NewReader(input))
+				cr.FieldsPerRecord = -1
+				want, err := cr.ReadAll()
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got [][]string
+				for _, p := range parseAll(t, input, ',', 1<<20, false) {
+					if p.Kind != "row" {
+						t.Fatalf("%q: %+v", input, p)
+					}
+					got = append(got, p.Fields)
+				}
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%q: got %q, want %q", input, got, want)
+				}
+			}
+		}
 	}
 }
