@@ -44,12 +44,13 @@ type directWriter struct {
 const directBuffers = 3
 
 // syncChunk is how much a directWriter writes between the data syncs it
-// makes as it goes. A direct write reaches the device, but a device (or a
+// starts as it goes. A direct write reaches the device, but a device (or a
 // virtual disk's host) with a write cache holds it there until a flush:
 // left to the fsync at commit, that flush takes a fifth of a second per
-// 130 MB here, with the whole run waiting; made every syncChunk by the
-// writing goroutine, it runs beside the CPU work, and the commit flushes
-// the last chunk only.
+// 130 MB here, with the whole run waiting. Started every syncChunk on a
+// goroutine of its own, while the writes go on (one sync at a time; none
+// is started while one runs), it runs beside the CPU work, and the commit
+// flushes the last chunk only.
 const syncChunk = 16 << 20
 
 // newSinkWriter is the writer of a sink's temporary file f: direct when
@@ -112,6 +113,15 @@ func setDirect(f *os.File, on bool) error {
 // failure it writes nothing more.
 func (w *directWriter) writeLoop() {
 	defer close(w.done)
+	syncs := make(chan struct{}, 1) // a sync asked for
+	synced := make(chan struct{})   // the syncing goroutine ended
+	go func() {
+		defer close(synced)
+		for range syncs {
+			_ = w.syncFile() // the fsync at commit reports what matters
+		}
+	}()
+	defer func() { close(syncs); <-synced }()
 	unsynced := 0
 	for b := range w.full {
 		if w.err == nil {
@@ -120,8 +130,11 @@ func (w *directWriter) writeLoop() {
 		}
 		w.free <- b[:cap(b)]
 		if w.err == nil && unsynced >= syncChunk {
-			_ = w.syncFile() // the fsync at commit reports what matters
-			unsynced = 0
+			select {
+			case syncs <- struct{}{}:
+				unsynced = 0
+			default: // one is asked for already
+			}
 		}
 	}
 }

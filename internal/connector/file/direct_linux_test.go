@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -121,10 +123,12 @@ func TestSinkWriterFallsBackMidFile(t *testing.T) {
 	}
 }
 
-// A direct writer syncs the file's data as it goes, once per syncChunk
-// written, so that the fsync at commit has only the last chunk to flush;
-// the file still holds every byte once, in order.
+// A direct writer syncs the file's data as it goes, about once per
+// syncChunk written, beside its writes, so that the fsync at commit has
+// only the last chunk to flush; the file still holds every byte once, in
+// order, and the syncing goroutine ends with the writer.
 func TestSinkWriterSyncsAsItGoes(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	path := filepath.Join(t.TempDir(), "out")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
@@ -135,14 +139,18 @@ func TestSinkWriterSyncsAsItGoes(t *testing.T) {
 	if !ok {
 		t.Skip("this file system refuses direct writes")
 	}
-	written, syncedAt := 0, []int{}
+	var written atomic.Int64
+	var mu sync.Mutex
+	var syncedAt []int64
 	w.writeFile = func(b []byte) (int, error) {
 		n, err := f.Write(b)
-		written += n
+		written.Add(int64(n))
 		return n, err
 	}
 	w.syncFile = func() error {
-		syncedAt = append(syncedAt, written)
+		mu.Lock()
+		syncedAt = append(syncedAt, written.Load())
+		mu.Unlock()
 		return dataSync(f)
 	}
 	want := make([]byte, 3*syncChunk+directBuffer/2)
@@ -156,12 +164,14 @@ func TestSinkWriterSyncsAsItGoes(t *testing.T) {
 	if err := w.Flush(); err != nil {
 		t.Fatalf("Flush: %v", err)
 	}
-	if len(syncedAt) != 3 {
-		t.Fatalf("synced after %v bytes: want once per %d bytes, 3 times", syncedAt, syncChunk)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(syncedAt) < 1 || len(syncedAt) > 3 {
+		t.Fatalf("synced after %v bytes: want one sync per %d bytes at most, and at least one", syncedAt, syncChunk)
 	}
 	for i, at := range syncedAt {
-		if at != (i+1)*syncChunk {
-			t.Fatalf("sync %d after %d bytes, want %d", i+1, at, (i+1)*syncChunk)
+		if at < int64(i+1)*syncChunk {
+			t.Fatalf("sync %d after %d bytes, before %d were written", i+1, at, (i+1)*syncChunk)
 		}
 	}
 	got, err := os.ReadFile(path)
