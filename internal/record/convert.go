@@ -403,7 +403,7 @@ func AppendJSON(dst []byte, v any) []byte {
 	case string:
 		return appendJSONString(dst, x)
 	case int64:
-		return strconv.AppendInt(dst, x, 10)
+		return AppendInt(dst, x)
 	case float64:
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return append(dst, "null"...)

@@ -1,6 +1,9 @@
 package record
 
-import "strconv"
+import (
+	"slices"
+	"strconv"
+)
 
 // AppendText appends the decimal as String renders it, without allocating
 // when the value fits an int64.
@@ -21,32 +24,34 @@ func (d Dec) AppendText(dst []byte) []byte {
 		return dst
 	}
 	if d.scale <= 19 {
-		// The digits and the point, right to left, in one buffer.
-		var buf [24]byte
-		i := len(buf)
-		for k := int32(0); k < d.scale; k++ {
+		// Straight into dst's room, right to left, two digits at a time:
+		// the fraction (with its leading zeros), the point, the integer
+		// part ("0" when there is none).
+		scale := int(d.scale)
+		nd := max(decimalDigits(u), scale+1)
+		n := nd + 1
+		dst = slices.Grow(dst, n)
+		at := len(dst)
+		dst = dst[:at+n]
+		b := dst[at:]
+		i := n
+		for k := scale; k >= 2; k -= 2 {
+			q := u / 100
+			r := u - q*100
+			i -= 2
+			b[i], b[i+1] = pairs[2*r], pairs[2*r+1]
+			u = q
+		}
+		if scale&1 == 1 {
+			q := u / 10
 			i--
-			buf[i] = byte('0' + u%10)
-			u /= 10
+			b[i] = byte('0' + u - q*10)
+			u = q
 		}
 		i--
-		buf[i] = '.'
-		if u == 0 {
-			i--
-			buf[i] = '0'
-		}
-		for ; u >= 100; u /= 100 {
-			i -= 2
-			copy(buf[i:], pairs[u%100*2:u%100*2+2])
-		}
-		if u >= 10 {
-			i -= 2
-			copy(buf[i:], pairs[u*2:u*2+2])
-		} else if u > 0 {
-			i--
-			buf[i] = byte('0' + u)
-		}
-		return append(dst, buf[i:]...)
+		b[i] = '.'
+		putUint(b, i, u)
+		return dst
 	}
 	var digits [20]byte
 	n := strconv.AppendUint(digits[:0], u, 10)

@@ -1,6 +1,9 @@
 package record
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Seconds from the Unix epoch to the first and past the last instant of
 // the years 0 to 9999, the ones RFC 3339 writes with four digits.
@@ -70,7 +73,10 @@ func AppendRFC3339Nano(dst []byte, t time.Time) []byte {
 	}
 	year -= 400
 
-	var b [35]byte // 2006-01-02T15:04:05.999999999-07:00
+	// Straight into dst's room: 2006-01-02T15:04:05.999999999-07:00.
+	dst = slices.Grow(dst, 35)
+	at := len(dst)
+	b := (*[35]byte)(dst[at : at+35])
 	hi, lo := year/100, year%100
 	b[0], b[1] = pairs[2*hi], pairs[2*hi+1]
 	b[2], b[3] = pairs[2*lo], pairs[2*lo+1]
@@ -106,8 +112,7 @@ func AppendRFC3339Nano(dst []byte, t time.Time) []byte {
 
 	if off == 0 {
 		b[n] = 'Z'
-		n++
-		return append(dst, b[:n]...)
+		return dst[:at+n+1]
 	}
 	b[n] = '+'
 	if off < 0 {
@@ -118,6 +123,5 @@ func AppendRFC3339Nano(dst []byte, t time.Time) []byte {
 	b[n+1], b[n+2] = pairs[2*zh], pairs[2*zh+1]
 	b[n+3] = ':'
 	b[n+4], b[n+5] = pairs[2*zm], pairs[2*zm+1]
-	n += 6
-	return append(dst, b[:n]...)
+	return dst[:at+n+6]
 }

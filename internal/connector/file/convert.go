@@ -214,18 +214,6 @@ func fastDec(s string) (record.Dec, bool) {
 	return record.DecFromInt(v).Mul(decUnits[scale]), true
 }
 
-func digits(s string) (int, bool) {
-	v := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i] - '0'
-		if c > 9 {
-			return 0, false
-		}
-		v = v*10 + int(c)
-	}
-	return v, true
-}
-
 func daysIn(m time.Month, year int) int {
 	switch m {
 	case time.February:

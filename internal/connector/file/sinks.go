@@ -219,6 +219,9 @@ func appendText(dst []byte, v any) []byte {
 // jsonlRowFormat renders one JSON object per line, fields in order.
 type jsonlRowFormat struct {
 	keys [][]byte // `{"name":` then `,"name":` ...: each field's key, encoded once
+	// short[i] is keys[i] padded to 16 bytes when it is no longer: written
+	// with one 16-byte store where dst has the room, instead of a copy.
+	short [][16]byte
 }
 
 func newJSONLRowFormat(schema *record.Schema) *jsonlRowFormat {
@@ -228,8 +231,11 @@ func newJSONLRowFormat(schema *record.Schema) *jsonlRowFormat {
 		if i == 0 {
 			sep = '{'
 		}
-		key := record.AppendJSON([]byte{sep}, name)
-		j.keys = append(j.keys, append(key, ':'))
+		key := append(record.AppendJSON([]byte{sep}, name), ':')
+		j.keys = append(j.keys, key)
+		var short [16]byte
+		copy(short[:], key)
+		j.short = append(j.short, short)
 	}
 	return j
 }
@@ -241,7 +247,13 @@ func (j *jsonlRowFormat) row(dst []byte, r record.Row) []byte {
 		return append(dst, "{}\n"...)
 	}
 	for i, v := range r {
-		dst = append(dst, j.keys[i]...)
+		if k := j.keys[i]; len(k) <= 16 && cap(dst)-len(dst) >= 16 {
+			n := len(dst)
+			*(*[16]byte)(dst[n : n+16]) = j.short[i]
+			dst = dst[:n+len(k)]
+		} else {
+			dst = append(dst, k...)
+		}
 		dst = record.AppendJSON(dst, v)
 	}
 	return append(dst, '}', '\n')

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -299,6 +300,35 @@ func TestAppendTextMatchesFormatText(t *testing.T) {
 	} {
 		if got, want := string(appendText(nil, v)), record.FormatText(v); got != want {
 			t.Errorf("appendText(%#v) = %q, want %q", v, got, want)
+		}
+	}
+}
+
+// A JSONL row holds every field under its own name, in schema order,
+// whatever the length of the names (short ones are written 16 bytes at a
+// time) and however full the buffer the row is appended to.
+func TestJSONLRowKeysOfEveryLength(t *testing.T) {
+	var fields []record.Field
+	var row record.Row
+	var want strings.Builder
+	for n := 1; n <= 24; n++ {
+		name := strings.Repeat(string(rune('a'+n%26)), n)
+		fields = append(fields, record.Field{Name: name, Type: record.Int})
+		row = append(row, int64(n*1000-n))
+		if n > 1 {
+			want.WriteByte(',')
+		} else {
+			want.WriteByte('{')
+		}
+		want.WriteString(`"` + name + `":` + strconv.Itoa(n*1000-n))
+	}
+	want.WriteString("}\n")
+	j := newJSONLRowFormat(record.MustSchema(fields...))
+	for room := 0; room < 40; room++ {
+		dst := make([]byte, 3, 3+room)
+		copy(dst, "abc")
+		if got := string(j.row(dst, row)); got != "abc"+want.String() {
+			t.Fatalf("room %d: got %q, want %q", room, got, "abc"+want.String())
 		}
 	}
 }
