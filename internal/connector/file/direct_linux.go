@@ -47,10 +47,10 @@ const directBuffers = 3
 // starts as it goes. A direct write reaches the device, but a device (or a
 // virtual disk's host) with a write cache holds it there until a flush:
 // left to the fsync at commit, that flush takes a fifth of a second per
-// 130 MB here, with the whole run waiting. Started every syncChunk on a
-// goroutine of its own, while the writes go on (one sync at a time; none
-// is started while one runs), it runs beside the CPU work, and the commit
-// flushes the last chunk only.
+// 130 MB here, with the whole run waiting. Asked for every syncChunk and
+// made by a goroutine of its own while the writes go on (one sync at a
+// time, at most one more waiting), it runs beside the CPU work, and the
+// commit flushes the last chunk only.
 const syncChunk = 16 << 20
 
 // newSinkWriter is the writer of a sink's temporary file f: direct when
@@ -73,40 +73,38 @@ func newSinkWriter(f *os.File) flushWriter {
 
 // dataSync makes f's data durable (fdatasync).
 func dataSync(f *os.File) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.Fdatasync(int(fd)) }); err != nil {
-		return err
-	}
-	return serr
+	return withFD(f, func(fd int) error { return unix.Fdatasync(fd) })
 }
 
 // setDirect turns O_DIRECT on or off for f.
 func setDirect(f *os.File, on bool) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		flags, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+	return withFD(f, func(fd int) error {
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
 		if err != nil {
-			serr = err
-			return
+			return err
 		}
 		if on {
 			flags |= unix.O_DIRECT
 		} else {
 			flags &^= unix.O_DIRECT
 		}
-		_, serr = unix.FcntlInt(fd, unix.F_SETFL, flags)
-	}); err != nil {
+		_, err = unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags)
+		return err
+	})
+}
+
+// withFD runs fn on f's descriptor and returns its error, or the error of
+// reaching the descriptor.
+func withFD(f *os.File, fn func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
 		return err
 	}
-	return serr
+	var ferr error
+	if err := rc.Control(func(fd uintptr) { ferr = fn(int(fd)) }); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // writeLoop writes the full buffers in order and hands them back. After a

@@ -13,6 +13,52 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// randomBytes is n bytes drawn from seed.
+func randomBytes(n int, seed uint64) []byte {
+	rng := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.IntN(256))
+	}
+	return b
+}
+
+// openDirect opens a new file for a direct writer, or skips the test where
+// the file system refuses direct writes from the start.
+func openDirect(t *testing.T) (path string, f *os.File, w *directWriter) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "out")
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	w, ok := newSinkWriter(f).(*directWriter)
+	if !ok {
+		t.Skip("this file system refuses direct writes from the start")
+	}
+	return path, f, w
+}
+
+// writeChecked writes want through w in one call, flushes, and checks
+// that the file at path holds exactly want.
+func writeChecked(t *testing.T, w flushWriter, path string, want []byte) {
+	t.Helper()
+	if _, err := w.Write(want); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("the file holds %d bytes, not the %d written", len(got), len(want))
+	}
+}
+
 // A sink file holds exactly the bytes written, in order, whatever the
 // sizes of the writes and of the tail left for Flush: written direct, or
 // through the page cache where the file system refuses direct writes.
@@ -21,11 +67,8 @@ func TestSinkWriterWritesEveryByte(t *testing.T) {
 	writers := map[string]func(*os.File) flushWriter{"direct when allowed": newSinkWriter, "buffered": newBufferedSinkWriter}
 	for name, open := range writers {
 		for _, total := range []int{0, 1, directAlign - 1, directAlign, directBuffer - 1, directBuffer, directBuffer + 1, 3*directBuffer + 12345} {
-			rng := rand.New(rand.NewPCG(uint64(total), 7))
-			want := make([]byte, total)
-			for i := range want {
-				want[i] = byte(rng.IntN(256))
-			}
+			want := randomBytes(total, uint64(total))
+			rng := rand.New(rand.NewPCG(uint64(total), 8)) // the sizes of the writes
 			path := filepath.Join(dir, "out")
 			f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 			if err != nil {
@@ -78,16 +121,7 @@ func TestSinkWriterDiscardEnds(t *testing.T) {
 // out gets the rest of that buffer, and of the file, through the page
 // cache: the file holds each byte once, in order.
 func TestSinkWriterFallsBackMidFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "out")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, ok := newSinkWriter(f).(*directWriter)
-	if !ok {
-		t.Skip("this file system refuses direct writes from the start")
-	}
+	path, f, w := openDirect(t)
 	calls := 0
 	w.writeFile = func(b []byte) (int, error) {
 		calls++
@@ -100,26 +134,9 @@ func TestSinkWriterFallsBackMidFile(t *testing.T) {
 		}
 		return f.Write(b)
 	}
-	want := make([]byte, 4*directBuffer+777)
-	rng := rand.New(rand.NewPCG(3, 9))
-	for i := range want {
-		want[i] = byte(rng.IntN(256))
-	}
-	if _, err := w.Write(want); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
+	writeChecked(t, w, path, randomBytes(4*directBuffer+777, 3))
 	if w.direct || calls < 4 {
 		t.Fatalf("direct %v after %d writes: want the page cache after the refusal", w.direct, calls)
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("the file holds %d bytes, not the %d written", len(got), len(want))
 	}
 }
 
@@ -129,16 +146,7 @@ func TestSinkWriterFallsBackMidFile(t *testing.T) {
 // order, and the syncing goroutine ends with the writer.
 func TestSinkWriterSyncsAsItGoes(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	path := filepath.Join(t.TempDir(), "out")
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w, ok := newSinkWriter(f).(*directWriter)
-	if !ok {
-		t.Skip("this file system refuses direct writes")
-	}
+	path, f, w := openDirect(t)
 	var written atomic.Int64
 	var mu sync.Mutex
 	var syncedAt []int64
@@ -153,17 +161,7 @@ func TestSinkWriterSyncsAsItGoes(t *testing.T) {
 		mu.Unlock()
 		return dataSync(f)
 	}
-	want := make([]byte, 3*syncChunk+directBuffer/2)
-	rng := rand.New(rand.NewPCG(5, 1))
-	for i := range want {
-		want[i] = byte(rng.IntN(256))
-	}
-	if _, err := w.Write(want); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
+	writeChecked(t, w, path, randomBytes(3*syncChunk+directBuffer/2, 5))
 	mu.Lock()
 	defer mu.Unlock()
 	if len(syncedAt) < 1 || len(syncedAt) > 3 {
@@ -173,12 +171,5 @@ func TestSinkWriterSyncsAsItGoes(t *testing.T) {
 		if at < int64(i+1)*syncChunk {
 			t.Fatalf("sync %d after %d bytes, before %d were written", i+1, at, (i+1)*syncChunk)
 		}
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("the file holds %d bytes, not the %d written", len(got), len(want))
 	}
 }
