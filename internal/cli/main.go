@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strings"
 	"syscall"
 
@@ -115,28 +116,44 @@ other sources, and loads the result. A bad record goes to the dead letters; the 
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	var cpuProfile string
+	// Hidden flags for looking into a run's speed: a CPU profile, an
+	// execution trace, and a profile of what was allocated.
+	var cpuProfile, execTrace, memProfile string
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile to this file")
-	_ = root.PersistentFlags().MarkHidden("cpuprofile")
-	var stopProfile func()
+	root.PersistentFlags().StringVar(&execTrace, "trace", "", "write an execution trace to this file")
+	root.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write a profile of the memory allocated to this file")
+	for _, name := range []string{"cpuprofile", "trace", "memprofile"} {
+		_ = root.PersistentFlags().MarkHidden(name)
+	}
+	var stops []func()
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
-		if cpuProfile == "" {
-			return nil
+		for _, p := range []struct {
+			path  string
+			start func(io.Writer) error
+			stop  func(io.Writer)
+		}{
+			{cpuProfile, pprof.StartCPUProfile, func(io.Writer) { pprof.StopCPUProfile() }},
+			{execTrace, trace.Start, func(io.Writer) { trace.Stop() }},
+			{memProfile, func(io.Writer) error { return nil }, func(w io.Writer) { _ = pprof.Lookup("allocs").WriteTo(w, 0) }},
+		} {
+			if p.path == "" {
+				continue
+			}
+			f, err := os.Create(p.path)
+			if err != nil {
+				return err
+			}
+			if err := p.start(f); err != nil {
+				f.Close()
+				return err
+			}
+			stops = append(stops, func() { p.stop(f); f.Close() })
 		}
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return err
-		}
-		if err := pprof.StartCPUProfile(f); err != nil {
-			f.Close()
-			return err
-		}
-		stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
 		return nil
 	}
 	root.PersistentPostRun = func(cmd *cobra.Command, args []string) {
-		if stopProfile != nil {
-			stopProfile()
+		for _, stop := range stops {
+			stop()
 		}
 	}
 	root.PersistentFlags().StringVar(&a.stateArg, "state", "", "state store (SQLite file); default: the pipeline's state:, $BACKBONE_STATE, or .backbone/state.db")
