@@ -54,21 +54,36 @@ const directBuffers = 3
 const syncChunk = 16 << 20
 
 // newSinkWriter is the writer of a sink's temporary file f: direct when
-// the file system allows it, else buffered with early writeback.
+// the file system allows it (asynchronous where the kernel allows it),
+// else buffered with early writeback.
 func newSinkWriter(f *os.File) flushWriter {
 	if setDirect(f, true) != nil {
 		return newBufferedSinkWriter(f)
 	}
+	if w := newAIOWriter(f); w != nil {
+		return w
+	}
+	return newDirectWriter(f)
+}
+
+// newDirectWriter is the direct writer of f, whose O_DIRECT is on.
+func newDirectWriter(f *os.File) *directWriter {
 	w := &directWriter{f: f, full: make(chan []byte, directBuffers), free: make(chan []byte, directBuffers),
 		done: make(chan struct{}), direct: true, writeFile: f.Write, syncFile: func() error { return dataSync(f) }}
 	for range directBuffers {
-		raw := make([]byte, directBuffer+directAlign)
-		off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (directAlign - 1))
-		w.free <- raw[off : off+directBuffer : off+directBuffer] // cap too: a buffer comes back as b[:cap(b)]
+		w.free <- alignedBuffer()
 	}
 	w.buf = <-w.free
 	go w.writeLoop()
 	return w
+}
+
+// alignedBuffer is a buffer of directBuffer bytes at an aligned address,
+// its capacity its length: a buffer comes back from a write as b[:cap(b)].
+func alignedBuffer() []byte {
+	raw := make([]byte, directBuffer+directAlign)
+	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (directAlign - 1))
+	return raw[off : off+directBuffer : off+directBuffer]
 }
 
 // dataSync makes f's data durable (fdatasync).
@@ -138,18 +153,34 @@ func (w *directWriter) writeLoop() {
 }
 
 func (w *directWriter) Write(p []byte) (int, error) {
+	return gather(&w.buf, &w.n, p, w.free, func(b []byte) error { w.full <- b; return nil })
+}
+
+// gather copies p into *buf, which holds *n bytes, and hands each buffer
+// it fills to write, to take the next from free; it stops at write's
+// first error.
+func gather(buf *[]byte, n *int, p []byte, free <-chan []byte, write func([]byte) error) (int, error) {
 	written := 0
 	for len(p) > 0 {
-		c := copy(w.buf[w.n:], p)
-		w.n += c
+		c := copy((*buf)[*n:], p)
+		*n += c
 		p = p[c:]
 		written += c
-		if w.n == len(w.buf) {
-			w.full <- w.buf
-			w.buf, w.n = <-w.free, 0
+		if *n == len(*buf) {
+			if err := write(*buf); err != nil {
+				return written, err
+			}
+			*buf, *n = <-free, 0
 		}
 	}
 	return written, nil
+}
+
+// split is the part of buf[:n] direct writes can take, whole device
+// blocks, and the tail, which goes through the page cache.
+func split(buf []byte, n int) (aligned, tail []byte) {
+	a := n &^ (directAlign - 1)
+	return buf[:a], buf[a:n]
 }
 
 // write writes b, aligned in memory and length when direct. A file system
@@ -174,10 +205,9 @@ func (w *directWriter) Flush() error {
 	if w.buf == nil {
 		return w.err
 	}
-	aligned := w.n &^ (directAlign - 1)
-	tail := w.buf[aligned:w.n]
-	if aligned > 0 {
-		w.full <- w.buf[:aligned]
+	aligned, tail := split(w.buf, w.n)
+	if len(aligned) > 0 {
+		w.full <- aligned
 	}
 	close(w.full)
 	<-w.done

@@ -27,17 +27,24 @@ func randomBytes(n int, seed uint64) []byte {
 // the file system refuses direct writes from the start.
 func openDirect(t *testing.T) (path string, f *os.File, w *directWriter) {
 	t.Helper()
+	path, f = createDirect(t)
+	return path, f, newDirectWriter(f)
+}
+
+// createDirect creates a file with O_DIRECT on, or skips the test where the
+// file system refuses direct writes from the start.
+func createDirect(t *testing.T) (path string, f *os.File) {
+	t.Helper()
 	path = filepath.Join(t.TempDir(), "out")
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	w, ok := newSinkWriter(f).(*directWriter)
-	if !ok {
+	if setDirect(f, true) != nil {
 		t.Skip("this file system refuses direct writes from the start")
 	}
-	return path, f, w
+	return path, f
 }
 
 // writeChecked writes want through w in one call, flushes, and checks
@@ -55,7 +62,7 @@ func writeChecked(t *testing.T, w flushWriter, path string, want []byte) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("the file holds %d bytes, not the %d written", len(got), len(want))
+		t.Fatalf("the file (%d bytes) is not the %d bytes written", len(got), len(want))
 	}
 }
 
