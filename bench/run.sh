@@ -6,7 +6,7 @@
 #   bash bench/run.sh                          # 1M rows
 #   BENCH_ROWS="1000000 10000000" bash bench/run.sh
 #   BENCH_SCENARIOS=pg bash bench/run.sh       # only the PostgreSQL scenarios (files, pg)
-#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (files: 5, 1 at 10M rows, a and b 2 more,
+#   BENCH_REPEAT=5 bash bench/run.sh           # runs per command (files: 5, 1 at 10M rows, Miller, a and b 2 more,
 #                                              # 3 at least; PostgreSQL: 3, 2 at 10M rows, pgloader once)
 #
 # Each command runs BENCH_REPEAT times, in turn with the others, and its
@@ -123,23 +123,24 @@ for rows in $rows_list; do
   # Each command runs BENCH_REPEAT times (5 by default, 1 at 10M rows and
   # more), in turn with the others, and its best time counts.
   n=${BENCH_REPEAT:-$([ "$rows" -ge 10000000 ] && echo 1 || echo 5)}
-  # a and b, whose times make a ratio, run twice more than the others (3
-  # times at least): one run of either can lose 20% to the machine's other
-  # load, and only the best of each counts.
+  # Miller, a and b, whose times make the targets' ratios, run twice more
+  # than the others (3 times at least): one run of any can lose 20% to the
+  # machine's other load (Miller's alone at 10M rows took 21 to 29 s), and
+  # only the best of each counts.
   nab=$((n + 2 > 3 ? n + 2 : 3))
   loop=""; mlr=""; best_a=""; best_b=""; best_c=""
   warm="$data/orders-$rows.csv $data/customers-100000.csv"
   for ((i = 0; i < nab; i++)); do
     if ((i < n)); then
       keep loop "$(measure "$out/readloop" "$data/orders-$rows.csv")"
-      # Miller writes its JSONL to a file beside Backbone's, as Backbone
-      # does (which also syncs it to disk at its commit). Neither output
-      # is there before its run: on this disk (ext4 with discard), freeing
-      # a previous run's 130 MB costs either side a seventh of a second.
-      rm -f "$out/mlr-$rows.jsonl"
-      keep mlr "$(measure mlr --icsv --ojsonl --from "$data/orders-$rows.csv" \
-        filter '$status != "cancelled"' then put '$total = $qty * $unit_price' then tee "$out/mlr-$rows.jsonl" then nothing)"
     fi
+    # Miller writes its JSONL to a file beside Backbone's, as Backbone
+    # does (which also syncs it to disk at its commit). Neither output is
+    # there before its run: on this disk (ext4 with discard), freeing a
+    # previous run's 130 MB costs either side a seventh of a second.
+    rm -f "$out/mlr-$rows.jsonl"
+    keep mlr "$(measure mlr --icsv --ojsonl --from "$data/orders-$rows.csv" \
+      filter '$status != "cancelled"' then put '$total = $qty * $unit_price' then tee "$out/mlr-$rows.jsonl" then nothing)"
     for s in a b c; do
       [ "$s" = c ] && ((i >= n)) && continue
       f=$(pipeline "$s" "$rows")
