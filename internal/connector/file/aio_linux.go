@@ -102,6 +102,7 @@ type aioWriter struct {
 	syncing  bool  // a sync is in flight
 	noSync   bool  // the kernel refused a sync request: none is asked for again
 	syncs    int   // syncs asked for
+	closing  bool  // the reaping goroutine is to end
 	unsynced int64 // bytes submitted since the last sync asked for
 	direct   bool  // O_DIRECT is on
 	err      error // the first failure
@@ -203,13 +204,19 @@ func (w *aioWriter) submit(b []byte) error {
 
 // reap waits on the eventfd for completions, hands the written buffers
 // back, writes again what the kernel did not write, and notes the first
-// failure. It ends when the eventfd is closed.
+// failure. It ends when told to by wait (closing, and a count on the
+// eventfd, which wakes a read blocked in the kernel where the poller could
+// not take the eventfd).
 func (w *aioWriter) reap() {
 	defer close(w.reaped)
 	var count [8]byte
 	var evs [aioSlots]ioEvent
 	for {
-		if _, err := w.ev.Read(count[:]); err != nil {
+		_, err := w.ev.Read(count[:])
+		w.mu.Lock()
+		closing := w.closing
+		w.mu.Unlock()
+		if err != nil || closing {
 			return
 		}
 		for {
@@ -268,9 +275,12 @@ func (w *aioWriter) wait() error {
 		w.idle.Wait()
 	}
 	err := w.err
+	w.closing = true
 	w.mu.Unlock()
-	w.ev.Close()
+	one := [8]byte{1} // the count 1, as a native-endian uint64 on these machines
+	_, _ = unix.Write(w.efd, one[:])
 	<-w.reaped
+	w.ev.Close()
 	unix.Syscall(unix.SYS_IO_DESTROY, w.ctx, 0, 0)
 	return err
 }

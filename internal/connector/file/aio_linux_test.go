@@ -130,3 +130,15 @@ func TestAIOWriterDiscardEnds(t *testing.T) {
 		t.Fatalf("%d writes still in flight after discard", len(w.inflight))
 	}
 }
+
+// Where the Go poller could not take the eventfd, its reads block in the
+// kernel: the writer still ends, woken by the count it writes when it
+// closes. The eventfd is made blocking here to stand for that case.
+func TestAIOWriterEndsWhenTheEventfdBlocks(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	path, w := openAIO(t)
+	if err := unix.SetNonblock(w.efd, false); err != nil {
+		t.Fatal(err)
+	}
+	writeChecked(t, w, path, randomBytes(3*directBuffer+5, 6))
+}
