@@ -46,7 +46,7 @@ func tuneMemory(budget int64) {
 // makes the heap grow by a region it has not touched; the region is marked
 // before its first touch, and once freed, later allocations use it.
 func hugeHeap(n int64) {
-	if n < 2*hugePage || !adviseHuge(nil) {
+	if n < 2*hugePage || !hugeOnRequest() {
 		return
 	}
 	b := make([]byte, n)

@@ -7,13 +7,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// adviseHuge asks for transparent huge pages to back b, and reports
-// whether it could matter: with b nil, whether the system gives them on
-// request (madvise mode).
-func adviseHuge(b []byte) bool {
-	if b == nil {
-		mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
-		return err == nil && strings.Contains(string(mode), "[madvise]")
-	}
-	return unix.Madvise(b, unix.MADV_HUGEPAGE) == nil
+// hugeOnRequest reports whether the system gives transparent huge pages
+// to the memory a process asks them for (madvise mode).
+func hugeOnRequest() bool {
+	mode, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	return err == nil && strings.Contains(string(mode), "[madvise]")
 }
+
+// adviseHuge asks for transparent huge pages to back b.
+func adviseHuge(b []byte) { _ = unix.Madvise(b, unix.MADV_HUGEPAGE) }

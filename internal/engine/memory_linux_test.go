@@ -18,7 +18,7 @@ import (
 // by itself. The check runs in a process of its own, whose heap no other
 // test has grown, as a run's is at its start.
 func TestHugeHeapMarksTheHeap(t *testing.T) {
-	if !adviseHuge(nil) {
+	if !hugeOnRequest() {
 		t.Skip("transparent huge pages are not given on request here (/sys/kernel/mm/transparent_hugepage/enabled is not madvise)")
 	}
 	if os.Getenv("BACKBONE_TEST_HUGE_HEAP") == "" {

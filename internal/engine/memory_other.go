@@ -2,6 +2,8 @@
 
 package engine
 
-// adviseHuge does nothing where transparent huge pages are not asked for
+// hugeOnRequest is false where transparent huge pages are not asked for
 // with madvise.
-func adviseHuge([]byte) bool { return false }
+func hugeOnRequest() bool { return false }
+
+func adviseHuge([]byte) {}

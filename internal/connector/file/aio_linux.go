@@ -179,24 +179,26 @@ func (w *aioWriter) submit(b []byte) error {
 			break
 		}
 	}
-	if n < uintptr(len(cbs)) {
-		w.mu.Lock()
-		if n == 0 {
-			delete(w.inflight, id)
-			if e == 0 {
-				e = unix.EAGAIN
-			}
-			w.err = fmt.Errorf("write: %w", e)
+	if e != 0 || n == 0 { // nothing taken (on an error n is -1): the write fails
+		if e == 0 {
+			e = unix.EAGAIN
 		}
-		if len(cbs) == 2 { // the sync was refused: the fsync at commit does it all
-			w.syncing, w.noSync = false, true
+		w.mu.Lock()
+		delete(w.inflight, id)
+		w.syncing = false
+		if w.err == nil {
+			w.err = fmt.Errorf("write: %w", e)
 		}
 		err := w.err
 		w.idle.Broadcast()
 		w.mu.Unlock()
-		if n == 0 {
-			return err
-		}
+		return err
+	}
+	if int(n) < len(cbs) { // the write taken, its sync refused: the fsync at commit does it all
+		w.mu.Lock()
+		w.syncing, w.noSync = false, true
+		w.idle.Broadcast()
+		w.mu.Unlock()
 	}
 	w.off += int64(len(b))
 	return nil

@@ -142,3 +142,20 @@ func TestAIOWriterEndsWhenTheEventfdBlocks(t *testing.T) {
 	}
 	writeChecked(t, w, path, randomBytes(3*directBuffer+5, 6))
 }
+
+// A write the kernel does not take (io_submit refuses it) is the writer's
+// error, from Write and from Flush, and the writer still ends.
+func TestAIOWriterReportsARefusedSubmit(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	_, w := openAIO(t)
+	ctx := w.ctx
+	w.ctx = 0 // no such context: io_submit fails with EINVAL
+	_, err := w.Write(randomBytes(2*directBuffer, 7))
+	w.ctx = ctx
+	if !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Write: %v, want the refused submit's EINVAL", err)
+	}
+	if ferr := w.Flush(); !errors.Is(ferr, syscall.EINVAL) {
+		t.Fatalf("Flush: %v, want the refused submit's EINVAL", ferr)
+	}
+}
