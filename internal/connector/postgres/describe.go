@@ -115,17 +115,23 @@ type relation struct {
 	kind  string // pg_class.relkind
 	rows  int64  // estimate, -1 when unknown
 	owner string
+	// parent: the table has inheritance children or partitions, whose rows
+	// share its physical row numbers (ctid).
+	parent bool
+	file   string // pg_relation_filenode: changes when the table is rewritten
 }
 
 // lookupRelation finds schema.table; ok is false when it does not exist.
 func lookupRelation(ctx context.Context, c *pgconn.PgConn, schema, table string) (relation, bool, error) {
-	rows, err := query(ctx, c, `SELECT c.oid::int8, c.relkind, c.reltuples::int8, pg_get_userbyid(c.relowner)
+	rows, err := query(ctx, c, `SELECT c.oid::int8, c.relkind, c.reltuples::int8, pg_get_userbyid(c.relowner),
+		c.relhassubclass, pg_relation_filenode(c.oid)
 		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2`, schema, table)
 	if err != nil || len(rows) == 0 {
 		return relation{}, false, err
 	}
 	n, _ := strconv.ParseInt(text(rows[0][2]), 10, 64)
-	return relation{oid: text(rows[0][0]), kind: text(rows[0][1]), rows: n, owner: text(rows[0][3])}, true, nil
+	return relation{oid: text(rows[0][0]), kind: text(rows[0][1]), rows: n, owner: text(rows[0][3]),
+		parent: text(rows[0][4]) == "t", file: text(rows[0][5])}, true, nil
 }
 
 // primaryKey returns the columns of a table's primary key, in key order.

@@ -22,6 +22,17 @@ import (
 // run is the run that wrote the position: a later run applies lookback, a
 // retry within the same run does not. n counts the rows read by the task
 // (the line numbers of dead letters).
+//
+// The first read of a table in mode incremental goes through the table in
+// its physical order (see initialScan); its positions hold "initial"
+// instead of "last":
+//
+//	"initial":{"max":[…as last…],"after":"(1234,7)","file":"16417"}
+//
+// max is the last row in (cursor, key) order when the read began: the read
+// takes the rows not after it, those after it come next, in order. after
+// is the physical row number (ctid) of the last row read, file the table's
+// storage (a rewrite of the table changes it, and its row numbers).
 const posVersion = 1
 
 type posJSON struct {
@@ -32,6 +43,15 @@ type posJSON struct {
 	Order  []string `json:"order,omitempty"`
 	Last   []posVal `json:"last,omitempty"`
 	Offset *int64   `json:"offset,omitempty"`
+
+	Initial *posInitial `json:"initial,omitempty"`
+}
+
+// posInitial is the position of a first read in physical order.
+type posInitial struct {
+	Max   []posVal `json:"max"`
+	After string   `json:"after,omitempty"` // ctid of the last row read; "" before the first
+	File  string   `json:"file"`
 }
 
 // posCol is a column read: its name, its database type and its record
@@ -59,7 +79,11 @@ func decodePos(pos record.Position) (*posJSON, error) {
 	if p.V != posVersion {
 		return nil, fmt.Errorf("checkpoint %q has version %d; this version of backbone reads version %d", cut(pos), p.V, posVersion)
 	}
-	if len(p.Last) != len(p.Order) {
+	if p.Initial != nil {
+		if len(p.Last) != 0 || len(p.Initial.Max) != len(p.Order) || (p.Initial.After != "" && !validTid(p.Initial.After)) {
+			return nil, fmt.Errorf("checkpoint %q is not a position of this source: a first read's position is malformed", cut(pos))
+		}
+	} else if len(p.Last) != len(p.Order) {
 		return nil, fmt.Errorf("checkpoint %q is not a position of this source: %d ordering columns, %d values", cut(pos), len(p.Order), len(p.Last))
 	}
 	if p.Offset != nil && *p.Offset < 0 {

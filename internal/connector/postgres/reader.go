@@ -51,6 +51,9 @@ type reader struct {
 	rr     *pgconn.ResultReader
 	cancel context.CancelFunc
 
+	initial *initialRead // a first read in physical order, until its end (initial.go)
+	peeked  [][]byte     // part 1: the row read after a full batch, for the next one
+
 	last   []*string // ordering values of the last row read; nil before the first
 	offset int64     // rows read by an unordered read, with those of earlier readers
 	n      int64     // rows read by the task
@@ -74,44 +77,65 @@ func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	if r.done {
-		return nil, io.EOF
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if r.rr == nil {
-		// The query outlives this call: it is cancelled by Close, or by ctx
-		// while a Next runs.
-		qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-		r.cancel = cancel
-		r.rr = r.conn.ExecParams(qctx, r.sql, r.params, r.paramOIDs, nil, r.formats)
-	}
-	stop := context.AfterFunc(ctx, r.cancel)
-	b, raw, err := r.fill()
-	if !stop() && err == nil && !r.done {
-		// ctx ended while the rows were read, and the query was cancelled
-		// with it: the stream cannot go on after this batch. The batch goes
-		// with the reader; its caller resumes from the position before it.
-		err = ctx.Err()
-	}
-	if err != nil {
-		if ctx.Err() != nil {
+	for {
+		if r.done {
+			return nil, io.EOF
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if r.rr == nil {
+			// The query outlives this call: it is cancelled by Close, or by
+			// ctx while a Next runs.
+			if r.cancel != nil {
+				r.cancel()
+			}
+			qctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+			r.cancel = cancel
+			r.rr = r.conn.ExecParams(qctx, r.sql, r.params, r.paramOIDs, nil, r.formats)
+		}
+		stop := context.AfterFunc(ctx, r.cancel)
+		b, raw, err := r.fill()
+		if !stop() && err == nil && r.rr != nil {
+			// ctx ended while the rows were read, and the query was
+			// cancelled with it: the stream cannot go on after this batch.
+			// The batch goes with the reader; its caller resumes from the
+			// position before it.
 			err = ctx.Err()
 		}
-		r.err = fmt.Errorf("postgres: %s, read %s: %w", r.srv.where, r.origin, classify(r.srv.redact(err), r.conn))
-		r.closeQuery()
-		return nil, r.err
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			r.err = fmt.Errorf("postgres: %s, read %s: %w", r.srv.where, r.origin, classify(r.srv.redact(err), r.conn))
+			r.closeQuery()
+			return nil, r.err
+		}
+		if b.Read == 0 {
+			continue // the end of the result; a first read goes on after its max
+		}
+		if r.deferred {
+			b.Decode = func(b *record.Batch) { r.decode(b, raw) }
+		} else {
+			r.decode(b, raw)
+		}
+		return b, nil
 	}
-	if b.Read == 0 {
-		return nil, io.EOF
+}
+
+// endResult is the end of the open query's rows: the end of the read, or
+// of part 1 of a first read, which goes on with the rows after its max.
+// It reports whether part 1 ended.
+func (r *reader) endResult() bool {
+	r.rr = nil
+	ir := r.initial
+	if ir == nil {
+		r.done = true
+		return false
 	}
-	if r.deferred {
-		b.Decode = func(b *record.Batch) { r.decode(b, raw) }
-	} else {
-		r.decode(b, raw)
-	}
-	return b, nil
+	r.initial = nil
+	r.sql, r.params, r.paramOIDs = ir.nextSQL, ir.nextParams, ir.nextOIDs
+	return true
 }
 
 // fill reads rows until a batch limit or the end of the result. Rows over
@@ -123,18 +147,28 @@ func (r *reader) fill() (*record.Batch, *rawBatch, error) {
 	b := &record.Batch{Schema: r.schema, Origin: r.origin}
 	raw := &rawBatch{lens: make([]int32, 0, min(limit, 1<<16)*ncol), lines: make([]int64, 0, min(limit, 1<<16))}
 	var lastOversize [][]byte // ordering values of the last row when it was rejected for its size
+	ir := r.initial           // part 1 of a first read: positions are row numbers
+	initialEnded := false     // part 1 ended with this batch: its position is part 1's max
 	for b.Read < limit && (r.limits.BatchBytes <= 0 || len(raw.data) < r.limits.BatchBytes) {
-		if !r.rr.NextRow() {
-			if _, err := r.rr.Close(); err != nil {
-				return nil, nil, err
+		vals := r.peeked
+		r.peeked = nil
+		if vals == nil {
+			if !r.rr.NextRow() {
+				if _, err := r.rr.Close(); err != nil {
+					return nil, nil, err
+				}
+				initialEnded = r.endResult()
+				break
 			}
-			r.rr = nil
-			r.done = true
-			break
+			vals = r.rr.Values()
 		}
-		vals := r.rr.Values()
 		if len(vals) != ncol {
 			return nil, nil, fmt.Errorf("the server sent %d columns, want %d", len(vals), ncol)
+		}
+		if ir != nil {
+			if err := ir.checkTid(vals[ir.ctidAt]); err != nil {
+				return nil, nil, err
+			}
 		}
 		b.Read++
 		r.n++
@@ -167,17 +201,47 @@ func (r *reader) fill() (*record.Batch, *rawBatch, error) {
 		raw.lines = append(raw.lines, r.n)
 		raw.rows++
 	}
+	if ir != nil && !initialEnded && b.Read > 0 {
+		// A full batch of part 1: if its last row ends part 1, its position
+		// is part 1's max, as any later position will be; the next row,
+		// if any, waits for the next batch.
+		if r.rr.NextRow() {
+			r.peeked = make([][]byte, 0, ncol)
+			for _, v := range r.rr.Values() {
+				r.peeked = append(r.peeked, cloneBytes(v))
+			}
+		} else {
+			if _, err := r.rr.Close(); err != nil {
+				return nil, nil, err
+			}
+			initialEnded = r.endResult()
+		}
+	}
 	b.Bytes = int64(len(raw.data))
 	if b.Read == 0 {
 		return b, raw, nil
 	}
 	var p posJSON
 	p.V, p.Run, p.N, p.Cols = posVersion, r.run, r.n, r.posCols
-	if len(r.order) == 0 {
+	switch {
+	case len(r.order) == 0:
 		r.offset += int64(b.Read)
 		off := r.offset
 		p.Offset = &off
-	} else {
+	case initialEnded:
+		// Every row up to max is read; the read goes on after it.
+		p.Order = r.orderNames
+		p.Last = ir.pos.Max
+		r.last = make([]*string, len(ir.pos.Max))
+		for i, v := range ir.pos.Max {
+			r.last[i] = v.V
+		}
+	case ir != nil:
+		p.Order = r.orderNames
+		in := ir.pos
+		in.After = ir.after.String()
+		p.Initial = &in
+	default:
 		var lastVals [][]byte
 		if lastOversize != nil {
 			lastVals = lastOversize

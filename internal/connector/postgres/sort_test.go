@@ -8,10 +8,10 @@ import (
 	"github.com/backbone-etl/backbone/internal/connector"
 )
 
-// A read from the start of a table whose cursor is stored in no particular
+// A read of a whole table ordered by a column stored in no particular
 // order sorts the table instead of walking an index (the session says so),
-// and still returns every row once, in the cursor's order; a cursor stored
-// in its order keeps the index.
+// and still returns every row once, in that order; a column stored in its
+// order keeps the index.
 func TestWholeTableReadSortsAnUnorderedCursor(t *testing.T) {
 	p := newPG(t)
 	p.exec(`CREATE TABLE ev (id bigint NOT NULL, at timestamptz NOT NULL, seq bigint NOT NULL);
@@ -37,8 +37,8 @@ func TestWholeTableReadSortsAnUnorderedCursor(t *testing.T) {
 		}
 	}
 
-	s := buildSource(t, p.yaml("table: ev\nmode: incremental\ncursor: at\nkey: id"))
-	res := readAll(t, s, testEnv(t), connector.Task{Key: "ev"}, nil)
+	s := buildSource(t, p.yaml("table: ev\nkey: [at, id]"))
+	res := readAll(t, s, testEnv(t), connector.Task{Key: "ev@run1"}, nil)
 	if len(res.Rows) != 20000 {
 		t.Fatalf("read %d rows, want 20000", len(res.Rows))
 	}

@@ -64,6 +64,15 @@ next run compares them in SQL with the column's own type: nothing is compared as
 Declare cursor and key NOT NULL and index (cursor, key): each run is then one index range scan.
 Rows with a NULL cursor or key sort last and are read once.
 
+The first run of an incremental read of a table (no checkpoint yet) reads it whole, and reads it
+as it is stored, not sorted: first the rows up to the last row in (cursor, key) order at the
+start, in the table's physical order (one pass, no sort on the server), then the rows after
+that last one, added or changed meanwhile, in order. Its checkpoints until then are physical
+row numbers: a stopped first read resumes where it stopped, unless the table was rewritten
+meanwhile (VACUUM FULL, CLUSTER, ALTER TABLE … TYPE), when it asks for the checkpoint to be
+reset. Views, queries and tables with inheritance children or partitions are read in order
+from the first run.
+
 lookback re-reads, at the start of each run, the rows whose cursor lies within that duration
 before the checkpoint (the cursor must be a timestamp or a date). It catches rows committed
 late with an older cursor value (a long transaction that started before the previous run). The
@@ -563,6 +572,30 @@ func (s *pgSource) newReader(ctx context.Context, env *connector.Env, c *pgconn.
 		orderExprs[i] = "s." + quoteIdent(r.cols[at].name)
 	}
 	r.orderNames = orderNames
+	// A first read of a table goes in physical order (initial.go); the
+	// ordered read after its max is then set up as a retry of this run
+	// would resume.
+	var initial *posInitial
+	switch {
+	case p != nil && p.Initial != nil && (s.cfg.Mode != modeIncremental || !readsPhysically(l.rel)):
+		return nil, fmt.Errorf("the checkpoint is that of a first read of a table in its physical order, and the source now reads %s: reset the checkpoint to read from the start", s.what())
+	case p != nil && p.Initial != nil && p.Initial.File != l.rel.file:
+		return nil, fmt.Errorf("the table was rewritten (VACUUM FULL, CLUSTER, ALTER TABLE) while its first read was under way: its rows moved, so the read cannot resume where it stopped; reset the checkpoint to read it again from the start")
+	case p != nil && p.Initial != nil:
+		in := *p.Initial
+		initial = &in
+	case p == nil && s.cfg.Mode == modeIncremental && readsPhysically(l.rel):
+		max, ok, err := lastInOrder(ctx, c, s.from(), r.cols, r.order)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			initial = &posInitial{Max: max, File: l.rel.file}
+		}
+	}
+	if initial != nil {
+		p = &posJSON{V: posVersion, Run: env.RunID, N: r.n, Order: orderNames, Last: initial.Max}
+	}
 	if p != nil && (len(p.Order) > 0 || p.Offset != nil) {
 		if !slices.Equal(p.Order, orderNames) {
 			return nil, fmt.Errorf("the checkpoint was written for ordering columns (%s), the source now orders by (%s): reset the checkpoint to read from the start",
@@ -599,6 +632,9 @@ func (s *pgSource) newReader(ctx context.Context, env *connector.Env, c *pgconn.
 	}
 	q += " ORDER BY " + strings.Join(orderExprs, ", ")
 	r.sql = q
+	if initial != nil {
+		return r, r.startInitial(ctx, c, s.from(), sel, *initial)
+	}
 	if len(where) == 0 {
 		if err := sortWholeTable(ctx, c, l, r.cols[r.order[0]].name); err != nil {
 			return nil, err

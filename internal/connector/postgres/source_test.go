@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -218,25 +219,12 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	if err != nil || len(tasks) != 1 || tasks[0].Key != "ev" {
 		t.Fatalf("Plan: %v %+v, want one task ev", err, tasks)
 	}
-	// Read in three goes, resuming each time from the last position; the
-	// rows all share one cursor value, so only the key orders them.
-	var got []int64
-	var pos record.Position
-	for _, batches := range []int{7, 33, -1} {
-		r, err := s.Open(context.Background(), env, tasks[0], pos)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res := drain(t, r, batches)
-		r.Close()
-		got = append(got, ids(res.Rows)...)
-		if res.Pos != nil {
-			pos = res.Pos
-		}
-		if batches > 0 && res.Batches != batches {
-			t.Fatalf("read %d batches, want %d", res.Batches, batches)
-		}
-	}
+	// Read in three goes, resuming each time from the last position: the
+	// first read goes through the table as stored, and its last position
+	// is the last row in (cursor, key) order, whose values the rows all
+	// share but for the key.
+	got, pos := readInGoes(t, s, env, tasks[0], nil)
+	slices.Sort(got)
 	if diff := cmp.Diff(seq(1, 10000), got); diff != "" {
 		t.Errorf("ids (-want +got):\n%s", diff)
 	}
@@ -254,9 +242,40 @@ func TestSourceIncrementalTiesAcrossBatches(t *testing.T) {
 	}
 	// A new row with the same cursor value and a higher key is read.
 	p.exec("INSERT INTO ev VALUES (10001, '2024-05-01 10:00:00.123456+00', 'late tie')")
-	if res := readAll(t, s, env, tasks[0], pos); !cmp.Equal(ids(res.Rows), []int64{10001}) {
+	res := readAll(t, s, env, tasks[0], pos)
+	if !cmp.Equal(ids(res.Rows), []int64{10001}) {
 		t.Errorf("after a new tie: ids %v, want [10001]", ids(res.Rows))
 	}
+	// Ties across batches of a read in order: many rows with one new cursor
+	// value, read 100 at a time in three goes, are read in key order.
+	p.exec(`INSERT INTO ev SELECT i, '2024-05-02 10:00:00.5+00', 'tie' FROM generate_series(20000, 11001, -1) i`)
+	got, _ = readInGoes(t, s, env, tasks[0], res.Pos)
+	if diff := cmp.Diff(seq(11001, 20000), got); diff != "" {
+		t.Errorf("ids read in order (-want +got):\n%s", diff)
+	}
+}
+
+// readInGoes reads task from pos in three goes of 7 batches, 33 batches
+// and the rest, each resuming from the position the one before ended at.
+func readInGoes(t *testing.T, s connector.Source, env *connector.Env, task connector.Task, pos record.Position) ([]int64, record.Position) {
+	t.Helper()
+	var got []int64
+	for _, batches := range []int{7, 33, -1} {
+		r, err := s.Open(context.Background(), env, task, pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := drain(t, r, batches)
+		r.Close()
+		got = append(got, ids(res.Rows)...)
+		if res.Pos != nil {
+			pos = res.Pos
+		}
+		if batches > 0 && res.Batches != batches {
+			t.Fatalf("read %d batches, want %d", res.Batches, batches)
+		}
+	}
+	return got, pos
 }
 
 func ptr(s string) *string { return &s }
@@ -297,12 +316,14 @@ func TestSourceIncrementalMicroseconds(t *testing.T) {
 
 func TestSourceIncrementalNullCursor(t *testing.T) {
 	p := newPG(t)
-	p.exec(`CREATE TABLE ev (id bigint, at timestamptz);
-		INSERT INTO ev VALUES (1, '2024-01-01'), (2, NULL), (3, '2024-01-02'), (4, NULL), (5, '2024-01-01'), (NULL, '2024-01-03'), (NULL, NULL)`)
+	// The first read (in physical order) takes the one row there is; the
+	// rows added then are read in order.
+	p.exec(`CREATE TABLE ev (id bigint, at timestamptz); INSERT INTO ev VALUES (0, '2023-12-31')`)
 	env := testEnv(t)
 	s := buildSource(t, p.yaml("table: ev\nmode: incremental\ncursor: at\nkey: id\nbatch_rows: 1"))
+	pos := readAll(t, s, env, connector.Task{Key: "ev"}, nil).Pos
+	p.exec(`INSERT INTO ev VALUES (1, '2024-01-01'), (2, NULL), (3, '2024-01-02'), (4, NULL), (5, '2024-01-01'), (NULL, '2024-01-03'), (NULL, NULL)`)
 	var got []any
-	var pos record.Position
 	for {
 		r, err := s.Open(context.Background(), env, connector.Task{Key: "ev"}, pos)
 		if err != nil {
