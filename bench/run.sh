@@ -324,8 +324,9 @@ $(sink pg2pg)")"
 
   done
   # The refused rows and their clean run, a ratio of two Backbone runs, in
-  # turn.
-  for ((i = 0; i < repeat; i++)); do
+  # turn, once more than the others: at 10M rows, the best of two of each
+  # came out 0.90 where three of each, alone, gave 0.985.
+  for ((i = 0; i <= repeat; i++)); do
     for t in clean poison; do
       table $t "CHECK (qty <= 100)"
       psqlq -c "ALTER TABLE $S.$t ALTER COLUMN currency TYPE varchar(3)"
