@@ -60,7 +60,7 @@ func newSinkWriter(f *os.File) flushWriter {
 	if setDirect(f, true) != nil {
 		return newBufferedSinkWriter(f)
 	}
-	if w := newAIOWriter(f); w != nil {
+	if w := newAsyncWriter(f); w != nil {
 		return w
 	}
 	return newDirectWriter(f)
