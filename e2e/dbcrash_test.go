@@ -183,7 +183,10 @@ func dbCrashRows(t *testing.T, def int) int {
 // instants and at named points of the commit (crashChains), reruns it, and
 // checks the table equals an uninterrupted run's (count, distinct keys, a
 // hash over all columns), no dead letter is stored twice, and the run
-// history conserves every record.
+// history conserves every record. A commit every 512 KiB of input gives a
+// run about twenty commits, whatever the machine's speed: the chain's kill
+// at a run's seventh commit needs them (with the default 2 MiB and 1 s, a
+// fast machine's run had about seven).
 func TestCrashCSVToDatabases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("crash test: not in -short")
@@ -204,7 +207,7 @@ steps:
   - map: {total: qty * unit_price}
   - validate:
       - {check: "qty > 0", message: "qty must be positive"}
-settings: {batch_rows: 2000}
+settings: {batch_rows: 2000, commit_bytes: 512KiB}
 `, data) + tg.sink(schema)
 				write(t, filepath.Join(dir, "pipeline.yaml"), src)
 			}
