@@ -1184,3 +1184,67 @@ func writeJudged(t *testing.T, w connector.Writer, b *record.Batch) (int, map[in
 	}
 	return n, got
 }
+
+// The transaction of a lost connection stays "in progress" until the
+// server notices the loss: settling it waits for its end (committed or
+// rolled back) and takes the answer; one that does not end within
+// settleWait is a transient failure, for the engine to retry later.
+func TestSinkSettleWaitsForALostTransaction(t *testing.T) {
+	p := newPG(t)
+	env := testEnv(t)
+	s := buildSink(t, p.yaml("table: kv\ncreate: true"))
+	for _, end := range []string{"COMMIT", "ROLLBACK", ""} {
+		name := "then " + strings.ToLower(end)
+		if end == "" {
+			name = "never ends"
+		}
+		t.Run(name, func(t *testing.T) {
+			w := openWriter(t, env, s, kv).(*writer)
+			defer w.Close()
+			write(t, w, kv, []record.Row{{"a", int64(1), "x"}})
+			other, err := s.(*pgSink).srv.connect(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeConn(other)
+			if err := exec(context.Background(), other, "BEGIN"); err != nil {
+				t.Fatal(err)
+			}
+			rows, err := query(context.Background(), other, "SELECT txid_current()")
+			if err != nil || len(rows) != 1 {
+				t.Fatalf("txid_current: %v", err)
+			}
+			// The writer's connection is lost with a COMMIT unanswered: the
+			// next transaction settles it first, on a new connection.
+			w.abortStream()
+			w.dropConn()
+			w.unknownXid, w.unknownCps = text(rows[0][0]), []connector.Checkpoint{{Task: "t"}}
+			if end != "" {
+				ended := make(chan struct{})
+				defer func() { <-ended }() // before other closes
+				time.AfterFunc(150*time.Millisecond, func() {
+					defer close(ended)
+					_ = exec(context.Background(), other, end)
+				})
+			} else {
+				defer func(wait time.Duration) { settleWait = wait }(settleWait)
+				settleWait = 200 * time.Millisecond
+			}
+			err = w.begin(context.Background())
+			switch end {
+			case "COMMIT":
+				if err != nil || w.unknownXid != "" || len(w.settledCps) != 1 {
+					t.Fatalf("settle: %v (unknown %q, settled %v), want the commit found", err, w.unknownXid, w.settledCps)
+				}
+			case "ROLLBACK":
+				if err != nil || w.unknownXid != "" || len(w.settledCps) != 0 {
+					t.Fatalf("settle: %v (unknown %q, settled %v), want the rollback found", err, w.unknownXid, w.settledCps)
+				}
+			default:
+				if !errors.Is(err, connector.ErrTransient) || w.unknownXid == "" {
+					t.Fatalf("settle: %v, want a transient failure with the transaction still unknown", err)
+				}
+			}
+		})
+	}
+}

@@ -540,6 +540,13 @@ func (w *writer) copySpans(ctx context.Context, spans []span) error {
 	return err
 }
 
+// How long settle waits for the transaction of a lost connection to end
+// (variables for tests).
+var (
+	settlePoll = 20 * time.Millisecond
+	settleWait = 2 * time.Second
+)
+
 // settle finds out whether the transaction whose COMMIT went unanswered
 // committed.
 //
@@ -547,17 +554,32 @@ func (w *writer) copySpans(ctx context.Context, spans []span) error {
 // comes back with its next transaction ID below it, and calls it "in the
 // future": it never committed (a commit would have been logged, and
 // recovery would have moved the next ID past it).
+//
+// The server ends the transaction of a connection it lost once it notices
+// the loss, which takes a moment: until then it is "in progress", and
+// settle asks again every settlePoll for up to settleWait before it calls
+// the failure transient (the engine then retries later).
 func (w *writer) settle(ctx context.Context) error {
 	status := ""
-	rows, err := query(ctx, w.conn, "SELECT txid_status($1::int8)", w.unknownXid)
-	var pe *pgconn.PgError
-	switch {
-	case errors.As(err, &pe) && pe.Code == "22023" && strings.Contains(pe.Message, "in the future"):
-		status = "aborted"
-	case err != nil:
-		return err
-	case len(rows) == 1 && rows[0][0] != nil:
-		status = text(rows[0][0])
+	for waited := time.Duration(0); ; waited += settlePoll {
+		rows, err := query(ctx, w.conn, "SELECT txid_status($1::int8)", w.unknownXid)
+		var pe *pgconn.PgError
+		switch {
+		case errors.As(err, &pe) && pe.Code == "22023" && strings.Contains(pe.Message, "in the future"):
+			status = "aborted"
+		case err != nil:
+			return err
+		case len(rows) == 1 && rows[0][0] != nil:
+			status = text(rows[0][0])
+		}
+		if status != "in progress" || waited >= settleWait {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(settlePoll):
+		}
 	}
 	switch status {
 	case "committed":
