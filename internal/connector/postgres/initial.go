@@ -134,25 +134,16 @@ type initialRead struct {
 
 // startInitial turns r, set up for the ordered read after in.Max (part 2),
 // into part 1: the rows not after in.Max in physical order, after
-// in.After. It adds the ctid as the last result column of both queries.
+// in.After. sel, the result columns, ends with the ctid.
 func (r *reader) startInitial(ctx context.Context, c *pgconn.PgConn, from string, sel []string, in posInitial) error {
 	if err := exec(ctx, c, "SET synchronize_seqscans = off; SET max_parallel_workers_per_gather = 0"); err != nil {
 		return err
 	}
-	ir := &initialRead{pos: in, ctidAt: len(r.cols), nextSQL: r.sql, nextParams: r.params, nextOIDs: r.paramOIDs}
+	ir := &initialRead{pos: in, ctidAt: len(r.cols) - 1, nextSQL: r.sql, nextParams: r.params, nextOIDs: r.paramOIDs}
 	if in.After != "" {
 		ir.after, _ = parseTid(in.After)
 		ir.started = true
 	}
-	r.cols = append(r.cols, column{name: "ctid", oid: oidTid, typeName: "tid", kind: kText})
-	r.formats = append(r.formats, 1)
-	// Part 2's query selected the columns before the ctid: add it there too,
-	// so both results have the same columns.
-	cols := "SELECT " + strings.Join(sel, ", ")
-	if !strings.HasPrefix(ir.nextSQL, cols+" FROM ") {
-		return fmt.Errorf("internal: unexpected query %q", ir.nextSQL)
-	}
-	ir.nextSQL = cols + ", s.ctid" + ir.nextSQL[len(cols):]
 
 	var where []string
 	var params [][]byte
@@ -164,7 +155,7 @@ func (r *reader) startInitial(ctx context.Context, c *pgconn.PgConn, from string
 	}
 	cond, args, argOIDs := afterCondition(r.cols, r.order, in.Max, len(params))
 	where = append(where, "("+cond+") IS NOT TRUE")
-	r.sql = cols + ", s.ctid FROM " + from + " WHERE " + strings.Join(where, " AND ")
+	r.sql = "SELECT " + strings.Join(sel, ", ") + " FROM " + from + " WHERE " + strings.Join(where, " AND ")
 	r.params = append(params, args...)
 	r.paramOIDs = append(oids, argOIDs...)
 	r.initial = ir

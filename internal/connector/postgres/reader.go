@@ -54,9 +54,8 @@ type reader struct {
 	initial *initialRead // a first read in physical order, until its end (initial.go)
 	peeked  [][]byte     // part 1: the row read after a full batch, for the next one
 
-	last   []*string // ordering values of the last row read; nil before the first
-	offset int64     // rows read by an unordered read, with those of earlier readers
-	n      int64     // rows read by the task
+	offset int64 // rows read by an unordered read, with those of earlier readers
+	n      int64 // rows read by the task
 	done   bool
 	err    error
 }
@@ -123,19 +122,22 @@ func (r *reader) Next(ctx context.Context) (*record.Batch, error) {
 	}
 }
 
-// endResult is the end of the open query's rows: the end of the read, or
-// of part 1 of a first read, which goes on with the rows after its max.
-// It reports whether part 1 ended.
-func (r *reader) endResult() bool {
+// endResult closes the open query, whose rows ran out: the end of the
+// read, or of part 1 of a first read, which goes on with the rows after
+// its max. It reports whether part 1 ended.
+func (r *reader) endResult() (bool, error) {
+	if _, err := r.rr.Close(); err != nil {
+		return false, err
+	}
 	r.rr = nil
 	ir := r.initial
 	if ir == nil {
 		r.done = true
-		return false
+		return false, nil
 	}
 	r.initial = nil
 	r.sql, r.params, r.paramOIDs = ir.nextSQL, ir.nextParams, ir.nextOIDs
-	return true
+	return true, nil
 }
 
 // fill reads rows until a batch limit or the end of the result. Rows over
@@ -154,10 +156,10 @@ func (r *reader) fill() (*record.Batch, *rawBatch, error) {
 		r.peeked = nil
 		if vals == nil {
 			if !r.rr.NextRow() {
-				if _, err := r.rr.Close(); err != nil {
+				var err error
+				if initialEnded, err = r.endResult(); err != nil {
 					return nil, nil, err
 				}
-				initialEnded = r.endResult()
 				break
 			}
 			vals = r.rr.Values()
@@ -211,10 +213,10 @@ func (r *reader) fill() (*record.Batch, *rawBatch, error) {
 				r.peeked = append(r.peeked, cloneBytes(v))
 			}
 		} else {
-			if _, err := r.rr.Close(); err != nil {
+			var err error
+			if initialEnded, err = r.endResult(); err != nil {
 				return nil, nil, err
 			}
-			initialEnded = r.endResult()
 		}
 	}
 	b.Bytes = int64(len(raw.data))
@@ -232,10 +234,6 @@ func (r *reader) fill() (*record.Batch, *rawBatch, error) {
 		// Every row up to max is read; the read goes on after it.
 		p.Order = r.orderNames
 		p.Last = ir.pos.Max
-		r.last = make([]*string, len(ir.pos.Max))
-		for i, v := range ir.pos.Max {
-			r.last[i] = v.V
-		}
 	case ir != nil:
 		p.Order = r.orderNames
 		in := ir.pos
@@ -248,9 +246,6 @@ func (r *reader) fill() (*record.Batch, *rawBatch, error) {
 		} else {
 			lastVals = raw.lastRow(ncol)
 		}
-		if r.last == nil {
-			r.last = make([]*string, len(r.order))
-		}
 		p.Order = r.orderNames
 		p.Last = make([]posVal, len(r.order))
 		for i, at := range r.order {
@@ -259,7 +254,6 @@ func (r *reader) fill() (*record.Batch, *rawBatch, error) {
 				s := posText(r.cols[at].kind, v)
 				p.Last[i].V = &s
 			}
-			r.last[i] = p.Last[i].V
 		}
 	}
 	pos, err := json.Marshal(&p)

@@ -595,6 +595,12 @@ func (s *pgSource) newReader(ctx context.Context, env *connector.Env, c *pgconn.
 	}
 	if initial != nil {
 		p = &posJSON{V: posVersion, Run: env.RunID, N: r.n, Order: orderNames, Last: initial.Max}
+		// Both parts select the ctid last, part 2 only so that the two
+		// results have the same columns.
+		r.cols = append(r.cols, column{name: "ctid", oid: oidTid, typeName: "tid", kind: kText})
+		r.formats = append(r.formats, 1)
+		sel = append(sel, "s.ctid")
+		q = "SELECT " + strings.Join(sel, ", ") + " FROM " + s.from()
 	}
 	if p != nil && (len(p.Order) > 0 || p.Offset != nil) {
 		if !slices.Equal(p.Order, orderNames) {
@@ -621,10 +627,6 @@ func (s *pgSource) newReader(ctx context.Context, env *connector.Env, c *pgconn.
 			where = append(where, cond)
 			r.params = append(r.params, args...)
 			r.paramOIDs = append(r.paramOIDs, oids...)
-		}
-		r.last = make([]*string, len(p.Last))
-		for i, v := range p.Last {
-			r.last[i] = v.V
 		}
 	}
 	if len(where) > 0 {
