@@ -531,6 +531,14 @@ func (r *runner) pump(ctx context.Context, tasks []connector.Task, first connect
 		wg.Go(func() {
 			for j := range jobs {
 				r.work(hard, j, prep)
+				// The reader this receive woke waits in this worker's
+				// processor's next slot, which a worker that finds another
+				// job ready keeps for up to its 10 ms time slice: the
+				// reader, the one goroutine that can fill the queue, sat
+				// idle while the workers emptied it (a CSV → JSONL run at
+				// 1M rows: 1.5-1.7 of 2 cores busy, 1.9 with the yield,
+				// and a fifth less time).
+				runtime.Gosched()
 			}
 		})
 	}
