@@ -121,6 +121,8 @@ const (
 	// a code per row: past it the field holds unique values (names, ids),
 	// kept as they come.
 	dictMax = 1024
+	// chunkDictMax is dictMax for a Chunk's column.
+	chunkDictMax = 64
 	// dictLen is the longest text worth keeping in a dictionary.
 	dictLen = 128
 	// denseMin is the fewest integer keys worth a dense table: a small map
@@ -213,6 +215,11 @@ type column struct {
 	times  []time.Time
 	dates  []record.LocalDate
 	anys   []any
+
+	// borrowed: texts are kept as given, not copied (a Chunk's column,
+	// whose texts the index copies when it takes them).
+	borrowed bool
+	sizeHint int // a Chunk's column: the rows it is made for
 }
 
 // asInt returns the integer a single key stands for when its canonical text
@@ -305,27 +312,8 @@ func (ix *Index) Add(r record.Row) {
 	}
 	ix.dense.Store(nil)
 	if len(ix.keyIdx) == 1 {
-		k := r[ix.keyIdx[0]]
-		if n, ok := asInt(k); ok {
-			if ix.run.add(n, p, len(ix.ints) == 0) {
-				return
-			}
-			if ix.run.on {
-				for k := ix.run.min; ; k++ {
-					ix.ints[k] = ix.run.first + int32(k-ix.run.min)
-					if k == ix.run.max {
-						break
-					}
-				}
-				ix.run = keyRun{}
-			}
-			ix.ints[n] = p
-			return
-		}
-		if s, ok := k.(string); ok {
-			ix.strs[strings.Clone(s)] = p // not the whole text the value is part of
-			return
-		}
+		ix.addKey(r[ix.keyIdx[0]], p)
+		return
 	}
 	var key [4]any
 	vals := key[:0]
@@ -333,6 +321,37 @@ func (ix *Index) Add(r record.Row) {
 		vals = append(vals, r[k])
 	}
 	ix.strs[string(AppendKey(nil, vals))] = p
+}
+
+// addKey maps the single key k to position p.
+func (ix *Index) addKey(k any, p int32) {
+	if n, ok := asInt(k); ok {
+		ix.addIntKey(n, p)
+		return
+	}
+	if s, ok := k.(string); ok {
+		ix.strs[strings.Clone(s)] = p // not the whole text the value is part of
+		return
+	}
+	var buf [64]byte
+	ix.strs[string(AppendKey(buf[:0], []any{k}))] = p
+}
+
+// addIntKey maps the single integer key n to position p.
+func (ix *Index) addIntKey(n int64, p int32) {
+	if ix.run.add(n, p, len(ix.ints) == 0) {
+		return
+	}
+	if ix.run.on {
+		for k := ix.run.min; ; k++ {
+			ix.ints[k] = ix.run.first + int32(k-ix.run.min)
+			if k == ix.run.max {
+				break
+			}
+		}
+		ix.run = keyRun{}
+	}
+	ix.ints[n] = p
 }
 
 // Grow makes room for about n rows in all, so that loading them does not
@@ -474,11 +493,13 @@ func (c *column) addText(s string) {
 		c.codes = append(c.codes, code)
 		return
 	}
-	if len(c.dict) < dictMax && len(s) <= dictLen {
+	if len(c.dict) < c.dictCap() && len(s) <= dictLen {
 		if c.dictIx == nil {
 			c.dictIx = map[string]uint16{}
 		}
-		s = strings.Clone(s) // not the whole text the value is part of
+		if !c.borrowed {
+			s = strings.Clone(s) // not the whole text the value is part of
+		}
 		c.dictIx[s] = uint16(len(c.dict))
 		c.codes = append(c.codes, uint16(len(c.dict)))
 		c.dict = append(c.dict, s)
@@ -493,6 +514,17 @@ func (c *column) addText(s string) {
 	}
 	c.texts = append(c.texts, s)
 	c.codes, c.dict, c.dictIx = nil, nil, nil
+}
+
+// dictCap is the most distinct texts the column keeps by code. A chunk's
+// column keeps fewer than the index's: a field of many distinct texts
+// (names) gives up its codes early in each chunk, one of few (regions,
+// tiers) keeps them, and the index's column, which sees them all, decides.
+func (c *column) dictCap() int {
+	if c.borrowed {
+		return chunkDictMax
+	}
+	return dictMax
 }
 
 // toAny turns the column, holding p values, into one of any values.

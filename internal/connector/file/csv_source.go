@@ -184,10 +184,8 @@ type csvReader struct {
 	done   bool
 	bufCap int // size of the previous batch's text, to size the next
 
-	deferDecode bool   // leave convert to Batch.Decode (the engine's workers)
-	rowsOnly    bool   // a lookup's load: rows without their lines and text
-	skip        []bool // a lookup's load: fields left null, unconverted
-	recsCap     int    // capacity the staging slices needed so far
+	deferDecode bool // leave convert to Batch.Decode (the engine's workers)
+	recsCap     int  // capacity the staging slices needed so far
 	spansCap    int
 	recs        []staged
 	spans       []span
@@ -311,6 +309,50 @@ type staged struct {
 // copying their text into one fresh buffer, then converts them; string
 // values are substrings of one string made from that buffer.
 func (r *csvReader) Next(ctx context.Context) (*record.Batch, error) {
+	sb, err := r.stage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.deferDecode {
+		// The workers convert; this batch keeps its own staging slices,
+		// which go back to the pool once converted.
+		b := &record.Batch{Schema: r.schema, Origin: r.key, Read: len(sb.recs), Pos: sb.pos, Bytes: int64(len(sb.buf))}
+		b.Decode = func(b *record.Batch) {
+			if sb == nil {
+				return // decoded already
+			}
+			d := r.convert(sb.buf, sb.recs, sb.spans)
+			b.Rows, b.Lines, b.Raw, b.Rejects, b.OwnCap = d.Rows, d.Lines, d.Raw, d.Rejects, d.OwnCap
+			sb.release()
+			sb = nil
+		}
+		return b, nil
+	}
+	b := r.convert(sb.buf, sb.recs, sb.spans)
+	b.Pos = sb.pos
+	b.Bytes = int64(len(sb.buf))
+	r.recs, r.spans = sb.recs[:0], sb.spans[:0] // for the next batch
+	return b, nil
+}
+
+// stagedBatch is a batch's records as read, before they are converted.
+// It holds its own staging slices until release.
+type stagedBatch struct {
+	buf   []byte
+	recs  []staged
+	spans []span
+	pos   record.Position
+}
+
+// release gives the staging slices to the next batch to be read.
+func (sb *stagedBatch) release() {
+	clear(sb.recs) // the reasons
+	stagingPool.Put(&staging{recs: sb.recs[:0], spans: sb.spans[:0]})
+	sb.recs, sb.spans = nil, nil
+}
+
+// stage parses up to a batch of records into one fresh buffer.
+func (r *csvReader) stage(ctx context.Context) (*stagedBatch, error) {
 	if r.done {
 		return nil, io.EOF
 	}
@@ -332,13 +374,13 @@ func (r *csvReader) Next(ctx context.Context) (*record.Batch, error) {
 	}
 	recs, spans := r.recs[:0], r.spans[:0]
 	defer func() {
-		r.recs, r.spans = recs[:0], spans[:0]
 		r.recsCap, r.spansCap = max(r.recsCap, cap(recs)), max(r.spansCap, cap(spans))
 	}()
 	var end rawRecord
 	for len(recs) < r.lim.BatchRows && len(buf) < r.lim.BatchBytes {
 		rec, err := r.p.next()
 		if err != nil {
+			r.recs, r.spans = recs[:0], spans[:0]
 			return nil, fmt.Errorf("csv: reading %s: %w", r.key, err)
 		}
 		if rec.kind == recEOF {
@@ -375,34 +417,13 @@ func (r *csvReader) Next(ctx context.Context) (*record.Batch, error) {
 		recs = append(recs, st)
 	}
 	if len(recs) == 0 {
+		r.recs, r.spans = recs[:0], spans[:0]
 		return nil, io.EOF
 	}
 	r.bufCap = len(buf) + len(buf)/8 + 1024
+	r.recs, r.spans = nil, nil // the batch's now
 	pos := textPos{Offset: end.next, Line: end.nextLine}.encode()
-	if r.deferDecode {
-		// The workers convert; this batch keeps its own staging slices,
-		// which go back to the pool once converted.
-		read := len(recs)
-		b := &record.Batch{Schema: r.schema, Origin: r.key, Read: read, Pos: pos, Bytes: int64(len(buf))}
-		bRecs, bSpans := recs, spans
-		b.Decode = func(b *record.Batch) {
-			if bRecs == nil {
-				return // decoded already
-			}
-			d := r.convert(buf, bRecs, bSpans)
-			b.Rows, b.Lines, b.Raw, b.Rejects, b.OwnCap = d.Rows, d.Lines, d.Raw, d.Rejects, d.OwnCap
-			clear(bRecs) // the reasons
-			stagingPool.Put(&staging{recs: bRecs[:0], spans: bSpans[:0]})
-			bRecs, bSpans = nil, nil
-		}
-		r.recsCap, r.spansCap = max(r.recsCap, cap(recs)), max(r.spansCap, cap(spans))
-		recs, spans = nil, nil
-		return b, nil
-	}
-	b := r.convert(buf, recs, spans)
-	b.Pos = pos
-	b.Bytes = int64(len(buf))
-	return b, nil
+	return &stagedBatch{buf: buf, recs: recs, spans: spans, pos: pos}, nil
 }
 
 // convert turns staged records into rows and rejects. Their strings are
@@ -415,9 +436,8 @@ func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Bat
 		Origin: r.key,
 		Read:   len(recs),
 		Rows:   make([]record.Row, 0, len(recs)),
-	}
-	if !r.rowsOnly {
-		b.Lines, b.Raw = make([]int64, 0, len(recs)), make([][]byte, 0, len(recs))
+		Lines:  make([]int64, 0, len(recs)),
+		Raw:    make([][]byte, 0, len(recs)),
 	}
 	// Each row gets the room the pipeline's steps will widen it to, so
 	// that they add their fields in place.
@@ -436,9 +456,6 @@ func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Bat
 		fs := spans[st.f0:st.f1]
 		ok := true
 		for j, t := range r.types {
-			if r.skip != nil && r.skip[j] {
-				continue // a lookup's field no step reads
-			}
 			sp := fs[r.cols[j]]
 			s := text[sp.s:sp.e]
 			if !sp.quoted && s == r.null {
@@ -456,10 +473,8 @@ func (r *csvReader) convert(buf []byte, recs []staged, spans []span) *record.Bat
 		}
 		if ok {
 			b.Rows = append(b.Rows, row)
-			if !r.rowsOnly {
-				b.Lines = append(b.Lines, st.line)
-				b.Raw = append(b.Raw, raw)
-			}
+			b.Lines = append(b.Lines, st.line)
+			b.Raw = append(b.Raw, raw)
 		}
 	}
 	return b

@@ -56,6 +56,27 @@ func BenchmarkCSVLookupPreload(b *testing.B) {
 	}
 }
 
+// BenchmarkCSVLookupPreloadFields is the same load when the steps read two
+// of the fields, as scenario b of bench/run.sh does: the names are not
+// kept.
+func BenchmarkCSVLookupPreloadFields(b *testing.B) {
+	env, _ := benchCustomers(b, 100_000)
+	e, _ := registry().Get(connector.KindLookup, "csv")
+	l, err := e.Lookup(params(b, customersLookup))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		t, err := l.(connector.FieldLoader).OpenFields(context.Background(), env, []string{"region", "tier"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t.Close()
+	}
+}
+
 // BenchmarkCSVLookupGet looks up random keys of a 100k-row lookup and reads
 // two text fields of each row, as enrichment followed by a sink does: the
 // cost is mostly where the table's memory sends the processor.
