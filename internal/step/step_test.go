@@ -300,6 +300,39 @@ func TestMap(t *testing.T) {
 	})
 }
 
+// TestMapRejectsTheRecordAsItCame: a record that an entry rejects leaves
+// the map as it came, whatever the entries before that one set, and the
+// records around it get every entry.
+func TestMapRejectsTheRecordAsItCame(t *testing.T) {
+	s, _, err := bind(t, "- map:\n    status: upper(status)\n    total: qty * unit_price\n    qty: qty + 1\n", orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := orderRows() // the fourth has no unit_price
+	b := &record.Batch{Schema: orders, Read: len(rows)}
+	for _, r := range append(rows, rows...) {
+		b.Rows = append(b.Rows, append(record.Row(nil), r...))
+	}
+	if err := s.Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.Rows) != 6 || len(b.Rejects) != 2 {
+		t.Fatalf("%d rows and %d rejects, want 6 and 2", len(b.Rows), len(b.Rejects))
+	}
+	want := string(record.RowJSON(orders, rows[3]))
+	for _, rj := range b.Rejects {
+		if string(rj.Raw) != want || rj.Field != "total" {
+			t.Errorf("reject of %q: %s, want the record as it came: %s", rj.Field, rj.Raw, want)
+		}
+	}
+	for i, r := range b.Rows {
+		src := rows[[]int{0, 1, 2, 0, 1, 2}[i]]
+		if r[4] != strings.ToUpper(src[4].(string)) || r[2] != src[2].(int64)+1 || r[6] == nil {
+			t.Errorf("row %d: %v, want every entry applied to %v", i, r, src)
+		}
+	}
+}
+
 func TestSchemaSteps(t *testing.T) {
 	rows := orderRows()[:2]
 	runCases(t, []stepCase{
