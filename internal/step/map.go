@@ -30,13 +30,14 @@ type mapStep struct {
 	where
 	entries exprMap
 
-	name    string
-	in, out *record.Schema
-	targets []int         // index in out of each entry's field
-	types   []record.Type // declared type of each entry's field
-	progs   []*expr.Program
-	evs     *evalPool
-	loc     *time.Location
+	name     string
+	in, out  *record.Schema
+	targets  []int         // index in out of each entry's field
+	replaced []int         // the targets that are fields of in
+	types    []record.Type // declared type of each entry's field
+	progs    []*expr.Program
+	evs      *evalPool
+	loc      *time.Location
 }
 
 func newMap(p connector.Params) (connector.Step, error) {
@@ -52,7 +53,7 @@ func newMap(p connector.Params) (connector.Step, error) {
 
 func (s *mapStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schema, error) {
 	fields := in.Fields()
-	s.targets, s.types, s.progs = nil, nil, nil
+	s.targets, s.replaced, s.types, s.progs = nil, nil, nil, nil
 	for _, e := range s.entries {
 		if e.Name == "" {
 			return nil, s.errorf(e.NamePos, "a field needs a name")
@@ -77,6 +78,9 @@ func (s *mapStep) Bind(in *record.Schema, env *connector.StepEnv) (*record.Schem
 			fields = append(fields, record.Field{Name: e.Name, Type: t})
 		}
 		s.targets = append(s.targets, i)
+		if i < in.Len() {
+			s.replaced = append(s.replaced, i)
+		}
 		s.types = append(s.types, t)
 		s.progs = append(s.progs, prog)
 	}
@@ -96,7 +100,7 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 	evs := s.evs.get()
 	defer s.evs.put(evs)
 	inW, outW := s.in.Len(), s.out.Len()
-	saved := make([]any, len(s.targets))
+	saved := make([]any, len(s.replaced))
 	w := newWidener(b, s.out)
 	for i, row := range b.Rows {
 		// A map that adds no field works in the row itself.
@@ -104,7 +108,7 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 		if outW != inW {
 			nr = w.widen(row, len(b.Rows)-i)
 		}
-		for k, t := range s.targets {
+		for k, t := range s.replaced {
 			saved[k] = nr[t]
 		}
 		field, reason, err := s.apply(ctx, *evs, nr)
@@ -112,8 +116,9 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 			return err
 		}
 		if reason != "" {
-			// Put the record back as it came, then reject it.
-			for k, t := range s.targets {
+			// Put the record back as it came (the fields added go with
+			// the width), then reject it.
+			for k, t := range s.replaced {
 				nr[t] = saved[k]
 			}
 			b.Rows[i] = nr[:inW]
@@ -136,8 +141,8 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 func (s *mapStep) apply(ctx context.Context, evs []*expr.Evaluator, nr record.Row) (field, reason string, err error) {
 	for k, ev := range evs {
 		v, err := ev.EvalContext(ctx, nr)
-		field := s.entries[k].Name
 		if err != nil {
+			field := s.entries[k].Name
 			if expr.IsFatal(err) {
 				return "", "", fmt.Errorf("%s: field %q: %w", s.name, field, err)
 			}
@@ -147,6 +152,7 @@ func (s *mapStep) apply(ctx context.Context, evs []*expr.Evaluator, nr record.Ro
 		if t := s.types[k]; v != nil && t != record.Any && record.TypeOf(v) != t {
 			c, cerr := record.Convert(v, t, s.loc)
 			if cerr != nil {
+				field := s.entries[k].Name
 				return field, fmt.Sprintf("field %q: expression `%s` gave %s, not a %s", field, s.progs[k], expr.ValueText(v), t), nil
 			}
 			v = c
