@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/backbone-etl/backbone/internal/record"
 )
@@ -216,9 +217,11 @@ type column struct {
 	dates  []record.LocalDate
 	anys   []any
 
-	// borrowed: texts are kept as given, not copied (a Chunk's column,
-	// whose texts the index copies when it takes them).
-	borrowed bool
+	// chunk: a Chunk's column, whose texts are given for the time of the
+	// call; what it keeps it copies into arena.
+	chunk    bool
+	stable   bool // a Chunk's column given texts that stay: kept as they are
+	arena    []byte
 	sizeHint int // a Chunk's column: the rows it is made for
 }
 
@@ -486,10 +489,19 @@ func kindOf(v any) colKind {
 // texts.
 func (c *column) addText(s string) {
 	if c.texts != nil {
-		c.texts = append(c.texts, s)
+		c.texts = append(c.texts, c.keep(s))
 		return
 	}
-	if code, ok := c.dictIx[s]; ok {
+	if len(c.dict) <= fewMax {
+		// A few texts (regions, tiers): comparing them costs less than
+		// hashing.
+		for code, t := range c.dict {
+			if t == s {
+				c.codes = append(c.codes, uint16(code))
+				return
+			}
+		}
+	} else if code, ok := c.dictIx[s]; ok {
 		c.codes = append(c.codes, code)
 		return
 	}
@@ -497,9 +509,7 @@ func (c *column) addText(s string) {
 		if c.dictIx == nil {
 			c.dictIx = map[string]uint16{}
 		}
-		if !c.borrowed {
-			s = strings.Clone(s) // not the whole text the value is part of
-		}
+		s = c.keep(s)
 		c.dictIx[s] = uint16(len(c.dict))
 		c.codes = append(c.codes, uint16(len(c.dict)))
 		c.dict = append(c.dict, s)
@@ -512,8 +522,27 @@ func (c *column) addText(s string) {
 			c.texts[i] = c.dict[code]
 		}
 	}
-	c.texts = append(c.texts, s)
+	c.texts = append(c.texts, c.keep(s))
 	c.codes, c.dict, c.dictIx = nil, nil, nil
+}
+
+// keep returns a copy of s for the column to keep: not the whole text s
+// may be part of, nor, in a Chunk, a text that is reused.
+func (c *column) keep(s string) string {
+	switch {
+	case !c.chunk:
+		return strings.Clone(s)
+	case c.stable:
+		return s
+	}
+	// Texts are appended to one buffer: when it grows, the texts already
+	// kept stay in the old one.
+	if cap(c.arena)-len(c.arena) < len(s) {
+		c.arena = make([]byte, 0, max(2*cap(c.arena), 4<<10, len(s)))
+	}
+	at := len(c.arena)
+	c.arena = append(c.arena, s...)
+	return unsafe.String(unsafe.SliceData(c.arena[at:]), len(s))
 }
 
 // dictCap is the most distinct texts the column keeps by code. A chunk's
@@ -521,7 +550,7 @@ func (c *column) addText(s string) {
 // (names) gives up its codes early in each chunk, one of few (regions,
 // tiers) keeps them, and the index's column, which sees them all, decides.
 func (c *column) dictCap() int {
-	if c.borrowed {
+	if c.chunk {
 		return chunkDictMax
 	}
 	return dictMax

@@ -29,11 +29,20 @@ func (ix *Index) NewChunk(rows int) *Chunk {
 	for i := range c.cols {
 		if ix.Loaded(i) {
 			c.want++
-			c.cols[i].borrowed = true
+			c.cols[i].chunk = true
 			c.cols[i].sizeHint = rows
 		}
 	}
 	return c
+}
+
+// KeepTexts tells the chunk that the texts it is given stay unchanged for
+// as long as the index lives (substrings of a file held in memory): it
+// keeps them as they are, without a copy.
+func (c *Chunk) KeepTexts() {
+	for i := range c.cols {
+		c.cols[i].stable = true
+	}
 }
 
 // Int sets field i of the row being made to v.
@@ -51,8 +60,8 @@ func (c *Chunk) Int(i int, v int64) {
 	col.ints = append(col.ints, v)
 }
 
-// Text sets field i of the row being made to s. The chunk keeps s as it
-// is, substring of a larger text or not; the index copies what it keeps.
+// Text sets field i of the row being made to s, which the chunk copies
+// if it keeps it: s need only stay the same for the time of the call.
 func (c *Chunk) Text(i int, s string) {
 	c.set++
 	col := &c.cols[i]
@@ -61,7 +70,7 @@ func (c *Chunk) Text(i int, s string) {
 		col.codes = make([]uint16, c.n, max(col.sizeHint, c.n+1))
 	}
 	if col.kind != kText {
-		col.add(c.n, s)
+		col.add(c.n, col.keep(s))
 		return
 	}
 	col.addText(s)

@@ -6,12 +6,13 @@ import (
 	"reflect"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
 // addToChunk sets the loaded fields of r in ch as a loader would: typed
-// where it can.
+// where it can, texts in a buffer that is overwritten after the call.
 func addToChunk(ix *Index, ch *Chunk, r record.Row) {
 	for i, v := range r {
 		if !ix.Loaded(i) {
@@ -21,7 +22,12 @@ func addToChunk(ix *Index, ch *Chunk, r record.Row) {
 		case int64:
 			ch.Int(i, x)
 		case string:
-			ch.Text(i, x)
+			// The text given is good for the call only, as a loader's is.
+			scratch := []byte(x)
+			ch.Text(i, unsafe.String(unsafe.SliceData(scratch), len(scratch)))
+			for k := range scratch {
+				scratch[k] = '#'
+			}
 		default:
 			ch.Value(i, v)
 		}

@@ -1,6 +1,7 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -132,77 +133,65 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 	if fields != nil {
 		ix.Only(fields)
 	}
-	// The file is parsed on one goroutine, its batches decoded into chunks
-	// of the index on one per core, and this one adds them in file order:
-	// loading takes about the longest of the three, not their sum. No row
-	// is made: a value goes from the text to its column.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type pending struct {
-		sb      *stagedBatch
-		chunk   *connector.Chunk
-		reject  *record.Reject
-		decoded chan struct{}
+	// Each part of the file (see parts) is parsed and decoded into chunks
+	// of the index by a goroutine of its own, and this one adds the chunks
+	// in file order. No row is made: a value goes from the text to its
+	// column.
+	readers := []*csvReader{r}
+	if ps, err := parts(o, r, l.format.quote, runtime.GOMAXPROCS(0)); err != nil {
+		return nil, fmt.Errorf("csv: reading %s: %w", l.path, err)
+	} else if ps != nil {
+		readers = ps
 	}
-	inOrder := make(chan *pending, 8)
-	work := make(chan *pending, 8)
-	var readErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(inOrder)
-		defer close(work)
-		for {
-			sb, err := r.stage(ctx)
-			if err != nil {
-				if !errors.Is(err, io.EOF) {
-					readErr = err
-				}
-				return
-			}
-			p := &pending{sb: sb, decoded: make(chan struct{})}
-			for _, ch := range []chan *pending{work, inOrder} {
+	ctx, cancel := context.WithCancel(ctx)
+	type loaded struct {
+		chunk *connector.Chunk
+		bytes int64 // of the file the chunk's rows took
+		err   error // the part's last: its first bad record, or why it could not be read
+	}
+	outs := make([]chan loaded, len(readers))
+	var wg sync.WaitGroup
+	defer wg.Wait() // the readers stop before r is closed
+	defer cancel()  // and now
+	for i, pr := range readers {
+		// A part is read while those before it are added: its chunks
+		// wait here (a million rows of them; a part that has more then
+		// waits for its turn).
+		outs[i] = make(chan loaded, 256)
+		wg.Go(func() {
+			defer close(outs[i])
+			err := pr.load(ctx, ix, func(c *connector.Chunk, bytes int64) bool {
 				select {
-				case ch <- p:
+				case outs[i] <- loaded{chunk: c, bytes: bytes}:
+					return true
 				case <-ctx.Done():
-					return
+					return false
 				}
-			}
-		}
-	}()
-	var decoders sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		decoders.Go(func() {
-			for p := range work {
-				p.chunk, p.reject = r.decodeChunk(p.sb, ix)
-				close(p.decoded)
+			})
+			if err != nil {
+				select {
+				case outs[i] <- loaded{err: err}:
+				case <-ctx.Done():
+				}
 			}
 		})
 	}
-	defer func() { cancel(); <-done; decoders.Wait() }() // the reader stops before r is closed
-	var size int64                                       // of an uncompressed file: about how many rows it holds
+	var size int64 // of an uncompressed file: about how many rows it holds
 	if fi, err := o.f.Stat(); err == nil && o.gz == nil {
 		size = fi.Size()
 	}
 	first := true
-	for p := range inOrder {
-		select {
-		case <-p.decoded:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+	for i := range readers {
+		for c := range outs[i] {
+			if c.err != nil {
+				return nil, c.err
+			}
+			ix.AddChunk(c.chunk)
+			if first && size > 0 && c.bytes > 0 { // room for the rows the file holds, as its first rows go
+				ix.Grow(int(min(size*int64(c.chunk.Len())/c.bytes, 1<<26)))
+			}
+			first = false
 		}
-		if rj := p.reject; rj != nil {
-			return nil, fmt.Errorf("csv: %s:%d: %s", l.path, rj.Line, rj.Err)
-		}
-		ix.AddChunk(p.chunk)
-		if n := len(p.sb.buf); first && n > 0 && size > 0 { // room for the rows the file holds, as its first rows go
-			ix.Grow(int(min(size*int64(p.chunk.Len())/int64(n), 1<<26)))
-		}
-		first = false
-	}
-	<-done
-	if readErr != nil {
-		return nil, readErr
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -210,28 +199,109 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 	return ix, nil
 }
 
-// decodeChunk converts a staged batch of a lookup's file into a chunk of
-// ix: the fields ix loads, each value as convert makes it. It stops at the
-// first record that is malformed or does not convert, and returns it.
-// The staging slices go back to the pool; the chunk's texts are substrings
-// of the batch's buffer.
-func (r *csvReader) decodeChunk(sb *stagedBatch, ix *connector.Index) (*connector.Chunk, *record.Reject) {
-	defer sb.release()
-	text := unsafe.String(unsafe.SliceData(sb.buf), len(sb.buf))
-	ch := ix.NewChunk(len(sb.recs))
-	var bx *boxer // for the values without a fast path here
-	for i := range sb.recs {
-		st := &sb.recs[i]
-		if st.reason != "" {
-			return nil, &record.Reject{Line: st.line, Step: "source", Err: st.reason}
+// Parts: a lookup's file without a quote character is cut into parts at
+// line ends, each read by its own goroutine, so that loading it takes the
+// time of a part; with a quote, a line end may be inside a field, and the
+// file is read as one part, as is a compressed file.
+const (
+	partsMin = 1 << 20  // smaller files are read as one part
+	partsMax = 64 << 20 // larger ones too: parts are read into memory first
+)
+
+// parts returns readers of the records after the header that r has read,
+// one per part, in file order, each starting at its part's offset and
+// line; nil when the file is read as one part.
+func parts(o *openedFile, r *csvReader, quote byte, n int) ([]*csvReader, error) {
+	if n < 2 || o.gz != nil || r.done {
+		return nil, nil
+	}
+	fi, err := o.f.Stat()
+	if err != nil || fi.Size() < partsMin || fi.Size() > partsMax {
+		return nil, nil
+	}
+	off, line := r.w.off, r.w.line // where the header ended
+	rest := make([]byte, fi.Size()-off)
+	if _, err := o.f.ReadAt(rest, off); err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	if bytes.IndexByte(rest, quote) >= 0 {
+		return nil, nil
+	}
+	var rs []*csvReader
+	for i := 0; len(rest) > 0; i++ {
+		end := len(rest)
+		if i < n-1 {
+			if k := bytes.IndexByte(rest[len(rest)/(n-i):], '\n'); k >= 0 {
+				end = len(rest)/(n-i) + k + 1
+			}
 		}
-		fs := sb.spans[st.f0:st.f1]
+		part := rest[:end]
+		pr := &csvReader{key: r.key, lim: r.lim, loc: r.loc, null: r.null,
+			schema: r.schema, types: r.types, cols: r.cols, width: r.width}
+		pr.w = windowOver(part, off, line)
+		pr.p = newCSVParser(pr.w, r.p.delim, quote, r.lim.MaxRecordBytes)
+		rs = append(rs, pr)
+		off, line = off+int64(end), line+int64(bytes.Count(part, []byte{'\n'}))
+		rest = rest[end:]
+	}
+	return rs, nil
+}
+
+// chunkRows is the most rows a lookup's reader decodes into a chunk before
+// it hands the chunk on.
+const chunkRows = 4096
+
+// load parses the reader's records into chunks of ix, which it hands to
+// put in order with the bytes of the file they took, until the end of its input, put refusing (false), or the
+// first record that is malformed or does not convert, which is the error,
+// with the file and line. Only the fields ix loads are converted, each
+// value as convert makes it; the chunks copy the texts they keep.
+func (r *csvReader) load(ctx context.Context, ix *connector.Index, put func(c *connector.Chunk, bytes int64) bool) error {
+	// Texts parsed out of a part held in memory stay as they are: the
+	// chunks keep them without a copy (the part lives as long as they do).
+	stable := r.file == nil
+	newChunk := func() *connector.Chunk {
+		ch := ix.NewChunk(chunkRows)
+		if stable {
+			ch.KeepTexts()
+		}
+		return ch
+	}
+	ch := newChunk()
+	from := r.w.off // where the chunk's rows start
+	var bx *boxer   // for the values without a fast path here
+	for n := 0; ; n++ {
+		if n%chunkRows == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rec, err := r.p.next()
+		if err != nil {
+			return fmt.Errorf("csv: reading %s: %w", r.key, err)
+		}
+		switch rec.kind {
+		case recEOF:
+			if ch.Len() > 0 {
+				put(ch, rec.off-from)
+			}
+			return nil
+		case recBlank:
+			continue
+		case recReject:
+			return fmt.Errorf("csv: %s:%d: %s", r.key, rec.line, rec.reason)
+		}
+		if len(rec.fields) != r.width {
+			return fmt.Errorf("csv: %s:%d: expected %d fields, got %d", r.key, rec.line, r.width, len(rec.fields))
+		}
 		for j, t := range r.types {
 			if !ix.Loaded(j) {
 				continue // a field no step reads
 			}
-			sp := fs[r.cols[j]]
-			s := text[sp.s:sp.e]
+			sp := rec.fields[r.cols[j]]
+			b := rec.raw
+			if sp.esc {
+				b = rec.unesc
+			}
+			s := unsafe.String(unsafe.SliceData(b[sp.s:]), sp.e-sp.s) // valid until the next record
 			if !sp.quoted && s == r.null {
 				ch.Value(j, nil)
 				continue
@@ -249,18 +319,26 @@ func (r *csvReader) decodeChunk(sb *stagedBatch, ix *connector.Index) (*connecto
 				}
 			}
 			if bx == nil {
-				bx = newBoxer(len(sb.recs))
+				bx = newBoxer(chunkRows)
+			}
+			if t == record.String || t == record.Any || t == record.JSON || t == record.Bytes {
+				s = strings.Clone(s) // the value may be, or hold, the text
 			}
 			v, err := bx.parse(s, t, r.loc)
 			if err != nil {
 				name := r.schema.Field(j).Name
-				return nil, &record.Reject{Line: st.line, Step: "source", Field: name, Err: convReason(err, name)}
+				return fmt.Errorf("csv: %s:%d: %s", r.key, rec.line, convReason(err, name))
 			}
 			ch.Value(j, v)
 		}
 		ch.EndRow()
+		if ch.Len() == chunkRows {
+			if !put(ch, rec.next-from) {
+				return nil
+			}
+			ch, from = newChunk(), rec.next
+		}
 	}
-	return ch, nil
 }
 
 var jsonlLookupSpec = connector.Spec{
