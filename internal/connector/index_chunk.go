@@ -15,7 +15,6 @@ import (
 // A row is its loaded fields (Loaded) set once each, by Int, Text or Value,
 // then EndRow. A chunk belongs to one goroutine until it is added.
 type Chunk struct {
-	skip []bool // the index's
 	cols []column
 	n    int // rows ended
 	set  int // fields set in the row being made
@@ -25,7 +24,7 @@ type Chunk struct {
 // NewChunk returns an empty chunk of rows for ix, with room for about rows
 // rows.
 func (ix *Index) NewChunk(rows int) *Chunk {
-	c := &Chunk{skip: ix.skip, cols: make([]column, ix.width)}
+	c := &Chunk{cols: make([]column, ix.width)}
 	for i := range c.cols {
 		if ix.Loaded(i) {
 			c.want++
