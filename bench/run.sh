@@ -123,11 +123,13 @@ for rows in $rows_list; do
   # Each command runs BENCH_REPEAT times (5 by default, 1 at 10M rows and
   # more), in turn with the others, and its best time counts.
   n=${BENCH_REPEAT:-$([ "$rows" -ge 10000000 ] && echo 1 || echo 5)}
-  # Miller, a and b, whose times make the targets' ratios, run twice more
-  # than the others (3 times at least): one run of any can lose 20% to the
-  # machine's other load (Miller's alone at 10M rows took 21 to 29 s), and
-  # only the best of each counts.
-  nab=$((n + 2 > 3 ? n + 2 : 3))
+  # Miller, a and b, whose times make the targets' ratios, run 2n+1 times
+  # (3 at least): one run of any can lose 20% to the machine's other load
+  # (Miller's alone at 10M rows took 21 to 29 s), and only the best of each
+  # counts. With n+2 runs the best of a at 1M rows came out anywhere from
+  # 181 to 232 ms in four runs of this script, and b's ratio to it from
+  # 1.09 to 1.38; a best of 11 is steadier.
+  nab=$((2 * n + 1 > 3 ? 2 * n + 1 : 3))
   loop=""; mlr=""; best_a=""; best_b=""; best_c=""
   warm="$data/orders-$rows.csv $data/customers-100000.csv"
   for ((i = 0; i < nab; i++)); do
