@@ -220,7 +220,6 @@ type column struct {
 	// chunk: a Chunk's column, whose texts are given for the time of the
 	// call; what it keeps it copies into arena.
 	chunk    bool
-	stable   bool // a Chunk's column given texts that stay: kept as they are
 	arena    []byte
 	sizeHint int // a Chunk's column: the rows it is made for
 }
@@ -529,11 +528,8 @@ func (c *column) addText(s string) {
 // keep returns a copy of s for the column to keep: not the whole text s
 // may be part of, nor, in a Chunk, a text that is reused.
 func (c *column) keep(s string) string {
-	switch {
-	case !c.chunk:
+	if !c.chunk {
 		return strings.Clone(s)
-	case c.stable:
-		return s
 	}
 	// Texts are appended to one buffer: when it grows, the texts already
 	// kept stay in the old one.

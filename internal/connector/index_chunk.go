@@ -35,15 +35,6 @@ func (ix *Index) NewChunk(rows int) *Chunk {
 	return c
 }
 
-// KeepTexts tells the chunk that the texts it is given stay unchanged for
-// as long as the index lives (substrings of a file held in memory): it
-// keeps them as they are, without a copy.
-func (c *Chunk) KeepTexts() {
-	for i := range c.cols {
-		c.cols[i].stable = true
-	}
-}
-
 // Int sets field i of the row being made to v.
 func (c *Chunk) Int(i int, v int64) {
 	c.set++

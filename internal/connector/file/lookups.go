@@ -137,12 +137,33 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 	// of the index by a goroutine of its own, and this one adds the chunks
 	// in file order. No row is made: a value goes from the text to its
 	// column.
-	readers := []*csvReader{r}
+	var size int64 // of an uncompressed file: about how many rows it holds
+	if fi, err := o.f.Stat(); err == nil && o.gz == nil {
+		size = fi.Size()
+	}
 	if ps, err := parts(o, r, l.format.quote, runtime.GOMAXPROCS(0)); err != nil {
 		return nil, fmt.Errorf("csv: reading %s: %w", l.path, err)
 	} else if ps != nil {
-		readers = ps
+		done, err := l.loadParts(ctx, ix, r.w.line, size, ps)
+		if !errors.Is(err, errQuoted) {
+			return done, err
+		}
+		// A quote: a line end where a part was cut may be inside a field.
+		// The file is read again, as one part.
+		if ix, err = connector.NewIndex(r.schema, l.keys); err != nil {
+			return nil, fmt.Errorf("csv: %s: %w", l.path, err)
+		}
+		if fields != nil {
+			ix.Only(fields)
+		}
 	}
+	return l.loadParts(ctx, ix, r.w.line, size, []*csvReader{r})
+}
+
+// loadParts loads the parts that readers read, in file order, into ix; the
+// first starts at line line of the file, whose size (0 when not known) sizes
+// the index.
+func (l *csvLookup) loadParts(ctx context.Context, ix *connector.Index, line, size int64, readers []*csvReader) (connector.Table, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	type loaded struct {
 		chunk *connector.Chunk
@@ -150,10 +171,12 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 		err   error // the part's last: its first bad record, or why it could not be read
 	}
 	outs := make([]chan loaded, len(readers))
+	firsts := make([]int64, len(readers)) // the line each reader's input starts at
 	var wg sync.WaitGroup
-	defer wg.Wait() // the readers stop before r is closed
+	defer wg.Wait() // the readers stop before the file is closed
 	defer cancel()  // and now
 	for i, pr := range readers {
+		firsts[i] = pr.w.line
 		// A part is read while those before it are added: its chunks
 		// wait here (a million rows of them; a part that has more then
 		// waits for its turn).
@@ -176,14 +199,14 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 			}
 		})
 	}
-	var size int64 // of an uncompressed file: about how many rows it holds
-	if fi, err := o.f.Stat(); err == nil && o.gz == nil {
-		size = fi.Size()
-	}
 	first := true
-	for i := range readers {
+	for i, pr := range readers {
 		for c := range outs[i] {
-			if c.err != nil {
+			var re *recordError
+			switch {
+			case errors.As(c.err, &re):
+				return nil, fmt.Errorf("csv: %s:%d: %s", l.path, line+re.line-firsts[i], re.msg)
+			case c.err != nil:
 				return nil, c.err
 			}
 			ix.AddChunk(c.chunk)
@@ -192,6 +215,7 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 			}
 			first = false
 		}
+		line += pr.w.line - firsts[i] // the part's lines
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -199,50 +223,76 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 	return ix, nil
 }
 
-// Parts: a lookup's file without a quote character is cut into parts at
-// line ends, each read by its own goroutine, so that loading it takes the
-// time of a part; with a quote, a line end may be inside a field, and the
-// file is read as one part, as is a compressed file.
-const (
-	partsMin = 1 << 20  // smaller files are read as one part
-	partsMax = 64 << 20 // larger ones too: parts are read into memory first
-)
+// Parts: a lookup's file is cut into parts at line ends, each read by its
+// own goroutine, so that loading it takes the time of a part. A quote
+// character anywhere in the file stops the parts (a line end where the
+// file was cut may be inside a quoted field), and the file is read again
+// as one part; a compressed or small file is read as one part.
+const partsMin = 1 << 20 // smaller files are read as one part
+
+// errQuoted stops a part that met the quote character.
+var errQuoted = errors.New("a quote in a part of the file")
+
+// quoteGuard reads a part of a file, failing with errQuoted at the first
+// quote character.
+type quoteGuard struct {
+	r     io.Reader
+	quote byte
+}
+
+func (g quoteGuard) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	if bytes.IndexByte(p[:n], g.quote) >= 0 {
+		return n, errQuoted
+	}
+	return n, err
+}
 
 // parts returns readers of the records after the header that r has read,
-// one per part, in file order, each starting at its part's offset and
-// line; nil when the file is read as one part.
+// one per part, in file order, each reading its part of the file from its
+// first line, which it counts as line 1; nil when the file is read as one
+// part.
 func parts(o *openedFile, r *csvReader, quote byte, n int) ([]*csvReader, error) {
 	if n < 2 || o.gz != nil || r.done {
 		return nil, nil
 	}
 	fi, err := o.f.Stat()
-	if err != nil || fi.Size() < partsMin || fi.Size() > partsMax {
+	if err != nil || fi.Size() < partsMin {
 		return nil, nil
 	}
-	off, line := r.w.off, r.w.line // where the header ended
-	rest := make([]byte, fi.Size()-off)
-	if _, err := o.f.ReadAt(rest, off); err != nil && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	if bytes.IndexByte(rest, quote) >= 0 {
-		return nil, nil
-	}
-	var rs []*csvReader
-	for i := 0; len(rest) > 0; i++ {
-		end := len(rest)
-		if i < n-1 {
-			if k := bytes.IndexByte(rest[len(rest)/(n-i):], '\n'); k >= 0 {
-				end = len(rest)/(n-i) + k + 1
+	from, size := r.w.off, fi.Size() // where the header ended, where the file does
+	cuts := []int64{from}
+	buf := make([]byte, 4<<10)
+	for k := 1; k < n; k++ {
+		at := max(from+(size-from)*int64(k)/int64(n), cuts[len(cuts)-1])
+		for at < size { // the first line end at or after at
+			m, err := o.f.ReadAt(buf, at)
+			if i := bytes.IndexByte(buf[:m], '\n'); i >= 0 {
+				at += int64(i) + 1
+				break
+			}
+			at += int64(m)
+			if err != nil && !errors.Is(err, io.EOF) {
+				return nil, err
+			}
+			if m == 0 {
+				at = size
 			}
 		}
-		part := rest[:end]
+		if at < size && at > cuts[len(cuts)-1] {
+			cuts = append(cuts, at)
+		}
+	}
+	cuts = append(cuts, size)
+	var rs []*csvReader
+	for k := range len(cuts) - 1 {
+		part := quoteGuard{r: io.NewSectionReader(o.f, cuts[k], cuts[k+1]-cuts[k]), quote: quote}
 		pr := &csvReader{key: r.key, lim: r.lim, loc: r.loc, null: r.null,
 			schema: r.schema, types: r.types, cols: r.cols, width: r.width}
-		pr.w = windowOver(part, off, line)
+		pr.w = newWindow(nil, r.lim.MaxRecordBytes+2)
+		pr.w.reset(part, cuts[k], 1)
 		pr.p = newCSVParser(pr.w, r.p.delim, quote, r.lim.MaxRecordBytes)
 		rs = append(rs, pr)
-		off, line = off+int64(end), line+int64(bytes.Count(part, []byte{'\n'}))
-		rest = rest[end:]
 	}
 	return rs, nil
 }
@@ -251,23 +301,23 @@ func parts(o *openedFile, r *csvReader, quote byte, n int) ([]*csvReader, error)
 // it hands the chunk on.
 const chunkRows = 4096
 
+// recordError is a record of a lookup's file that is malformed or does not
+// convert, at line of its reader's input.
+type recordError struct {
+	line int64
+	msg  string
+}
+
+func (e *recordError) Error() string { return fmt.Sprintf("line %d: %s", e.line, e.msg) }
+
 // load parses the reader's records into chunks of ix, which it hands to
-// put in order with the bytes of the file they took, until the end of its input, put refusing (false), or the
-// first record that is malformed or does not convert, which is the error,
-// with the file and line. Only the fields ix loads are converted, each
-// value as convert makes it; the chunks copy the texts they keep.
+// put in order with the bytes of the file they took, until the end of its
+// input, put refusing (false), or the first record that is malformed or
+// does not convert (a *recordError). Only the fields ix loads are
+// converted, each value as convert makes it; the chunks copy the texts they
+// keep.
 func (r *csvReader) load(ctx context.Context, ix *connector.Index, put func(c *connector.Chunk, bytes int64) bool) error {
-	// Texts parsed out of a part held in memory stay as they are: the
-	// chunks keep them without a copy (the part lives as long as they do).
-	stable := r.file == nil
-	newChunk := func() *connector.Chunk {
-		ch := ix.NewChunk(chunkRows)
-		if stable {
-			ch.KeepTexts()
-		}
-		return ch
-	}
-	ch := newChunk()
+	ch := ix.NewChunk(chunkRows)
 	from := r.w.off // where the chunk's rows start
 	var bx *boxer   // for the values without a fast path here
 	for n := 0; ; n++ {
@@ -287,10 +337,10 @@ func (r *csvReader) load(ctx context.Context, ix *connector.Index, put func(c *c
 		case recBlank:
 			continue
 		case recReject:
-			return fmt.Errorf("csv: %s:%d: %s", r.key, rec.line, rec.reason)
+			return &recordError{line: rec.line, msg: rec.reason}
 		}
 		if len(rec.fields) != r.width {
-			return fmt.Errorf("csv: %s:%d: expected %d fields, got %d", r.key, rec.line, r.width, len(rec.fields))
+			return &recordError{line: rec.line, msg: fmt.Sprintf("expected %d fields, got %d", r.width, len(rec.fields))}
 		}
 		for j, t := range r.types {
 			if !ix.Loaded(j) {
@@ -326,8 +376,7 @@ func (r *csvReader) load(ctx context.Context, ix *connector.Index, put func(c *c
 			}
 			v, err := bx.parse(s, t, r.loc)
 			if err != nil {
-				name := r.schema.Field(j).Name
-				return fmt.Errorf("csv: %s:%d: %s", r.key, rec.line, convReason(err, name))
+				return &recordError{line: rec.line, msg: convReason(err, r.schema.Field(j).Name)}
 			}
 			ch.Value(j, v)
 		}
@@ -336,7 +385,7 @@ func (r *csvReader) load(ctx context.Context, ix *connector.Index, put func(c *c
 			if !put(ch, rec.next-from) {
 				return nil
 			}
-			ch, from = newChunk(), rec.next
+			ch, from = ix.NewChunk(chunkRows), rec.next
 		}
 	}
 }

@@ -60,3 +60,101 @@ func TestCSVLookupLoadsAcrossBatches(t *testing.T) {
 		t.Errorf("a cancelled load: error %v, want context.Canceled", err)
 	}
 }
+
+// A file larger than partsMin is read in parts, one per core: the index is
+// the one a single reader makes (every row, the later of two rows with one
+// key), a bad line in a later part fails the load with its line in the
+// file, and a file with quoted fields holding line breaks, where a part may
+// begin inside a field, is read again as one part, its records whole.
+func TestCSVLookupLoadsInParts(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	env := testEnv(t)
+	n := partsMin/20 + 20_000 // past partsMin at about 30 bytes a line
+	good := customersCSV(n) + fmt.Sprintf("%d,Again,latam,gold\n", 7) // key 7 twice: the last row wins
+	if len(good) < partsMin {
+		t.Fatalf("the file is %d bytes, not past partsMin", len(good))
+	}
+	write := func(content string) {
+		if err := os.WriteFile(filepath.Join(env.Dir, "customers.csv"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	partsOf := func(n int) int { // how many parts the file is cut into
+		t.Helper()
+		o, err := fileSet{kind: "csv"}.openTask(env, connector.Task{Key: "customers.csv"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.f.Close()
+		r := &csvReader{key: "customers.csv", file: o, lim: limits(env)}
+		r.w = newWindow(o.r, r.lim.MaxRecordBytes+2)
+		r.p = newCSVParser(r.w, ',', '"', r.lim.MaxRecordBytes)
+		if err := r.bind(csvFormat{header: true, delim: ',', quote: '"'}); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := parts(o, r, '"', n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ps)
+	}
+	write(good)
+	if got := partsOf(2); got != 2 {
+		t.Fatalf("%d parts, want 2", got)
+	}
+	if got := partsOf(5); got != 5 {
+		t.Fatalf("%d parts, want 5", got)
+	}
+
+	tbl, err := openLookup(t, env, customersLookup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tbl.(*connector.Index).Len() != n {
+		t.Errorf("%d keys, want %d", tbl.(*connector.Index).Len(), n)
+	}
+	for _, k := range []int64{1, 7, int64(n / 2), int64(n/2 + 1), int64(n)} {
+		row, ok, err := tbl.Get(context.Background(), []any{k})
+		want := fmt.Sprint("Customer ", k)
+		if k == 7 {
+			want = "Again"
+		}
+		if err != nil || !ok || row[1] != want {
+			t.Errorf("Get(%d) = %v, %v, %v; want %s", k, row, ok, err, want)
+		}
+	}
+
+	lines := strings.SplitAfter(good, "\n")
+	bad := n - 10 // in the second part
+	lines[bad] = "x,Customer,emea,gold\n"
+	write(strings.Join(lines, ""))
+	if _, err := openLookup(t, env, customersLookup); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("customers.csv:%d:", bad+1)) {
+		t.Errorf("a bad line in the second part: error %v, want line %d", err, bad+1)
+	}
+
+	// Every name quoted, with a line break, and the name of the middle
+	// record holding half the file in lines: wherever a cut falls (at half
+	// the file, at a third, ...), it is inside a field.
+	var quoted strings.Builder
+	quoted.WriteString("customer_id,name,region,tier\n")
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprint("Customer\n", i)
+		if i == n/2 {
+			name = strings.Repeat("a long\nname ", 4*n) + name
+		}
+		fmt.Fprintf(&quoted, "%d,\"%s\",emea,gold\n", i, name)
+	}
+	write(quoted.String())
+	if tbl, err = openLookup(t, env, customersLookup); err != nil {
+		t.Fatal(err)
+	}
+	if row, ok, err := tbl.Get(context.Background(), []any{int64(n/2 + 1)}); err != nil || !ok || row[1] != fmt.Sprint("Customer\n", n/2+1) {
+		t.Errorf("a quoted record: %v, %v, %v", row, ok, err)
+	}
+	if row, ok, err := tbl.Get(context.Background(), []any{int64(n / 2)}); err != nil || !ok || !strings.HasPrefix(row[1].(string), "a long\nname a long\n") {
+		t.Errorf("the long quoted record: %.40q, %v, %v", row, ok, err)
+	}
+	if tbl.(*connector.Index).Len() != n {
+		t.Errorf("quoted line breaks: %d keys, want %d", tbl.(*connector.Index).Len(), n)
+	}
+}

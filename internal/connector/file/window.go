@@ -33,13 +33,6 @@ func newWindow(r io.Reader, maxBuf int) *window {
 	return &window{r: r, buf: make([]byte, size), line: 1, maxBuf: maxBuf}
 }
 
-// windowOver returns a window over b, all of the input, which starts at
-// offset off and line line of a file: the window reads nothing and never
-// writes into b, so what is parsed out of it stays as it is.
-func windowOver(b []byte, off, line int64) *window {
-	return &window{buf: b, end: len(b), off: off, line: line, eof: true, maxBuf: len(b)}
-}
-
 // reset points the window at a new stream position (after a seek).
 func (w *window) reset(r io.Reader, off, line int64) {
 	w.r, w.pos, w.end, w.off, w.line = r, 0, 0, off, line
