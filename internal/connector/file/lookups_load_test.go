@@ -69,7 +69,7 @@ func TestCSVLookupLoadsAcrossBatches(t *testing.T) {
 func TestCSVLookupLoadsInParts(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	env := testEnv(t)
-	n := partsMin/20 + 20_000 // past partsMin at about 30 bytes a line
+	n := partsMin/20 + 20_000                                         // past partsMin at about 30 bytes a line
 	good := customersCSV(n) + fmt.Sprintf("%d,Again,latam,gold\n", 7) // key 7 twice: the last row wins
 	if len(good) < partsMin {
 		t.Fatalf("the file is %d bytes, not past partsMin", len(good))
