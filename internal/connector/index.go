@@ -361,27 +361,31 @@ func (ix *Index) addIntKey(n int64, p int32) {
 // value: call it after the first rows.
 func (ix *Index) Grow(n int) {
 	for i := range ix.cols {
-		c := &ix.cols[i]
-		switch c.kind {
-		case kInt:
-			c.ints = growTo(c.ints, n)
-		case kFloat:
-			c.floats = growTo(c.floats, n)
-		case kText:
-			if c.texts != nil {
-				c.texts = growTo(c.texts, n)
-			} else {
-				c.codes = growTo(c.codes, n)
-			}
-		case kDec:
-			c.decs = growTo(c.decs, n)
-		case kTime:
-			c.times = growTo(c.times, n)
-		case kDate:
-			c.dates = growTo(c.dates, n)
-		case kAny:
-			c.anys = growTo(c.anys, n)
+		ix.cols[i].grow(n)
+	}
+}
+
+// grow makes room for n values in all in the slice of the column's kind.
+func (c *column) grow(n int) {
+	switch c.kind {
+	case kInt:
+		c.ints = growTo(c.ints, n)
+	case kFloat:
+		c.floats = growTo(c.floats, n)
+	case kText:
+		if c.texts != nil {
+			c.texts = growTo(c.texts, n)
+		} else {
+			c.codes = growTo(c.codes, n)
 		}
+	case kDec:
+		c.decs = growTo(c.decs, n)
+	case kTime:
+		c.times = growTo(c.times, n)
+	case kDate:
+		c.dates = growTo(c.dates, n)
+	case kAny:
+		c.anys = growTo(c.anys, n)
 	}
 }
 
@@ -488,7 +492,10 @@ func kindOf(v any) colKind {
 // texts.
 func (c *column) addText(s string) {
 	if c.texts != nil {
-		c.texts = append(c.texts, c.keep(s))
+		if c.chunk {
+			s = c.keep(s)
+		}
+		c.texts = append(c.texts, s) // an index's: kept as it comes
 		return
 	}
 	if len(c.dict) <= fewMax {
@@ -521,12 +528,15 @@ func (c *column) addText(s string) {
 			c.texts[i] = c.dict[code]
 		}
 	}
-	c.texts = append(c.texts, c.keep(s))
+	if c.chunk {
+		s = c.keep(s)
+	}
+	c.texts = append(c.texts, s)
 	c.codes, c.dict, c.dictIx = nil, nil, nil
 }
 
-// keep returns a copy of s for the column to keep: not the whole text s
-// may be part of, nor, in a Chunk, a text that is reused.
+// keep returns a copy of s for the column to keep: in a dictionary, not
+// the whole text s may be part of; in a Chunk, not a text that is reused.
 func (c *column) keep(s string) string {
 	if !c.chunk {
 		return strings.Clone(s)

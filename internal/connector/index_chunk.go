@@ -37,33 +37,35 @@ func (ix *Index) NewChunk(rows int) *Chunk {
 
 // Int sets field i of the row being made to v.
 func (c *Chunk) Int(i int, v int64) {
-	c.set++
-	col := &c.cols[i]
-	if col.kind == kNone {
-		col.kind = kInt
-		col.ints = make([]int64, c.n, max(col.sizeHint, c.n+1))
-	}
-	if col.kind != kInt {
+	if col := c.next(i, kInt); col.kind == kInt {
+		col.ints = append(col.ints, v)
+	} else {
 		col.add(c.n, v)
-		return
 	}
-	col.ints = append(col.ints, v)
 }
 
 // Text sets field i of the row being made to s, which the chunk copies
 // if it keeps it: s need only stay the same for the time of the call.
 func (c *Chunk) Text(i int, s string) {
+	if col := c.next(i, kText); col.kind == kText {
+		col.addText(s)
+	} else {
+		col.add(c.n, col.keep(s))
+	}
+}
+
+// next counts field i set in the row being made and returns its column; a
+// column that holds no value yet becomes one of kind k, with room for the
+// rows the chunk is made for.
+func (c *Chunk) next(i int, k colKind) *column {
 	c.set++
 	col := &c.cols[i]
 	if col.kind == kNone {
-		col.kind = kText
-		col.codes = make([]uint16, c.n, max(col.sizeHint, c.n+1))
+		col.kind = k
+		col.grow(max(col.sizeHint, c.n+1))
+		col.fill(c.n) // the nulls so far, as zero values
 	}
-	if col.kind != kText {
-		col.add(c.n, col.keep(s))
-		return
-	}
-	col.addText(s)
+	return col
 }
 
 // Value sets field i of the row being made to v: nil for null.

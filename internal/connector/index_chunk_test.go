@@ -192,3 +192,26 @@ func TestChunkRowMustSetEachField(t *testing.T) {
 	}()
 	ch.EndRow()
 }
+
+// TestIndexAddKeepsManyTextsWithoutCopies: a field of unique texts (a name)
+// keeps each text as it comes; copying each one would cost an allocation
+// per row added.
+func TestIndexAddKeepsManyTextsWithoutCopies(t *testing.T) {
+	ix, _ := NewIndex(record.MustSchema(record.Field{Name: "id", Type: record.Int}, record.Field{Name: "name", Type: record.String}), []string{"id"})
+	rows := make([]record.Row, 5000) // values boxed before they are measured
+	for i := range rows {
+		rows[i] = record.Row{int64(i), fmt.Sprint("Customer ", i)}
+	}
+	for _, r := range rows[:2000] { // past the dictionary: the texts are kept one by one
+		ix.Add(r)
+	}
+	ix.Grow(len(rows))
+	i := 2000
+	allocs := testing.AllocsPerRun(2000, func() {
+		ix.Add(rows[i])
+		i++
+	})
+	if allocs >= 0.5 {
+		t.Errorf("%.2f allocations per row added, want none", allocs)
+	}
+}
