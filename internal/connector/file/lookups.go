@@ -126,12 +126,19 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 	if err := r.bind(l.format); err != nil {
 		return nil, err
 	}
-	ix, err := connector.NewIndex(r.schema, l.keys)
-	if err != nil {
-		return nil, fmt.Errorf("csv: %s: %w", l.path, err)
+	newIndex := func() (*connector.Index, error) {
+		ix, err := connector.NewIndex(r.schema, l.keys)
+		if err != nil {
+			return nil, fmt.Errorf("csv: %s: %w", l.path, err)
+		}
+		if fields != nil {
+			ix.Only(fields)
+		}
+		return ix, nil
 	}
-	if fields != nil {
-		ix.Only(fields)
+	ix, err := newIndex()
+	if err != nil {
+		return nil, err
 	}
 	// Each part of the file (see parts) is parsed and decoded into chunks
 	// of the index by a goroutine of its own, and this one adds the chunks
@@ -141,7 +148,7 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 	if fi, err := o.f.Stat(); err == nil && o.gz == nil {
 		size = fi.Size()
 	}
-	if ps, err := parts(o, r, l.format.quote, runtime.GOMAXPROCS(0)); err != nil {
+	if ps, err := parts(o, r, size, l.format.quote, runtime.GOMAXPROCS(0)); err != nil {
 		return nil, fmt.Errorf("csv: reading %s: %w", l.path, err)
 	} else if ps != nil {
 		done, err := l.loadParts(ctx, ix, r.w.line, size, ps)
@@ -150,11 +157,8 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 		}
 		// A quote: a line end where a part was cut may be inside a field.
 		// The file is read again, as one part.
-		if ix, err = connector.NewIndex(r.schema, l.keys); err != nil {
-			return nil, fmt.Errorf("csv: %s: %w", l.path, err)
-		}
-		if fields != nil {
-			ix.Only(fields)
+		if ix, err = newIndex(); err != nil {
+			return nil, err
 		}
 	}
 	return l.loadParts(ctx, ix, r.w.line, size, []*csvReader{r})
@@ -249,18 +253,14 @@ func (g quoteGuard) Read(p []byte) (int, error) {
 }
 
 // parts returns readers of the records after the header that r has read,
-// one per part, in file order, each reading its part of the file from its
-// first line, which it counts as line 1; nil when the file is read as one
-// part.
-func parts(o *openedFile, r *csvReader, quote byte, n int) ([]*csvReader, error) {
-	if n < 2 || o.gz != nil || r.done {
+// one per part, in file order, each reading its part of the file (of size
+// bytes; 0 when compressed or not known) from its first line, which it
+// counts as line 1; nil when the file is read as one part.
+func parts(o *openedFile, r *csvReader, size int64, quote byte, n int) ([]*csvReader, error) {
+	if n < 2 || o.gz != nil || r.done || size < partsMin {
 		return nil, nil
 	}
-	fi, err := o.f.Stat()
-	if err != nil || fi.Size() < partsMin {
-		return nil, nil
-	}
-	from, size := r.w.off, fi.Size() // where the header ended, where the file does
+	from := r.w.off // where the header ended
 	cuts := []int64{from}
 	buf := make([]byte, 4<<10)
 	for k := 1; k < n; k++ {

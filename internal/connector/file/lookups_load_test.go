@@ -92,7 +92,11 @@ func TestCSVLookupLoadsInParts(t *testing.T) {
 		if err := r.bind(csvFormat{header: true, delim: ',', quote: '"'}); err != nil {
 			t.Fatal(err)
 		}
-		ps, err := parts(o, r, '"', n)
+		fi, err := o.f.Stat()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps, err := parts(o, r, fi.Size(), '"', n)
 		if err != nil {
 			t.Fatal(err)
 		}
