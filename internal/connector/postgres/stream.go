@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
@@ -83,13 +84,34 @@ func (st *copyStream) end() error {
 }
 
 // streamReader is the COPY's input: the rows handed to data, in order.
+//
+// pgx reads it on a goroutine of its own, which CopyFrom does not always
+// wait for: when the connection breaks, CopyFrom returns while that
+// goroutine may still be in Read, copying from rows whose buffer the
+// writer takes back once the statement's outcome is in. stop, called
+// before the outcome is handed on, waits for a Read under way to end and
+// makes later ones touch nothing.
 type streamReader struct {
-	st    *copyStream
-	cur   []byte
-	timer *time.Timer
+	st      *copyStream
+	mu      sync.Mutex // held by Read; stop takes it
+	stopped bool
+	cur     []byte
+	timer   *time.Timer
+}
+
+// stop ends the reader's use of the rows: Read copies nothing after it.
+func (r *streamReader) stop() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.stopped, r.cur = true, nil
 }
 
 func (r *streamReader) Read(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped {
+		return 0, errAbandoned
+	}
 	for len(r.cur) == 0 {
 		select {
 		case b, ok := <-r.st.data:
@@ -148,7 +170,9 @@ func (w *writer) openStream(ctx context.Context) {
 	go func() {
 		t := time.NewTimer(time.Hour)
 		t.Stop()
-		_, err := conn.CopyFrom(ctx, &streamReader{st: st, timer: t}, q)
+		r := &streamReader{st: st, timer: t}
+		_, err := conn.CopyFrom(ctx, r, q)
+		r.stop() // before the writer, told the outcome, reuses the rows' buffers
 		st.done <- err
 	}()
 	w.stream = st
