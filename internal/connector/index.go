@@ -692,6 +692,17 @@ func (ix *Index) Field(p, i int) any {
 	return ix.cols[i].value(p)
 }
 
+// DecAt returns field i of the row at position p (from Pos) when it is a
+// decimal: Field, without the interface. ok is false for anything else (a
+// null, another type), which Field tells.
+func (ix *Index) DecAt(p, i int) (d record.Dec, ok bool) {
+	c := &ix.cols[i]
+	if ix.odd != nil || c.kind != kDec || c.null(p) {
+		return record.Dec{}, false
+	}
+	return c.decs[p], true
+}
+
 // Fill sets rows[i][at] to field i of the row at pos[i], for every pos[i]
 // that is not negative: Field for many rows, reading the column in one
 // loop.

@@ -24,8 +24,9 @@ import (
 // directFunc is a direct function: its type, for the compiler, and how to
 // make it for one evaluator.
 type directFunc struct {
-	typ  reflect.Type
-	make func(st *evalState) any
+	typ   reflect.Type
+	make  func(st *evalState) any
+	field *lookupField // the lookup field the function reads, if it reads one
 }
 
 var binaryType = reflect.TypeOf((func(any, any) any)(nil))
@@ -48,6 +49,15 @@ func (st *evalState) dec(d record.Dec) any {
 		return d
 	}
 	return st.decs.Box(d)
+}
+
+// box is the value of a decNative's result: v when it holds one, d boxed
+// otherwise.
+func (st *evalState) box(d record.Dec, v any) any {
+	if v != nil {
+		return v
+	}
+	return st.dec(d)
 }
 
 // float boxes a float result; a nil state boxes as Go does.
@@ -221,7 +231,7 @@ func (v *lookupFields) Visit(node *ast.Node) {
 	} else if typeOfField(typ) != types.Any {
 		v.results[fn] = typedFunc(typ)
 	}
-	v.funcs[fn] = directFunc{typ: binaryType, make: l.make}
+	v.funcs[fn] = directFunc{typ: binaryType, make: l.make, field: l}
 	nat := *m.Nature()
 	ast.Patch(node, &ast.CallNode{Callee: id, Arguments: []ast.Node{call.Arguments[0], call.Arguments[2]}})
 	(*node).SetNature(nat) // what reads the result sees the member's type

@@ -485,6 +485,7 @@ func lookups(t *testing.T) map[string]connector.Table {
 	}
 	fx.Add(record.Row{"EUR", record.MustDec("1.10")})
 	fx.Add(record.Row{"Ada", record.MustDec("2")})
+	fx.Add(record.Row{"none", nil})
 	two, err := connector.NewIndex(record.MustSchema(
 		record.Field{Name: "a", Type: record.Int}, record.Field{Name: "b", Type: record.String}, record.Field{Name: "v", Type: record.JSON}), []string{"a", "b"})
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm/runtime"
 
+	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/record"
 )
 
@@ -199,16 +200,13 @@ func (c *nativeCompiler) call(n *ast.CallNode) native {
 	if !ok || slot == c.p.rtSlot || slot == c.p.ctxSlot {
 		return nil
 	}
-	if isDecOp(n) && (isDecOp(n.Arguments[0]) || isDecOp(n.Arguments[1])) {
-		// An operator over another: that one's result is not boxed.
+	if isDecOp(n) {
+		// An operator over decimals it reads or computes unboxed.
 		if dn := c.decimal(n); dn != nil {
 			st := c.st
 			return func(row record.Row, ctx context.Context) any {
-				d, v, ok := dn(row, ctx)
-				if !ok {
-					return v
-				}
-				return st.dec(d)
+				d, v, _ := dn(row, ctx)
+				return st.box(d, v)
 			}
 		}
 	}
@@ -268,10 +266,76 @@ func isDecOp(n ast.Node) bool {
 	return ok
 }
 
-// decNative is a decimal operator computed natively. Its result is d, not
-// boxed, when ok; otherwise v, the operator function's result: an
-// operator whose operand is another one takes that operand unboxed.
+// decNative is a decimal computed or read natively. When ok, d is its
+// value and v is nil or d already boxed; otherwise v is the value, of
+// another type: an operator whose operand is one takes that operand
+// unboxed.
 type decNative func(row record.Row, ctx context.Context) (d record.Dec, v any, ok bool)
+
+// decOperand compiles an operand of a decOps operator that gives a decimal
+// unboxed: another such operator, a decimal field of the row, or a decimal
+// field of a lookup's row. nil for any other node.
+func (c *nativeCompiler) decOperand(n ast.Node) decNative {
+	if d := c.decimal(n); d != nil {
+		return d
+	}
+	if n.Type() != decType {
+		return nil
+	}
+	switch n := n.(type) {
+	case *ast.IdentifierNode:
+		slot, ok := c.p.slots[n.Value]
+		if !ok {
+			return nil
+		}
+		for _, l := range c.p.loads {
+			if l.slot == slot && !l.json {
+				i := l.field
+				return func(row record.Row, _ context.Context) (record.Dec, any, bool) {
+					v := row[i]
+					d, ok := v.(record.Dec)
+					return d, v, ok
+				}
+			}
+		}
+	case *ast.CallNode:
+		return c.lookupDec(n)
+	}
+	return nil
+}
+
+// lookupDec compiles the read of a decimal field of a lookup's row (see
+// lookupField): from a preloaded index, the decimal is read from its
+// column where the call would box it. Anything else (no index, no row, a
+// null, a key of the wrong kind) takes the call itself.
+func (c *nativeCompiler) lookupDec(n *ast.CallNode) decNative {
+	id, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok || len(n.Arguments) != 2 {
+		return nil
+	}
+	l := c.p.direct[id.Value].field
+	if l == nil || l.json {
+		return nil
+	}
+	key, call := c.compile(n.Arguments[1]), c.call(n)
+	if key == nil || call == nil {
+		return nil
+	}
+	return func(row record.Row, ctx context.Context) (record.Dec, any, bool) {
+		if ix := connector.IndexOf(l.table); ix != nil {
+			if k := key(row, ctx); k != nil {
+				if p, found := ix.PosOf(k); found {
+					if d, ok := ix.DecAt(p, l.field); ok {
+						return d, nil, true
+					}
+				}
+			}
+		}
+		v := call(row, ctx)
+		d, ok := v.(record.Dec)
+		return d, v, ok
+	}
+}
 
 // decimal compiles a call of a decOps operator: it computes the operator
 // when the operands are a decimal and a decimal or an int64, as arith does
@@ -292,7 +356,7 @@ func (c *nativeCompiler) decimal(n ast.Node) decNative {
 	if !ok {
 		return nil
 	}
-	ad, bd := c.decimal(call.Arguments[0]), c.decimal(call.Arguments[1])
+	ad, bd := c.decOperand(call.Arguments[0]), c.decOperand(call.Arguments[1])
 	var a, b native
 	if ad == nil {
 		if a = c.compile(call.Arguments[0]); a == nil {
@@ -321,7 +385,7 @@ func (c *nativeCompiler) decimal(n ast.Node) decNative {
 				case int64:
 					return op(x, record.DecFromInt(y)), nil, true
 				}
-				av = st.dec(x)
+				av = st.box(x, av)
 			}
 			return decPair(op, f, av, bv)
 		}
@@ -336,7 +400,7 @@ func (c *nativeCompiler) decimal(n ast.Node) decNative {
 				case int64:
 					return op(record.DecFromInt(x), y), nil, true
 				}
-				bv = st.dec(y)
+				bv = st.box(y, bv)
 			}
 			return decPair(op, f, av, bv)
 		}
@@ -348,10 +412,10 @@ func (c *nativeCompiler) decimal(n ast.Node) decNative {
 			return op(x, y), nil, true
 		}
 		if xok {
-			av = st.dec(x)
+			av = st.box(x, av)
 		}
 		if yok {
-			bv = st.dec(y)
+			bv = st.box(y, bv)
 		}
 		return decPair(op, f, av, bv)
 	}

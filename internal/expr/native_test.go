@@ -43,6 +43,9 @@ func TestNativeMatchesVM(t *testing.T) {
 		// operators over operators, whose results pass unboxed: typed on the left, the right, both, and mixed with floats
 		`unit_price * 2 * score`, `(unit_price - qty) * (unit_price + 1)`, `qty * (unit_price * unit_price)`, `score * unit_price * qty`,
 		`(qty + 1) * unit_price - unit_price * score`,
+		// decimal fields of lookups read unboxed: found, missing, optional, null, a key of another kind, no index
+		`unit_price * lookup("fx", name).rate`, `lookup("fx", name)?.rate * qty`, `qty * lookup("fx", status).rate`,
+		`unit_price * lookup("fx", order_id).rate`, `qty * unit_price * lookup("down", name).rate`,
 	} {
 		t.Run(src, func(t *testing.T) {
 			p := mustCompile(t, src, e)
@@ -58,6 +61,8 @@ func TestNativeMatchesVM(t *testing.T) {
 			}
 			row := orderRow()
 			row[1], row[3], row[4] = int64(0), "EUR", "cancelled"
+			sameAsVM(t, p, ev, row)
+			row[3] = "none" // its rate is null
 			sameAsVM(t, p, ev, row)
 		})
 	}
