@@ -678,6 +678,15 @@ func (ix *Index) PosOf(v any) (int, bool) {
 	return int(p), ok
 }
 
+// PosOfInt is PosOf for an integer.
+func (ix *Index) PosOfInt(n int64) (int, bool) {
+	if len(ix.keyIdx) != 1 {
+		return ix.PosOf(n)
+	}
+	p, ok := ix.intPos(n)
+	return int(p), ok
+}
+
 // Field returns field i of the row at position p (from Pos), null when the
 // row has no such field.
 func (ix *Index) Field(p, i int) any {
@@ -701,6 +710,64 @@ func (ix *Index) DecAt(p, i int) (d record.Dec, ok bool) {
 		return record.Dec{}, false
 	}
 	return c.decs[p], true
+}
+
+// Combos are fields of few texts each, taken together: Codes[p] numbers
+// the combination of their values at position p, and Values[c] holds
+// combination c's values, as Field gives them. A step that adds such fields
+// reads one small code per record instead of one per field: the columns'
+// codes are read at random places, and these are a quarter of their size.
+type Combos struct {
+	Codes  []uint8
+	Values [][]any
+}
+
+// combosMax is the most combinations Combos numbers.
+const combosMax = 256
+
+// Combos returns the combinations of the fields, or nil when one of them
+// is not of few texts without nulls or there are more than combosMax
+// combinations.
+func (ix *Index) Combos(fields []int) *Combos {
+	if ix.odd != nil || len(fields) == 0 {
+		return nil
+	}
+	cols := make([]*column, len(fields))
+	span := 1 // the number of value tuples the fields' dictionaries allow
+	for k, f := range fields {
+		c := &ix.cols[f]
+		if !ix.Loaded(f) || c.nulls != nil || c.kind != kText || c.texts != nil || len(c.codes) != int(ix.n) {
+			return nil
+		}
+		cols[k] = c
+		if span *= max(len(c.dict), 1); span > 1<<16 {
+			return nil
+		}
+	}
+	n := int(ix.n)
+	ids := make([]uint16, span) // a tuple's combination + 1, 0 for none yet
+	cb := &Combos{Codes: make([]uint8, n)}
+	for p := range n {
+		t := 0
+		for _, c := range cols {
+			t = t*len(c.dict) + int(c.codes[p])
+		}
+		id := ids[t]
+		if id == 0 {
+			if len(cb.Values) == combosMax {
+				return nil
+			}
+			vals := make([]any, len(cols))
+			for k, c := range cols {
+				vals[k] = record.BoxAt(&c.dict[c.codes[p]])
+			}
+			cb.Values = append(cb.Values, vals)
+			id = uint16(len(cb.Values))
+			ids[t] = id
+		}
+		cb.Codes[p] = uint8(id - 1)
+	}
+	return cb
 }
 
 // Fill sets rows[i][at] to field i of the row at pos[i], for every pos[i]

@@ -331,6 +331,53 @@ func TestIndexFill(t *testing.T) {
 // A few text keys are found by comparing them, many by the map: both find
 // every key, the row a repeated key added last, and no absent key, also
 // after more rows are added.
+// Combos number the combinations of fields of few texts, each giving what
+// Field gives, and there are none for fields of other kinds, with nulls or
+// left out, nor past combosMax combinations.
+func TestIndexCombos(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "k", Type: record.Int}, record.Field{Name: "region", Type: record.String},
+		record.Field{Name: "tier", Type: record.String}, record.Field{Name: "maybe", Type: record.String},
+		record.Field{Name: "n", Type: record.Int}, record.Field{Name: "many", Type: record.String}, record.Field{Name: "left", Type: record.String})
+	ix, _ := NewIndex(s, []string{"k"})
+	ix.Only([]string{"region", "tier", "maybe", "n", "many"})
+	for i := int64(0); i < 1000; i++ {
+		var maybe any
+		if i%3 == 0 {
+			maybe = "x"
+		}
+		ix.Add(record.Row{i, []string{"emea", "apac", "amer"}[i%3], []string{"gold", "silver", "bronze", "none"}[i%4], maybe, i,
+			fmt.Sprint("m", i%300), "left out"})
+	}
+	for _, tt := range []struct {
+		fields []int
+		combos int
+	}{{[]int{1}, 3}, {[]int{2}, 4}, {[]int{1, 2}, 12}, {[]int{2, 1}, 12}, {[]int{1, 2, 1}, 12}} {
+		fields := tt.fields
+		cb := ix.Combos(fields)
+		if cb == nil {
+			t.Fatalf("fields %v: no combinations", fields)
+		}
+		if len(cb.Values) != tt.combos {
+			t.Errorf("fields %v: %d combinations, want %d", fields, len(cb.Values), tt.combos)
+		}
+		for p := range 1000 {
+			for k, f := range fields {
+				if got, want := cb.Values[cb.Codes[p]][k], ix.Field(p, f); got != want {
+					t.Fatalf("fields %v, position %d, field %d: %v, want %v", fields, p, f, got, want)
+				}
+			}
+		}
+	}
+	for _, fields := range [][]int{{3}, {4}, {1, 4}, {6}, {}} { // nulls, ints, left out, none
+		if ix.Combos(fields) != nil {
+			t.Errorf("fields %v: combinations", fields)
+		}
+	}
+	if ix.Combos([]int{5}) != nil || ix.Combos([]int{5, 2}) != nil { // 300 texts; 300 × 4 values, 1000 combinations
+		t.Error("combinations past combosMax")
+	}
+}
+
 func TestIndexTextKeysFewAndMany(t *testing.T) {
 	schema := record.MustSchema(record.Field{Name: "code", Type: record.String}, record.Field{Name: "n", Type: record.Int})
 	ix, err := NewIndex(schema, []string{"code"})

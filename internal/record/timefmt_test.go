@@ -171,9 +171,13 @@ func BenchmarkAppendJSONInt(b *testing.B) {
 }
 
 func BenchmarkAppendJSONDec(b *testing.B) {
-	var v any = MustDec("12345.67")
-	buf := make([]byte, 0, 64)
-	for b.Loop() {
-		buf = AppendJSON(buf[:0], v)
+	for _, s := range []string{"833.07", "12345.67", "5295.409455", "27.94286720", "-0.5"} {
+		b.Run(s, func(b *testing.B) {
+			var v any = MustDec(s)
+			buf := make([]byte, 0, 64)
+			for b.Loop() {
+				buf = AppendJSON(buf[:0], v)
+			}
+		})
 	}
 }

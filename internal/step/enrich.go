@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/goccy/go-yaml/ast"
 
@@ -70,6 +72,32 @@ type enrichStep struct {
 	onIdx    []int  // record fields of the key
 	addIdx   []int  // table fields added, in order
 	keyField string // the one key field, named in rejects
+
+	combos atomic.Pointer[indexCombos] // of the added fields, for the index last read
+	combMu sync.Mutex                  // serializes making combos
+}
+
+// indexCombos are the combinations of an index's added fields (nil when
+// they are not fields of few texts).
+type indexCombos struct {
+	ix *connector.Index
+	cb *connector.Combos
+}
+
+// combosOf returns the combinations of the added fields in ix, made once
+// per index (a refreshed lookup is a new one).
+func (s *enrichStep) combosOf(ix *connector.Index) *connector.Combos {
+	if c := s.combos.Load(); c != nil && c.ix == ix {
+		return c.cb
+	}
+	s.combMu.Lock()
+	defer s.combMu.Unlock()
+	if c := s.combos.Load(); c != nil && c.ix == ix {
+		return c.cb
+	}
+	c := &indexCombos{ix: ix, cb: ix.Combos(s.addIdx)}
+	s.combos.Store(c)
+	return c.cb
 }
 
 func newEnrich(p connector.Params) (connector.Step, error) {
@@ -258,10 +286,12 @@ func (s *enrichStep) Process(ctx context.Context, b *record.Batch) error {
 }
 
 // processIndex is Process for a preloaded index, which is read field by
-// field, without a row made per record. It works in passes over the batch
-// (find every row's position, widen, then fill one added field at a time)
-// so that the reads of the index, which land at random places, do not wait
-// for each other.
+// field, without a row made per record. It works in passes over the batch:
+// find every row's position, then widen the rows and add the fields. Added
+// texts of few values (regions, tiers) are read as combinations of their
+// values (see connector.Combos), one small code per record; other fields
+// are read one field at a time, so that the reads of the index, which land
+// at random places, do not wait for each other.
 func (s *enrichStep) processIndex(b *record.Batch, ix *connector.Index) error {
 	const gone = -2 // rejected or dropped
 	n, width := len(b.Rows), s.in.Len()
@@ -277,7 +307,11 @@ func (s *enrichStep) processIndex(b *record.Batch, ix *connector.Index) error {
 		switch {
 		case null:
 		case len(key) == 1:
-			p, ok = ix.PosOf(key[0])
+			if n, isInt := key[0].(int64); isInt {
+				p, ok = ix.PosOfInt(n)
+			} else {
+				p, ok = ix.PosOf(key[0])
+			}
 		default:
 			var err error
 			if p, ok, err = ix.Pos(key); err != nil {
@@ -300,13 +334,31 @@ func (s *enrichStep) processIndex(b *record.Batch, ix *connector.Index) error {
 	}
 	clear(key)
 	w := newWidener(b, s.out)
-	for i, row := range b.Rows {
-		if pos[i] != gone {
-			b.Rows[i] = w.widen(row, n-i) // the added fields null
+	if cb := s.combosOf(ix); cb != nil {
+		// One pass: each row's added fields are one combination's values.
+		k := len(s.addIdx)
+		for i, row := range b.Rows {
+			p := pos[i]
+			if p == gone {
+				continue
+			}
+			nr := w.widen(row, n-i) // the added fields null
+			if p >= 0 {
+				for j, v := range cb.Values[cb.Codes[p]][:k] {
+					nr[width+j] = v
+				}
+			}
+			b.Rows[i] = nr
 		}
-	}
-	for k, ti := range s.addIdx {
-		ix.Fill(ti, pos, b.Rows, width+k)
+	} else {
+		for i, row := range b.Rows {
+			if pos[i] != gone {
+				b.Rows[i] = w.widen(row, n-i) // the added fields null
+			}
+		}
+		for k, ti := range s.addIdx {
+			ix.Fill(ti, pos, b.Rows, width+k)
+		}
 	}
 	w.done(b)
 	b.Schema = s.out

@@ -118,3 +118,53 @@ func TestStepsRefuseFieldsNotLoaded(t *testing.T) {
 		}
 	}
 }
+
+// swapping is a preloaded table whose index a refresh replaces.
+type swapping struct {
+	connector.Table
+	ix **connector.Index
+}
+
+func (s swapping) Preloaded() *connector.Index { return *s.ix }
+
+// Texts added from a preloaded index (read as combinations of their values)
+// come from the index the table holds when the batch is processed, and a
+// key the index lacks adds nulls.
+func TestEnrichFollowsARefreshedIndex(t *testing.T) {
+	s := record.MustSchema(record.Field{Name: "customer_id", Type: record.Int},
+		record.Field{Name: "region", Type: record.String}, record.Field{Name: "segment", Type: record.String})
+	index := func(region, segment string) *connector.Index {
+		ix, err := connector.NewIndex(s, []string{"customer_id"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ix.Add(record.Row{int64(42), region, segment})
+		ix.Add(record.Row{int64(7), "us", "retail"})
+		return ix
+	}
+	cur := index("eu", "retail")
+	st, err := build(t, "- enrich: { lookup: customers, on: customer_id, fields: [segment, region], missing: null }")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := stepEnv(t)
+	env.Lookups = map[string]connector.Table{"customers": swapping{cur, &cur}}
+	if _, err := st.Bind(orders, env); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range [][2]string{{"retail", "eu"}, {"wholesale", "apac"}} {
+		cur = index(want[1], want[0])
+		b := &record.Batch{Schema: orders, Read: 3}
+		for _, r := range orderRows()[:2] {
+			b.Rows = append(b.Rows, append(record.Row(nil), r...))
+		}
+		b.Rows = append(b.Rows, order(9, 1000, 1, "1.00", "new"))
+		if err := st.Process(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+		got := [][]any{b.Rows[0][6:], b.Rows[1][6:], b.Rows[2][6:]}
+		if diff := cmp.Diff([][]any{{want[0], want[1]}, {"retail", "us"}, {nil, nil}}, got); diff != "" {
+			t.Errorf("added fields (-want +got):\n%s", diff)
+		}
+	}
+}
