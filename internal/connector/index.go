@@ -667,23 +667,27 @@ func (ix *Index) PosOf(v any) (int, bool) {
 	}
 	var p int32
 	var ok bool
-	if n, isInt := asInt(v); isInt {
-		p, ok = ix.intPos(n)
-	} else if s, isStr := v.(string); isStr {
-		p, ok = ix.strPos(s)
-	} else {
-		var buf [64]byte
-		p, ok = ix.strs[string(AppendKey(buf[:0], []any{v}))]
+	switch x := v.(type) {
+	case int64: // the commonest keys first
+		p, ok = ix.intPos(x)
+	case string:
+		if x != "" && x[0] != '-' && (x[0] < '0' || x[0] > '9') {
+			p, ok = ix.strPos(x) // not a number's text
+			break
+		}
+		if n, isInt := asInt(x); isInt {
+			p, ok = ix.intPos(n)
+		} else {
+			p, ok = ix.strPos(x)
+		}
+	default:
+		if n, isInt := asInt(v); isInt {
+			p, ok = ix.intPos(n)
+		} else {
+			var buf [64]byte
+			p, ok = ix.strs[string(AppendKey(buf[:0], []any{v}))]
+		}
 	}
-	return int(p), ok
-}
-
-// PosOfInt is PosOf for an integer.
-func (ix *Index) PosOfInt(n int64) (int, bool) {
-	if len(ix.keyIdx) != 1 {
-		return ix.PosOf(n)
-	}
-	p, ok := ix.intPos(n)
 	return int(p), ok
 }
 

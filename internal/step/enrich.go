@@ -307,11 +307,7 @@ func (s *enrichStep) processIndex(b *record.Batch, ix *connector.Index) error {
 		switch {
 		case null:
 		case len(key) == 1:
-			if n, isInt := key[0].(int64); isInt {
-				p, ok = ix.PosOfInt(n)
-			} else {
-				p, ok = ix.PosOf(key[0])
-			}
+			p, ok = ix.PosOf(key[0])
 		default:
 			var err error
 			if p, ok, err = ix.Pos(key); err != nil {
