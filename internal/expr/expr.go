@@ -342,6 +342,59 @@ func (ev *Evaluator) EvalContext(ctx context.Context, row record.Row) (any, erro
 	return out, nil
 }
 
+// Column evaluates the expression over rows in turn and stores each value,
+// as ToRecord gives it, at row[at], while the evaluation runs natively and
+// gives null or a value of type t (any value when t is Any). It returns
+// the number of rows set: the row after them failed, or gave a value of
+// another type, and is left for EvalContext (which gives the error) and
+// the caller. The rows share one recovery from the native code's panics,
+// where EvalContext takes one per row.
+func (ev *Evaluator) Column(ctx context.Context, rows []record.Row, at int, t record.Type) (n int) {
+	if ev.native == nil {
+		return 0
+	}
+	defer func() {
+		_ = recover() // rows[n] failed: n stays as it is, for the caller
+	}()
+	width := ev.p.width
+	for n < len(rows) {
+		row := rows[n]
+		if len(row) < width {
+			return n
+		}
+		v := ev.native(row, ctx)
+		if !ofType(v, t) {
+			if v = ToRecord(v); v != nil && t != record.Any && record.TypeOf(v) != t {
+				return n
+			}
+		}
+		row[at] = v
+		n++
+	}
+	return n
+}
+
+// ofType reports, for the commonest types, that v is already a record value
+// of type t (or null): what ToRecord and TypeOf would tell, sooner.
+func ofType(v any, t record.Type) bool {
+	var ok bool
+	switch t {
+	case record.Decimal:
+		_, ok = v.(record.Dec)
+	case record.Int:
+		_, ok = v.(int64)
+	case record.String:
+		_, ok = v.(string)
+	case record.Bool:
+		_, ok = v.(bool)
+	case record.Float:
+		_, ok = v.(float64)
+	case record.Timestamp:
+		_, ok = v.(time.Time)
+	}
+	return ok || v == nil
+}
+
 // Fields names the fields the expression reads, in schema order.
 func (p *Program) Fields() []string {
 	names := make([]string, 0, len(p.loads))

@@ -3,6 +3,7 @@ package step
 import (
 	"context"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/backbone-etl/backbone/internal/connector"
@@ -99,6 +100,15 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 	}
 	evs := s.evs.get()
 	defer s.evs.put(evs)
+	if len(s.replaced) == 0 {
+		return s.processColumns(ctx, b, *evs)
+	}
+	return s.processRows(ctx, b, *evs)
+}
+
+// processRows is Process record by record: a record on which an entry
+// fails gets back the fields the entries before replaced.
+func (s *mapStep) processRows(ctx context.Context, b *record.Batch, evs []*expr.Evaluator) error {
 	inW, outW := s.in.Len(), s.out.Len()
 	saved := make([]any, len(s.replaced))
 	w := newWidener(b, s.out)
@@ -111,7 +121,7 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 		for k, t := range s.replaced {
 			saved[k] = nr[t]
 		}
-		field, reason, err := s.apply(ctx, *evs, nr)
+		field, reason, err := s.apply(ctx, evs, nr)
 		if err != nil {
 			return err
 		}
@@ -136,28 +146,97 @@ func (s *mapStep) Process(ctx context.Context, b *record.Batch) error {
 	return nil
 }
 
+// processColumns is Process for a map that only adds fields: it
+// evaluates one entry over the batch at a time (Evaluator.Column), and a
+// record on which an entry fails is rejected as it came, without the
+// fields the entries before added, and is not evaluated further. What it
+// gives is what Process gives record by record, rejects in record order.
+func (s *mapStep) processColumns(ctx context.Context, b *record.Batch, evs []*expr.Evaluator) error {
+	inW := s.in.Len()
+	w := newWidener(b, s.out)
+	for i, row := range b.Rows {
+		b.Rows[i] = w.widen(row, len(b.Rows)-i)
+	}
+	w.done(b)
+	type reject struct {
+		row           int
+		field, reason string
+	}
+	var rejects []reject
+	var out []bool // rows rejected so far, nil while none is
+	for k, ev := range evs {
+		at, t := s.targets[k], s.types[k]
+		for i := 0; i < len(b.Rows); {
+			if out != nil && out[i] {
+				i++
+				continue
+			}
+			end := i + 1 // the run of rows still in, from i
+			for end < len(b.Rows) && (out == nil || !out[end]) {
+				end++
+			}
+			for i < end {
+				if i += ev.Column(ctx, b.Rows[i:end], at, t); i == end {
+					break
+				}
+				field, reason, err := s.applyEntry(ctx, k, ev, b.Rows[i])
+				if err != nil {
+					return err
+				}
+				if reason != "" {
+					if out == nil {
+						out = make([]bool, len(b.Rows))
+					}
+					out[i] = true
+					rejects = append(rejects, reject{i, field, reason})
+					end = i + 1 // the run ends here
+				}
+				i++
+			}
+		}
+	}
+	if len(rejects) > 0 {
+		sort.Slice(rejects, func(x, y int) bool { return rejects[x].row < rejects[y].row })
+		for _, r := range rejects {
+			b.Rows[r.row] = b.Rows[r.row][:inW]
+			b.RejectRow(r.row, s.name, r.field, r.reason)
+		}
+	}
+	b.Schema = s.out
+	b.Compact()
+	return nil
+}
+
 // apply evaluates the entries into nr, in order. It returns the field and
 // the reason when the record is to be rejected.
 func (s *mapStep) apply(ctx context.Context, evs []*expr.Evaluator, nr record.Row) (field, reason string, err error) {
 	for k, ev := range evs {
-		v, err := ev.EvalContext(ctx, nr)
-		if err != nil {
-			field := s.entries[k].Name
-			if expr.IsFatal(err) {
-				return "", "", fmt.Errorf("%s: field %q: %w", s.name, field, err)
-			}
-			return field, fmt.Sprintf("field %q: %v", field, err), nil
+		if field, reason, err := s.applyEntry(ctx, k, ev, nr); err != nil || reason != "" {
+			return field, reason, err
 		}
-		v = expr.ToRecord(v)
-		if t := s.types[k]; v != nil && t != record.Any && record.TypeOf(v) != t {
-			c, cerr := record.Convert(v, t, s.loc)
-			if cerr != nil {
-				field := s.entries[k].Name
-				return field, fmt.Sprintf("field %q: expression `%s` gave %s, not a %s", field, s.progs[k], expr.ValueText(v), t), nil
-			}
-			v = c
-		}
-		nr[s.targets[k]] = v
 	}
+	return "", "", nil
+}
+
+// applyEntry evaluates entry k into nr.
+func (s *mapStep) applyEntry(ctx context.Context, k int, ev *expr.Evaluator, nr record.Row) (field, reason string, err error) {
+	v, err := ev.EvalContext(ctx, nr)
+	if err != nil {
+		field := s.entries[k].Name
+		if expr.IsFatal(err) {
+			return "", "", fmt.Errorf("%s: field %q: %w", s.name, field, err)
+		}
+		return field, fmt.Sprintf("field %q: %v", field, err), nil
+	}
+	v = expr.ToRecord(v)
+	if t := s.types[k]; v != nil && t != record.Any && record.TypeOf(v) != t {
+		c, cerr := record.Convert(v, t, s.loc)
+		if cerr != nil {
+			field := s.entries[k].Name
+			return field, fmt.Sprintf("field %q: expression `%s` gave %s, not a %s", field, s.progs[k], expr.ValueText(v), t), nil
+		}
+		v = c
+	}
+	nr[s.targets[k]] = v
 	return "", "", nil
 }

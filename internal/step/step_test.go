@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
@@ -330,6 +331,71 @@ func TestMapRejectsTheRecordAsItCame(t *testing.T) {
 		if r[4] != strings.ToUpper(src[4].(string)) || r[2] != src[2].(int64)+1 || r[6] == nil {
 			t.Errorf("row %d: %v, want every entry applied to %v", i, r, src)
 		}
+	}
+}
+
+// A map that only adds fields evaluates an entry over the batch at a time:
+// it gives what evaluating record by record gives (values, rejects in
+// record order, each record rejected as it came), whichever entries fail
+// on which records, natively or on the VM.
+func TestMapColumnsMatchRows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var rows []record.Row
+	for i := range 300 {
+		price := fmt.Sprintf("%d.%02d", rng.IntN(50), rng.IntN(100))
+		status := []string{"shipped", "new", "cancelled"}[rng.IntN(3)]
+		if rng.IntN(10) == 0 {
+			price = ""
+		}
+		if rng.IntN(12) == 0 {
+			status = ""
+		}
+		rows = append(rows, order(int64(i), int64(rng.IntN(5)), int64(rng.IntN(4)), price, status))
+	}
+	for _, src := range []string{
+		"- map: { total: qty * unit_price }",
+		"- map:\n    total: qty * unit_price\n    loud: upper(status)\n    each: total / qty\n    tag: status + \"!\"\n",
+		"- map:\n    tag: status + \"!\"\n    total: qty * unit_price + 1\n    big: 'total > 10 ? \"big\" : nil'\n",
+		"- map:\n    n: order_id % (qty + 0)\n    m: n * 2\n",
+	} {
+		t.Run(src, func(t *testing.T) {
+			s, _, err := bind(t, src, orders)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ms := s.(*mapStep)
+			var got [2]*record.Batch
+			for j := range got {
+				b := &record.Batch{Schema: orders, Read: len(rows)}
+				for i, r := range rows {
+					b.Rows = append(b.Rows, append(record.Row(nil), r...))
+					b.Lines = append(b.Lines, int64(i+1))
+				}
+				evs := ms.evs.get()
+				if j == 0 {
+					err = ms.processColumns(context.Background(), b, *evs)
+				} else {
+					err = ms.processRows(context.Background(), b, *evs)
+				}
+				ms.evs.put(evs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[j] = b
+			}
+			if len(got[1].Rejects) == 0 && strings.Contains(src, "tag") {
+				t.Fatal("no record rejected: the case tests nothing")
+			}
+			if diff := cmp.Diff(got[1].Rows, got[0].Rows, decCmp); diff != "" {
+				t.Errorf("rows (-record by record +by entry):\n%s", diff)
+			}
+			if diff := cmp.Diff(got[1].Rejects, got[0].Rejects); diff != "" {
+				t.Errorf("rejects (-record by record +by entry):\n%s", diff)
+			}
+			if diff := cmp.Diff(got[1].Lines, got[0].Lines); diff != "" {
+				t.Errorf("lines (-record by record +by entry):\n%s", diff)
+			}
+		})
 	}
 }
 
