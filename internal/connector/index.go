@@ -148,6 +148,53 @@ type denseKeys struct {
 	// longer than 7 bytes: a key is found by comparing numbers, without a
 	// call to compare texts.
 	packed []uint64
+	// slots holds the packed keys at the places a multiplication of each
+	// by mult puts them, one key a place, when such a multiplier was
+	// found: a key is found by one comparison, where comparing it with
+	// each has the processor guess which one matches (and, for records
+	// whose keys come in no order, guess wrong at most of them).
+	slots *[16]packedSlot
+	mult  uint64
+}
+
+// packedSlot is a packed key and its position; pos -1 for no key.
+type packedSlot struct {
+	key uint64
+	pos int32
+}
+
+// slotOf is the place of a packed key among 16 slots.
+func slotOf(w, mult uint64) uint64 { return (w * mult) >> 60 }
+
+// placePacked finds a multiplier that puts each packed key in a slot of
+// its own, trying a fixed series of odd numbers (most sets of eight keys
+// have one among the first dozen).
+func (d *denseKeys) placePacked() {
+	x := uint64(0x9e3779b97f4a7c15)
+	for range 1000 {
+		x += 0x9e3779b97f4a7c15 // splitmix64
+		m := x
+		m = (m ^ m>>30) * 0xbf58476d1ce4e5b9
+		m = (m ^ m>>27) * 0x94d049bb133111eb
+		m = (m ^ m>>31) | 1
+		var slots [16]packedSlot
+		for i := range slots {
+			slots[i].pos = -1
+		}
+		ok := true
+		for i, w := range d.packed {
+			e := &slots[slotOf(w, m)]
+			if e.pos >= 0 {
+				ok = false
+				break
+			}
+			*e = packedSlot{key: w, pos: d.fewPos[i]}
+		}
+		if ok {
+			d.slots, d.mult = &slots, m
+			return
+		}
+	}
 }
 
 // packKey is a text of at most 7 bytes as a number: its bytes, and its
@@ -834,6 +881,12 @@ func (ix *Index) strPos(s string) (int32, bool) {
 			return 0, false
 		}
 		w := packKey(s)
+		if d.slots != nil {
+			if e := &d.slots[slotOf(w, d.mult)]; e.key == w && e.pos >= 0 {
+				return e.pos, true
+			}
+			return 0, false
+		}
 		for i, k := range d.packed {
 			if k == w {
 				return d.fewPos[i], true
@@ -883,6 +936,7 @@ func (ix *Index) buildDense() *denseKeys {
 			for _, k := range d.few {
 				d.packed = append(d.packed, packKey(k))
 			}
+			d.placePacked()
 		}
 	}
 	ix.dense.Store(d)

@@ -397,6 +397,9 @@ func TestIndexTextKeysFewAndMany(t *testing.T) {
 				t.Fatalf("%d keys: %q found", n, absent)
 			}
 		}
+		if d := ix.dense.Load(); n <= fewMax && d.slots == nil {
+			t.Fatalf("%d keys: no multiplier places them", n)
+		}
 	}
 	ix.Add(record.Row{"k0", int64(-1)})
 	for n := 1; n <= fewMax+2; n++ {
