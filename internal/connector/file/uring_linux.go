@@ -20,6 +20,7 @@ const (
 	uringFeatSingleMmap = 1 << 0 // one mapping holds both rings (5.4)
 	uringFeatRWCurPos   = 1 << 3 // 5.6, which has IORING_OP_WRITE
 
+	uringSQEAsync         = 1 << 4 // IOSQE_ASYNC (5.6)
 	uringOpFsync          = 3
 	uringOpWrite          = 23
 	uringFsyncDatasync    = 1 << 0
@@ -81,6 +82,14 @@ type uringCQE struct {
 // process waits for (the kernel tears the ring down on its own time), where
 // an AIO context costs two RCU grace periods at the latest when the
 // process exits.
+//
+// Every request is handed to the kernel's own workers (IOSQE_ASYNC) rather
+// than tried inline by io_uring_enter: tried inline, a direct write pins
+// its megabyte of pages and queues it on the device from the submitting
+// thread, and waits there when the device's queue is full, holding a
+// processor of the run's the while. With b's 180 MB at 1M rows, that
+// waiting took a fifth of the processors' time in the last quarter of the
+// run; punted, the submission returns at once.
 //
 // One goroutine submits (the writer's), one reaps (its reaper): the
 // submission ring is the first's, the completion ring the second's.
@@ -148,7 +157,7 @@ func (q *uringQueue) submit(rqs []kernelRequest) (int, error) {
 	for i, rq := range rqs {
 		at := (tail + uint32(i)) & q.sqMask
 		s := &q.sqe[at]
-		*s = uringSQE{fd: int32(q.file), userData: rq.id}
+		*s = uringSQE{fd: int32(q.file), userData: rq.id, flags: uringSQEAsync}
 		if rq.sync {
 			s.opcode, s.opFlags = uringOpFsync, uringFsyncDatasync
 		} else {
