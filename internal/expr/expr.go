@@ -374,6 +374,35 @@ func (ev *Evaluator) Column(ctx context.Context, rows []record.Row, at int, t re
 	return n
 }
 
+// Conditions evaluates the expression over rows in turn and stores each
+// value in holds, while the evaluation runs natively and gives a bool. It
+// returns the number of rows evaluated: the row after them failed, or gave
+// something else, and is left for EvalContext (which gives the error) and
+// the caller. Like Column, the rows share one recovery.
+func (ev *Evaluator) Conditions(ctx context.Context, rows []record.Row, holds []bool) (n int) {
+	if ev.native == nil {
+		return 0
+	}
+	defer func() {
+		_ = recover() // rows[n] failed: n stays as it is, for the caller
+	}()
+	width := ev.p.width
+	holds = holds[:len(rows)]
+	for n < len(rows) {
+		row := rows[n]
+		if len(row) < width {
+			return n
+		}
+		v, ok := ev.native(row, ctx).(bool)
+		if !ok {
+			return n
+		}
+		holds[n] = v
+		n++
+	}
+	return n
+}
+
 // ofType reports, for the commonest types, that v is already a record value
 // of type t (or null): what ToRecord and TypeOf would tell, sooner.
 func ofType(v any, t record.Type) bool {

@@ -59,21 +59,35 @@ func (s *filterStep) Process(ctx context.Context, b *record.Batch) error {
 	evs := s.evs.get()
 	defer s.evs.put(evs)
 	ev := (*evs)[0]
-	for i, row := range b.Rows {
+	// The condition is evaluated natively over runs of rows; a row it
+	// fails on, or that gives no bool, takes the record's own path.
+	holds := make([]bool, len(b.Rows))
+	for i := 0; i < len(b.Rows); i++ {
+		if i += ev.Conditions(ctx, b.Rows[i:], holds[i:]); i == len(b.Rows) {
+			break
+		}
+		row := b.Rows[i]
 		v, err := ev.EvalContext(ctx, row)
 		if err != nil {
 			if expr.IsFatal(err) {
 				return fmt.Errorf("%s: %w", s.name, err)
 			}
 			b.RejectRow(i, s.name, "", err.Error())
+			holds[i] = true // rejected, not dropped
 			continue
 		}
 		switch v {
 		case true:
+			holds[i] = true
 		case false:
-			b.Drop(i)
 		default:
 			b.RejectRow(i, s.name, "", fmt.Sprintf("the condition `%s` gave %s, not true or false (%s)", s.prog, expr.ValueText(v), s.prog.Inputs(row)))
+			holds[i] = true // rejected, not dropped
+		}
+	}
+	for i, h := range holds {
+		if !h {
+			b.Drop(i)
 		}
 	}
 	b.Compact()

@@ -247,6 +247,59 @@ func TestFilter(t *testing.T) {
 	})
 }
 
+// A filter evaluates its condition over runs of records: records it fails
+// on, or that give null, are rejected where they stand, in order, and the
+// records around them are kept or dropped as the condition says.
+func TestFilterOverRunsOfRecords(t *testing.T) {
+	s, _, err := bind(t, "- filter: 'qty * unit_price > 5 && (status == \"new\" ? nil : status != \"cancelled\")'", orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	b := &record.Batch{Schema: orders}
+	var kept, rejected []int64
+	filtered := 0
+	for i := range 1000 {
+		price := fmt.Sprintf("%d.50", rng.IntN(6))
+		if rng.IntN(15) == 0 {
+			price = ""
+		}
+		status := []string{"shipped", "new", "cancelled", "paid", "paid"}[rng.IntN(5)]
+		qty := int64(rng.IntN(3))
+		b.Rows = append(b.Rows, order(int64(i), 1, qty, price, status))
+		b.Lines = append(b.Lines, int64(i+1))
+		b.Read++
+		switch {
+		case price == "": // int * null
+			rejected = append(rejected, int64(i+1))
+		case record.MustDec(price).Mul(record.DecFromInt(qty)).Cmp(record.DecFromInt(5)) <= 0:
+			filtered++ // false && anything is false
+		case status == "new": // true && null
+			rejected = append(rejected, int64(i+1))
+		case status == "cancelled":
+			filtered++
+		default:
+			kept = append(kept, int64(i+1))
+		}
+	}
+	if err := s.Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	var lines []int64
+	for _, r := range b.Rejects {
+		lines = append(lines, r.Line)
+	}
+	if diff := cmp.Diff(kept, b.Lines); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(rejected, lines); diff != "" {
+		t.Errorf("rejected (-want +got):\n%s", diff)
+	}
+	if b.Filtered != filtered || len(b.Rows) != len(kept) {
+		t.Errorf("filtered %d, want %d; %d rows, want %d", b.Filtered, filtered, len(b.Rows), len(kept))
+	}
+}
+
 func TestMap(t *testing.T) {
 	rows := orderRows()
 	dec := record.MustDec
