@@ -558,6 +558,62 @@ func TestValidate(t *testing.T) {
 	})
 }
 
+// Validate evaluates each check over runs of the records the checks before
+// left: every record is rejected by its first failing check, with that
+// check's reason, the rejects in record order, and the others kept.
+func TestValidateOverRunsOfRecords(t *testing.T) {
+	s, _, err := bind(t, "- validate:\n"+
+		"    - { check: \"qty > 0\", message: \"qty must be positive\" }\n"+
+		"    - { check: \"unit_price < 4\", message: \"too dear\", field: unit_price }\n"+
+		"    - { check: 'status == \"new\" ? nil : status != \"cancelled\"', message: \"cancelled\" }\n", orders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	b := &record.Batch{Schema: orders}
+	var kept []int64
+	var want []string
+	for i := range 1000 {
+		price := fmt.Sprintf("%d.50", rng.IntN(5))
+		if rng.IntN(12) == 0 {
+			price = ""
+		}
+		status := []string{"shipped", "new", "cancelled", "paid", "paid", "paid"}[rng.IntN(6)]
+		qty := int64(rng.IntN(8))
+		b.Rows = append(b.Rows, order(int64(i), 1, qty, price, status))
+		b.Lines = append(b.Lines, int64(i+1))
+		b.Read++
+		line := fmt.Sprintf("%d ", i+1)
+		switch {
+		case qty == 0:
+			want = append(want, line+"qty: qty must be positive (qty=0)")
+		case price == "":
+			want = append(want, line+"unit_price: too dear: expression `unit_price < 4`: invalid operation: null < int (unit_price=null)")
+		case record.MustDec(price).Cmp(record.DecFromInt(4)) >= 0:
+			want = append(want, line+"unit_price: too dear (unit_price="+price+")")
+		case status == "new":
+			want = append(want, line+"status: cancelled (status=\"new\")")
+		case status == "cancelled":
+			want = append(want, line+"status: cancelled (status=\"cancelled\")")
+		default:
+			kept = append(kept, int64(i+1))
+		}
+	}
+	if err := s.Process(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range b.Rejects {
+		got = append(got, fmt.Sprintf("%d %s: %s", r.Line, r.Field, r.Err))
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rejects (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(kept, b.Lines); diff != "" {
+		t.Errorf("kept (-want +got):\n%s", diff)
+	}
+}
+
 func TestEnrich(t *testing.T) {
 	rows := orderRows()
 	with := func(r record.Row, extra ...any) record.Row { return append(append(record.Row(nil), r...), extra...) }

@@ -3,6 +3,7 @@ package step
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/expr"
@@ -96,28 +97,70 @@ func (s *validateStep) Process(ctx context.Context, b *record.Batch) error {
 	}
 	evs := s.evs.get()
 	defer s.evs.put(evs)
-	for i, row := range b.Rows {
-		for k, ev := range *evs {
-			v, err := ev.EvalContext(ctx, row)
-			if err != nil {
-				if expr.IsFatal(err) {
-					return fmt.Errorf("%s: %w", s.name, err)
-				}
-				b.RejectRow(i, s.name, s.fields[k], s.message(k)+": "+err.Error())
-				break
+	// Each check is evaluated natively over runs of the records no check
+	// before rejected; a record it fails on, or that gives no bool, takes
+	// the record's own path. Rejects go out in record order.
+	type reject struct {
+		row          int
+		field, error string
+	}
+	var rejects []reject
+	n := len(b.Rows)
+	out := make([]bool, n)   // rejected by a check before
+	holds := make([]bool, n) // the check's value
+	for k, ev := range *evs {
+		failed := func(i int, msg string) {
+			out[i] = true
+			rejects = append(rejects, reject{i, s.fields[k], msg})
+		}
+		for i := 0; i < n; {
+			if out[i] {
+				i++
+				continue
 			}
-			if v != true {
-				msg := s.message(k)
-				if in := s.progs[k].Inputs(row); in != "" {
-					msg += " (" + in + ")"
+			end := i + 1 // the run of records still in, from i
+			for end < n && !out[end] {
+				end++
+			}
+			for i < end {
+				m := ev.Conditions(ctx, b.Rows[i:end], holds[i:end])
+				for j := i; j < i+m; j++ {
+					if !holds[j] {
+						failed(j, s.failure(k, b.Rows[j]))
+					}
 				}
-				b.RejectRow(i, s.name, s.fields[k], msg)
-				break
+				if i += m; i == end {
+					break
+				}
+				v, err := ev.EvalContext(ctx, b.Rows[i])
+				switch {
+				case err != nil && expr.IsFatal(err):
+					return fmt.Errorf("%s: %w", s.name, err)
+				case err != nil:
+					failed(i, s.message(k)+": "+err.Error())
+				case v != true:
+					failed(i, s.failure(k, b.Rows[i]))
+				}
+				i++
 			}
 		}
 	}
+	sort.Slice(rejects, func(x, y int) bool { return rejects[x].row < rejects[y].row })
+	for _, r := range rejects {
+		b.RejectRow(r.row, s.name, r.field, r.error)
+	}
 	b.Compact()
 	return nil
+}
+
+// failure is the reason a record fails check k: its message and the
+// values the check read.
+func (s *validateStep) failure(k int, row record.Row) string {
+	msg := s.message(k)
+	if in := s.progs[k].Inputs(row); in != "" {
+		msg += " (" + in + ")"
+	}
+	return msg
 }
 
 func (s *validateStep) message(k int) string {
