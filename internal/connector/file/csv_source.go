@@ -182,7 +182,8 @@ type csvReader struct {
 	cols   []int // cols[i]: the column of schema field i
 	width  int   // fields a record must have
 	done   bool
-	bufCap int // size of the previous batch's text, to size the next
+	part   bool // reads a part of a lookup's file (see parts)
+	bufCap int  // size of the previous batch's text, to size the next
 
 	deferDecode bool // leave convert to Batch.Decode (the engine's workers)
 	recsCap     int  // capacity the staging slices needed so far

@@ -37,6 +37,7 @@ type rawRecord struct {
 	fields   []span
 	unesc    []byte
 	reason   string // why a recReject was rejected
+	unclosed bool   // a recReject whose quote is still open at the end of the input
 }
 
 // csvParser is an RFC 4180 reader that keeps, for every record, its byte
@@ -170,6 +171,7 @@ func (p *csvParser) scan() (rec rawRecord, ok bool) {
 	special := &p.special
 	var nl int64   // line breaks inside the record (quoted fields)
 	var bad string // why the record is malformed
+	unclosed := false
 	rawEnd, next := 0, 0
 	i := 0
 record:
@@ -189,6 +191,7 @@ record:
 						len(fields)+1, w.line+countEOL(b[:i]))
 					rawEnd, next = len(trimEOL(b)), len(b)
 					nl = countEOL(b[:rawEnd])
+					unclosed = true
 					break record
 				}
 				j += k
@@ -289,7 +292,7 @@ record:
 	case rawEnd > p.maxRec:
 		rec = rawRecord{kind: recReject, raw: raw[:min(rawPrefix, len(raw))], reason: p.tooLong()}
 	case bad != "":
-		rec = rawRecord{kind: recReject, raw: raw, reason: bad}
+		rec = rawRecord{kind: recReject, raw: raw, reason: bad, unclosed: unclosed}
 	case rawEnd == 0 && len(fields) == 1 && !fields[0].quoted:
 		rec = rawRecord{kind: recBlank, raw: raw}
 	default:

@@ -228,29 +228,24 @@ func (l *csvLookup) loadParts(ctx context.Context, ix *connector.Index, line, si
 }
 
 // Parts: a lookup's file is cut into parts at line ends, each read by its
-// own goroutine, so that loading it takes the time of a part. A quote
-// character anywhere in the file stops the parts (a line end where the
-// file was cut may be inside a quoted field), and the file is read again
-// as one part; a compressed or small file is read as one part.
+// own goroutine, so that loading it takes the time of a part. A cut is put
+// at the first line end past its share of the file that the quotes before
+// it leave outside a quoted field (an even number of them: a doubled quote
+// counts twice). A quote inside an unquoted field, which the parser reads
+// as an ordinary character, can mislead that count; a cut it puts inside a
+// quoted field leaves that quote open at the end of its part, and the file
+// is then read again as one part. A compressed or small file is read as
+// one part.
 const partsMin = 1 << 20 // smaller files are read as one part
 
-// errQuoted stops a part that met the quote character.
-var errQuoted = errors.New("a quote in a part of the file")
+// cutReach is how far past its share of the file a cut is looked for: a
+// file whose quotes leave no line end outside a quoted field within it is
+// read as one part.
+const cutReach = 4 << 20
 
-// quoteGuard reads a part of a file, failing with errQuoted at the first
-// quote character.
-type quoteGuard struct {
-	r     io.Reader
-	quote byte
-}
-
-func (g quoteGuard) Read(p []byte) (int, error) {
-	n, err := g.r.Read(p)
-	if bytes.IndexByte(p[:n], g.quote) >= 0 {
-		return n, errQuoted
-	}
-	return n, err
-}
+// errQuoted stops a part whose last record has a quote still open: the cut
+// after it fell inside a quoted field.
+var errQuoted = errors.New("a quote open at the end of a part of the file")
 
 // parts returns readers of the records after the header that r has read,
 // one per part, in file order, each reading its part of the file (of size
@@ -260,41 +255,85 @@ func parts(o *openedFile, r *csvReader, size int64, quote byte, n int) ([]*csvRe
 	if n < 2 || o.gz != nil || r.done || size < partsMin {
 		return nil, nil
 	}
-	from := r.w.off // where the header ended
-	cuts := []int64{from}
-	buf := make([]byte, 4<<10)
-	for k := 1; k < n; k++ {
-		at := max(from+(size-from)*int64(k)/int64(n), cuts[len(cuts)-1])
-		for at < size { // the first line end at or after at
-			m, err := o.f.ReadAt(buf, at)
-			if i := bytes.IndexByte(buf[:m], '\n'); i >= 0 {
-				at += int64(i) + 1
-				break
-			}
-			at += int64(m)
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, err
-			}
-			if m == 0 {
-				at = size
-			}
-		}
-		if at < size && at > cuts[len(cuts)-1] {
-			cuts = append(cuts, at)
-		}
+	cuts, err := cutsOf(o.f, r.w.off, size, quote, n)
+	if err != nil || len(cuts) < 3 {
+		return nil, err
 	}
-	cuts = append(cuts, size)
 	var rs []*csvReader
 	for k := range len(cuts) - 1 {
-		part := quoteGuard{r: io.NewSectionReader(o.f, cuts[k], cuts[k+1]-cuts[k]), quote: quote}
+		part := io.NewSectionReader(o.f, cuts[k], cuts[k+1]-cuts[k])
 		pr := &csvReader{key: r.key, lim: r.lim, loc: r.loc, null: r.null,
-			schema: r.schema, types: r.types, cols: r.cols, width: r.width}
+			schema: r.schema, types: r.types, cols: r.cols, width: r.width, part: true}
 		pr.w = newWindow(nil, r.lim.MaxRecordBytes+2)
 		pr.w.reset(part, cuts[k], 1)
 		pr.p = newCSVParser(pr.w, r.p.delim, quote, r.lim.MaxRecordBytes)
 		rs = append(rs, pr)
 	}
 	return rs, nil
+}
+
+// cutsOf returns where the n parts of the file's records, from offset from
+// to size, start, and size: from, then the cuts found (see Parts).
+func cutsOf(f io.ReaderAt, from, size int64, quote byte, n int) ([]int64, error) {
+	cuts := []int64{from}
+	buf := make([]byte, 64<<10)
+	at := from
+	in := false // the quotes from from to at leave a quoted field open
+	read := func(limit int64) ([]byte, error) {
+		m, err := f.ReadAt(buf[:min(int64(len(buf)), limit-at)], at)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, err
+		}
+		if m == 0 {
+			return nil, io.EOF // the file is shorter than it was
+		}
+		return buf[:m], nil
+	}
+	for k := 1; k < n; k++ {
+		share := from + (size-from)*int64(k)/int64(n)
+		for at < share { // count the quotes up to the share
+			b, err := read(share)
+			if err != nil {
+				return nil, ignoreEOF(err)
+			}
+			in = in != (bytes.Count(b, []byte{quote})%2 == 1)
+			at += int64(len(b))
+		}
+		reach := min(size, at+cutReach)
+		found := false
+		for at < reach && !found { // the first line end outside a quoted field
+			b, err := read(reach)
+			if err != nil {
+				return nil, ignoreEOF(err)
+			}
+			i := 0
+			for ; i < len(b); i++ {
+				if c := b[i]; c == quote {
+					in = !in
+				} else if c == '\n' && !in {
+					found = true
+					i++
+					break
+				}
+			}
+			at += int64(i)
+		}
+		if !found {
+			return nil, nil // read as one part
+		}
+		if at < size && at > cuts[len(cuts)-1] {
+			cuts = append(cuts, at)
+		}
+	}
+	return append(cuts, size), nil
+}
+
+// ignoreEOF is err, nil for io.EOF.
+func ignoreEOF(err error) error {
+	if errors.Is(err, io.EOF) {
+		return nil
+	}
+	return err
 }
 
 // chunkRows is the most rows a lookup's reader decodes into a chunk before
@@ -337,6 +376,9 @@ func (r *csvReader) load(ctx context.Context, ix *connector.Index, put func(c *c
 		case recBlank:
 			continue
 		case recReject:
+			if rec.unclosed && r.part {
+				return errQuoted
+			}
 			return &recordError{line: rec.line, msg: rec.reason}
 		}
 		if len(rec.fields) != r.width {

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"testing"
@@ -70,6 +71,24 @@ func BenchmarkCSVLookupPreloadFields(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		t, err := l.(connector.FieldLoader).OpenFields(context.Background(), env, []string{"region", "tier"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		t.Close()
+	}
+}
+
+// BenchmarkCSVLookupPreloadQuoted is BenchmarkCSVLookupPreload with every
+// name quoted, as a writer that quotes texts writes them.
+func BenchmarkCSVLookupPreloadQuoted(b *testing.B) {
+	env := testEnv(b)
+	quoted := regexp.MustCompile(`(?m)^(\d+),(Customer \d+),`).ReplaceAllString(customersCSV(100_000), `$1,"$2",`)
+	if err := os.WriteFile(filepath.Join(env.Dir, "customers.csv"), []byte(quoted), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := openLookup(b, env, customersLookup)
 		if err != nil {
 			b.Fatal(err)
 		}

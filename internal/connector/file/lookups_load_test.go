@@ -137,8 +137,9 @@ func TestCSVLookupLoadsInParts(t *testing.T) {
 	}
 
 	// Every name quoted, with a line break, and the name of the middle
-	// record holding half the file in lines: wherever a cut falls (at half
-	// the file, at a third, ...), it is inside a field.
+	// record holding half the file in lines: wherever a share of the file
+	// ends (at half the file, at a third, ...), it is inside a field, and
+	// the cut goes after the field.
 	var quoted strings.Builder
 	quoted.WriteString("customer_id,name,region,tier\n")
 	for i := 1; i <= n; i++ {
@@ -149,6 +150,22 @@ func TestCSVLookupLoadsInParts(t *testing.T) {
 		fmt.Fprintf(&quoted, "%d,\"%s\",emea,gold\n", i, name)
 	}
 	write(quoted.String())
+	if got := partsOf(2); got != 2 {
+		t.Fatalf("quoted fields: %d parts, want 2", got)
+	}
+	text := quoted.String()
+	header := int64(strings.Index(text, "\n") + 1)
+	for _, parts := range []int{2, 3, 5} {
+		cuts, err := cutsOf(strings.NewReader(text), header, int64(len(text)), '"', parts)
+		if err != nil || len(cuts) != parts+1 {
+			t.Fatalf("quoted fields: cuts %v, %v; want %d parts", cuts, err, parts)
+		}
+		for _, c := range cuts[1 : len(cuts)-1] {
+			if !strings.HasSuffix(text[:c], ",emea,gold\n") {
+				t.Errorf("quoted fields, %d parts: a cut at %d, inside a record: %q", parts, c, text[c-20:c+20])
+			}
+		}
+	}
 	if tbl, err = openLookup(t, env, customersLookup); err != nil {
 		t.Fatal(err)
 	}
@@ -160,5 +177,34 @@ func TestCSVLookupLoadsInParts(t *testing.T) {
 	}
 	if tbl.(*connector.Index).Len() != n {
 		t.Errorf("quoted line breaks: %d keys, want %d", tbl.(*connector.Index).Len(), n)
+	}
+
+	// A quote inside the unquoted name of the first record, an ordinary
+	// character, makes every count of quotes after it odd: the cuts fall
+	// inside quoted fields, and the file is read again as one part.
+	var stray strings.Builder
+	stray.WriteString("customer_id,name,region,tier\n")
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("\"Customer\n%d\"", i)
+		if i == 1 {
+			name = `The 5" one`
+		}
+		fmt.Fprintf(&stray, "%d,%s,emea,gold\n", i, name)
+	}
+	write(stray.String())
+	if tbl, err = openLookup(t, env, customersLookup); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []int64{1, 2, int64(n / 2), int64(n)} {
+		want := fmt.Sprint("Customer\n", k)
+		if k == 1 {
+			want = `The 5" one`
+		}
+		if row, ok, err := tbl.Get(context.Background(), []any{k}); err != nil || !ok || row[1] != want {
+			t.Errorf("a stray quote: Get(%d) = %q, %v, %v; want %q", k, row, ok, err, want)
+		}
+	}
+	if tbl.(*connector.Index).Len() != n {
+		t.Errorf("a stray quote: %d keys, want %d", tbl.(*connector.Index).Len(), n)
 	}
 }
