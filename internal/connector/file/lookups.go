@@ -151,7 +151,7 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 	if ps, err := parts(o, r, size, l.format.quote, runtime.GOMAXPROCS(0)); err != nil {
 		return nil, fmt.Errorf("csv: reading %s: %w", l.path, err)
 	} else if ps != nil {
-		done, err := l.loadParts(ctx, ix, r.w.line, size, ps)
+		done, err := loadParts(ctx, "csv", l.path, ix, r.w.line, size, partReaders(ps))
 		if !errors.Is(err, errQuoted) {
 			return done, err
 		}
@@ -161,13 +161,36 @@ func (l *csvLookup) open(ctx context.Context, env *connector.Env, fields []strin
 			return nil, err
 		}
 	}
-	return l.loadParts(ctx, ix, r.w.line, size, []*csvReader{r})
+	return loadParts(ctx, "csv", l.path, ix, r.w.line, size, []partReader{r})
+}
+
+// partReader loads the records of a lookup's file, or of a part of it,
+// into chunks of an index (see loadParts).
+type partReader interface {
+	// load decodes the records into chunks of ix, which it hands to put
+	// in order with the bytes of the file they took, until the end of its
+	// input, put refusing (false), or the first record that is malformed
+	// or does not convert (a *recordError).
+	load(ctx context.Context, ix *connector.Index, put func(c *connector.Chunk, bytes int64) bool) error
+	// atLine is the line of its input it reads next, the first being 1
+	// for a part.
+	atLine() int64
+}
+
+func (r *csvReader) atLine() int64 { return r.w.line }
+
+func partReaders(rs []*csvReader) []partReader {
+	ps := make([]partReader, len(rs))
+	for i, r := range rs {
+		ps[i] = r
+	}
+	return ps
 }
 
 // loadParts loads the parts that readers read, in file order, into ix; the
-// first starts at line line of the file, whose size (0 when not known) sizes
-// the index.
-func (l *csvLookup) loadParts(ctx context.Context, ix *connector.Index, line, size int64, readers []*csvReader) (connector.Table, error) {
+// first starts at line line of the file (of kind, at path), whose size (0
+// when not known) sizes the index.
+func loadParts(ctx context.Context, kind, path string, ix *connector.Index, line, size int64, readers []partReader) (connector.Table, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	type loaded struct {
 		chunk *connector.Chunk
@@ -180,7 +203,7 @@ func (l *csvLookup) loadParts(ctx context.Context, ix *connector.Index, line, si
 	defer wg.Wait() // the readers stop before the file is closed
 	defer cancel()  // and now
 	for i, pr := range readers {
-		firsts[i] = pr.w.line
+		firsts[i] = pr.atLine()
 		// A part is read while those before it are added: its chunks
 		// wait here (a million rows of them; a part that has more then
 		// waits for its turn).
@@ -209,7 +232,7 @@ func (l *csvLookup) loadParts(ctx context.Context, ix *connector.Index, line, si
 			var re *recordError
 			switch {
 			case errors.As(c.err, &re):
-				return nil, fmt.Errorf("csv: %s:%d: %s", l.path, line+re.line-firsts[i], re.msg)
+				return nil, fmt.Errorf("%s: %s:%d: %s", kind, path, line+re.line-firsts[i], re.msg)
 			case c.err != nil:
 				return nil, c.err
 			}
@@ -219,7 +242,7 @@ func (l *csvLookup) loadParts(ctx context.Context, ix *connector.Index, line, si
 			}
 			first = false
 		}
-		line += pr.w.line - firsts[i] // the part's lines
+		line += pr.atLine() - firsts[i] // the part's lines
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -524,6 +547,24 @@ func (l *jsonLookup) OpenFields(ctx context.Context, env *connector.Env, fields 
 
 // open loads the file: only the key fields and fields unless fields is nil.
 func (l *jsonLookup) open(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
+	if l.schema != nil {
+		ix, err := connector.NewIndex(l.schema, l.keys)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", l.kind, l.path, err)
+		}
+		if fields != nil {
+			ix.Only(fields)
+		}
+		if l.fastLines(ix) {
+			return l.loadLines(ctx, env, ix)
+		}
+	}
+	return l.loadObjects(ctx, env, fields)
+}
+
+// loadObjects loads the file by decoding each object whole and adding it as
+// a row: only the key fields and fields unless fields is nil.
+func (l *jsonLookup) loadObjects(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
 	var objs []jsonObject
 	var err error
 	if l.kind == "jsonl" {

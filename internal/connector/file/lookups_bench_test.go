@@ -147,3 +147,26 @@ func BenchmarkGCNoLookup(b *testing.B) {
 		runtime.GC()
 	}
 }
+
+// BenchmarkJSONLLookupPreload is the one-off cost of loading a 100k-row
+// JSON Lines lookup when a run starts, with a schema.
+func BenchmarkJSONLLookupPreload(b *testing.B) {
+	env := testEnv(b)
+	var text strings.Builder
+	regions := []string{"emea", "amer", "apac", "latam"}
+	for i := 1; i <= 100_000; i++ {
+		fmt.Fprintf(&text, `{"customer_id": %d, "name": "Customer %d", "region": %q, "tier": "gold"}`+"\n", i, i, regions[i%4])
+	}
+	if err := os.WriteFile(filepath.Join(env.Dir, "customers.jsonl"), []byte(text.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	const lookup = "type: jsonl\npath: customers.jsonl\nkey: customer_id\nschema: { customer_id: int, name: string, region: string, tier: string }"
+	b.ReportAllocs()
+	for b.Loop() {
+		t, err := openLookup(b, env, lookup)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t.Close()
+	}
+}

@@ -1,17 +1,22 @@
 package file
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
 	"github.com/backbone-etl/backbone/internal/connector"
+	"github.com/backbone-etl/backbone/internal/record"
 )
 
 // Loading a CSV lookup parses, decodes and indexes at once: a bad line far
@@ -206,5 +211,103 @@ func TestCSVLookupLoadsInParts(t *testing.T) {
 	}
 	if tbl.(*connector.Index).Len() != n {
 		t.Errorf("a stray quote: %d keys, want %d", tbl.(*connector.Index).Len(), n)
+	}
+}
+
+// A JSON Lines lookup with a schema, decoded into chunks (in parts when the
+// file is large), holds what decoding each object whole gives: every type,
+// values that take the conversions' slow paths, escapes, nulls, fields
+// missing, repeated or unknown, blank and CRLF lines; and a bad line is
+// named by its line in the file, in whichever part it falls.
+func TestJSONLLookupChunksMatchObjects(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	env := testEnv(t)
+	const schema = "{ id: int, name: string, n: int, price: decimal, at: timestamp, day: date, ok: bool, f: float, raw: bytes }"
+	lines := []string{
+		`{"id": 1, "name": "Ann", "n": 7, "price": 1.25, "at": "2024-01-02T03:04:05.123456789+02:00", "day": "2024-01-02", "ok": true, "f": 1.5, "raw": "aGk="}`,
+		`{"id": 2, "name": "B\"ob\u00e9", "n": 42.0, "price": "3.10", "at": "2024-01-02 03:04:05", "ok": "true", "f": 2}`,
+		`{"n": "17", "id": 3, "name": 42, "extra": {"deep": [1, {"x": null}]}, "price": 1e2}`,
+		`{"id": 4, "name": null, "n": null, "price": null}`,
+		`{"id": 5, "name": "first", "name": "second", "n": 1, "n": null}`,
+		``,
+		"{\"id\": 6, \"name\": \"crlf\"}\r",
+		`{"id": 7, "n": -9007199254740993, "name": "Zoë ✓"}`,
+		`  {"id": 8}  `,
+	}
+	var text strings.Builder
+	text.WriteString("\ufeff")
+	for round := 0; text.Len() < partsMin+partsMin/2; round++ {
+		for _, l := range lines {
+			text.WriteString(l + "\n")
+		}
+		// the first line's key differs from round to round; the others repeat (the last wins)
+		lines[0] = strings.Replace(lines[0], fmt.Sprintf(`"id": %d,`, max(round*10, 1)), fmt.Sprintf(`"id": %d,`, (round+1)*10), 1)
+	}
+	write := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(env.Dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	yaml := func(name string) string {
+		return "type: jsonl\npath: " + name + "\nkey: id\nschema: " + schema
+	}
+	lookupOf := func(name string) *jsonLookup {
+		t.Helper()
+		e, _ := registry().Get(connector.KindLookup, "jsonl")
+		l, err := e.Lookup(params(t, yaml(name)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.(lookupWithSchema).Lookup.(*jsonLookup)
+	}
+	write("c.jsonl", text.String())
+	if cuts, err := cutsOf(strings.NewReader(text.String()), 3, int64(text.Len()), 0, 2); err != nil || len(cuts) != 3 {
+		t.Fatalf("the file is not cut in two: %v, %v", cuts, err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(text.String()))
+	zw.Close()
+	write("c.jsonl.gz", gz.String())
+	for _, name := range []string{"c.jsonl", "c.jsonl.gz"} {
+		for _, fields := range [][]string{nil, {"name", "price"}} {
+			l := lookupOf(name)
+			want, err := l.loadObjects(context.Background(), env, fields)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := l.OpenFields(context.Background(), env, fields)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !l.fastLines(got.(*connector.Index)) {
+				t.Fatal("the lookup does not load in chunks")
+			}
+			wi, gi := want.(*connector.Index), got.(*connector.Index)
+			if wi.Len() != gi.Len() || wi.Len() < 8 {
+				t.Fatalf("%s: %d keys, want %d", name, gi.Len(), wi.Len())
+			}
+			for _, k := range []int64{1, 2, 3, 4, 5, 6, 7, 8, 10, 250, 999_999} {
+				wr, wok, _ := wi.Get(context.Background(), []any{k})
+				gr, gok, _ := gi.Get(context.Background(), []any{k})
+				if wok != gok || !cmp.Equal(wr, gr, cmp.Comparer(func(a, b record.Dec) bool { return a.Cmp(b) == 0 })) {
+					t.Errorf("%s, fields %v, key %d: %#v, want %#v", name, fields, k, gr, wr)
+				}
+			}
+		}
+	}
+
+	// A bad line in the second part, and one in the first.
+	all := strings.SplitAfter(text.String(), "\n")
+	for i, bad := range []int{len(all) - 20, 3, len(all) / 2, 1} {
+		broken := slices.Clone(all)
+		broken[bad-1] = []string{`{"id": "x"}`, `{"id": }`, `[1]`, `{"id": 1} x`}[i] + "\n"
+		write("bad.jsonl", strings.Join(broken, ""))
+		l := lookupOf("bad.jsonl")
+		_, err := l.Open(context.Background(), env)
+		_, want := l.loadObjects(context.Background(), env, nil)
+		if err == nil || want == nil || err.Error() != want.Error() || !strings.HasPrefix(err.Error(), fmt.Sprintf(`jsonl: bad.jsonl:%d: `, bad)) {
+			t.Errorf("a bad line %d: %v, want %v", bad, err, want)
+		}
 	}
 }
