@@ -117,7 +117,7 @@ func (r *lineLoader) load(ctx context.Context, ix *connector.Index, put func(c *
 	}
 	r.set, r.ints, r.texts, r.vals = make([]valueIn, width), make([]int64, width), make([]string, width), make([]any, width)
 	ch := ix.NewChunk(chunkRows)
-	from := r.w.off     // where the chunk's rows start
+	from := r.w.off // where the chunk's rows start
 	// The loop of csvReader.load, written out: one loop for both, calling
 	// a function per record, took the csv load twice its time.
 	for n := 0; ; n++ {
