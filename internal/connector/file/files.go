@@ -2,7 +2,6 @@ package file
 
 import (
 	"bufio"
-	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/backbone-etl/backbone/internal/connector"
 	"github.com/backbone-etl/backbone/internal/record"
@@ -152,9 +153,10 @@ func (fset fileSet) gzipped(name string) bool {
 
 // openedFile is a task's file with, when compressed, its decompressor.
 type openedFile struct {
-	f  *os.File
-	gz *gzip.Reader
-	r  io.Reader // what parsers read
+	f     *os.File
+	gz    *gzip.Reader
+	ahead *readAhead // inflates gz ahead of r's reader
+	r     io.Reader  // what parsers read
 }
 
 // openTask opens the file of a task. A file that cannot be opened is an
@@ -171,7 +173,8 @@ func (fset fileSet) openTask(env *connector.Env, t connector.Task) (*openedFile,
 			f.Close()
 			return nil, fmt.Errorf("%s: %s: not a gzip file: %w", fset.kind, t.Key, err)
 		}
-		o.gz, o.r = gz, gz
+		o.gz, o.ahead = gz, newReadAhead(gz, aheadBlock, aheadBlocks)
+		o.r = o.ahead
 	}
 	return o, nil
 }
@@ -180,10 +183,102 @@ func (fset fileSet) openTask(env *connector.Env, t connector.Task) (*openedFile,
 func (o *openedFile) seekable() bool { return o.gz == nil }
 
 func (o *openedFile) Close() error {
+	if o.ahead != nil {
+		o.ahead.Close()
+	}
 	if o.gz != nil {
 		o.gz.Close()
 	}
 	return o.f.Close()
+}
+
+// A compressed file is inflated by a goroutine of its own, aheadBlocks
+// blocks of aheadBlock bytes ahead of its reader: inflating took half the
+// time of the goroutine that parses the file, which every other goroutine
+// of a run waits on.
+const (
+	aheadBlock  = 256 << 10
+	aheadBlocks = 2
+)
+
+// readAhead reads r on a goroutine of its own, into blocks that Read hands
+// out in order; r's error comes after the last of them.
+type readAhead struct {
+	full chan aheadBlockOf // blocks read, in order
+	free chan []byte       // blocks handed out, to fill again
+	stop chan struct{}     // closed by Close
+	done chan struct{}     // closed when the goroutine ended
+
+	cur  []byte // what is left of the block being handed out
+	last []byte // that block, whole
+	err  error  // r's, once its last block is handed out
+}
+
+type aheadBlockOf struct {
+	b   []byte
+	err error // r's, after b
+}
+
+func newReadAhead(r io.Reader, size, n int) *readAhead {
+	ra := &readAhead{full: make(chan aheadBlockOf, n), free: make(chan []byte, n+1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	for range n + 1 {
+		ra.free <- make([]byte, size)
+	}
+	go func() {
+		defer close(ra.done)
+		for {
+			var buf []byte
+			select {
+			case buf = <-ra.free:
+			case <-ra.stop:
+				return
+			}
+			m := 0
+			var err error
+			for m < len(buf) && err == nil {
+				var k int
+				k, err = r.Read(buf[m:])
+				m += k
+			}
+			select {
+			case ra.full <- aheadBlockOf{b: buf[:m], err: err}:
+			case <-ra.stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ra
+}
+
+func (ra *readAhead) Read(p []byte) (int, error) {
+	for len(ra.cur) == 0 {
+		if ra.err != nil {
+			return 0, ra.err
+		}
+		if ra.last != nil {
+			ra.free <- ra.last[:cap(ra.last)]
+			ra.last = nil
+		}
+		blk := <-ra.full
+		ra.cur, ra.last, ra.err = blk.b, blk.b, blk.err
+	}
+	n := copy(p, ra.cur)
+	ra.cur = ra.cur[n:]
+	return n, nil
+}
+
+// Close stops the goroutine and waits for it: r may be closed then.
+func (ra *readAhead) Close() {
+	select {
+	case <-ra.stop:
+	default:
+		close(ra.stop)
+	}
+	<-ra.done
 }
 
 // textPos is the Position of the text sources: the byte offset (in the
