@@ -622,7 +622,46 @@ func (w *parquetWriter) Write(ctx context.Context, b *record.Batch) (n int, err 
 		return 0, fmt.Errorf("parquet: batch has %d fields, the sink was opened for %d (%s)", b.Schema.Len(), w.schema.Len(), w.schema)
 	}
 	defer recoverParquet("sink", &err)
-	rows := w.rows[:0]
+	var rows []parquet.Row
+	var refused []connector.RowError
+	if p, ok := b.Prepared.(preparedParquet); ok && p.w == w {
+		rows, refused = p.rows, p.refused
+		b.Prepared = nil
+	} else {
+		rows, refused = w.rowsOf(b, w.rows[:0])
+		w.rows = rows[:0]
+	}
+	if _, err := w.pw.WriteRows(rows); err != nil {
+		return 0, fmt.Errorf("parquet: %w", err)
+	}
+	if len(refused) > 0 {
+		return len(rows), &connector.BatchError{Rows: refused}
+	}
+	return len(rows), nil
+}
+
+// preparedParquet is a batch's rows as Prepare converted them.
+type preparedParquet struct {
+	w       *parquetWriter
+	rows    []parquet.Row
+	refused []connector.RowError
+}
+
+// Prepare implements connector.Preparer: the rows are converted on the
+// engine's workers, and Write, on the sink's goroutine, only writes them.
+func (w *parquetWriter) Prepare(b *record.Batch) (err error) {
+	if b.Schema != nil && b.Schema.Len() != w.schema.Len() {
+		return nil // Write reports it
+	}
+	defer recoverParquet("sink", &err)
+	rows, refused := w.rowsOf(b, make([]parquet.Row, 0, len(b.Rows)))
+	b.Prepared = preparedParquet{w: w, rows: rows, refused: refused}
+	return nil
+}
+
+// rowsOf converts the batch's rows, appending them to rows; the ones that
+// do not convert are refused.
+func (w *parquetWriter) rowsOf(b *record.Batch, rows []parquet.Row) ([]parquet.Row, []connector.RowError) {
 	var refused []connector.RowError
 	for i, r := range b.Rows {
 		pr, err := w.row(r)
@@ -632,14 +671,7 @@ func (w *parquetWriter) Write(ctx context.Context, b *record.Batch) (n int, err 
 		}
 		rows = append(rows, pr)
 	}
-	w.rows = rows[:0]
-	if _, err := w.pw.WriteRows(rows); err != nil {
-		return 0, fmt.Errorf("parquet: %w", err)
-	}
-	if len(refused) > 0 {
-		return len(rows), &connector.BatchError{Rows: refused}
-	}
-	return len(rows), nil
+	return rows, refused
 }
 
 // row converts a record row to a parquet row.

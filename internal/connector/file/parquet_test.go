@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -129,41 +130,52 @@ func TestParquetRoundTrip(t *testing.T) {
 	})
 }
 
+// A row the file cannot store is refused, the others written, whether the
+// engine prepared the batch on a worker (Prepare) or Write converts it.
 func TestParquetSinkRefusesRows(t *testing.T) {
-	env := testEnv(t)
-	schema := record.MustSchema(record.Field{Name: "at", Type: record.Timestamp}, record.Field{Name: "n", Type: record.Int})
-	w, err := newSink(t, "type: parquet\npath: out.parquet").Open(context.Background(), env, schema)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	b := &record.Batch{Schema: schema, Rows: []record.Row{
-		{ts("2024-01-01T00:00:00Z"), int64(1)},
-		{ts("3000-01-01T00:00:00Z"), int64(2)},
-		{nil, "not a number"},
-		{nil, int64(4)},
-	}}
-	n, err := w.Write(context.Background(), b)
-	var be *connector.BatchError
-	if !errors.As(err, &be) || n != 2 {
-		t.Fatalf("n=%d err=%v, want 2 written and a *BatchError", n, err)
-	}
-	var idx []int
-	for _, re := range be.Rows {
-		idx = append(idx, re.Index)
-	}
-	if diff := cmp.Diff([]int{1, 2}, idx); diff != "" {
-		t.Errorf("refused rows (-want +got):\n%s", diff)
-	}
-	if !strings.Contains(be.Rows[0].Err.Error(), `field "at": timestamp 3000-01-01T00:00:00Z is outside the range`) {
-		t.Errorf("error %v", be.Rows[0].Err)
-	}
-	if err := w.Commit(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
-	got := readTask(t, newSource(t, "type: parquet\npath: out.parquet"), env, connector.Task{Key: "out.parquet"}, nil)
-	if diff := cmp.Diff([]record.Row{{ts("2024-01-01T00:00:00Z"), int64(1)}, {nil, int64(4)}}, got.Rows, cmpOpts...); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
+	for _, prepared := range []bool{false, true} {
+		t.Run(fmt.Sprint("prepared ", prepared), func(t *testing.T) {
+			env := testEnv(t)
+			schema := record.MustSchema(record.Field{Name: "at", Type: record.Timestamp}, record.Field{Name: "n", Type: record.Int})
+			w, err := newSink(t, "type: parquet\npath: out.parquet").Open(context.Background(), env, schema)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer w.Close()
+			b := &record.Batch{Schema: schema, Rows: []record.Row{
+				{ts("2024-01-01T00:00:00Z"), int64(1)},
+				{ts("3000-01-01T00:00:00Z"), int64(2)},
+				{nil, "not a number"},
+				{nil, int64(4)},
+			}}
+			if prepared {
+				if err := w.(connector.Preparer).Prepare(b); err != nil || b.Prepared == nil {
+					t.Fatalf("Prepare: %v, %v", b.Prepared, err)
+				}
+			}
+			n, err := w.Write(context.Background(), b)
+			var be *connector.BatchError
+			if !errors.As(err, &be) || n != 2 {
+				t.Fatalf("n=%d err=%v, want 2 written and a *BatchError", n, err)
+			}
+			var idx []int
+			for _, re := range be.Rows {
+				idx = append(idx, re.Index)
+			}
+			if diff := cmp.Diff([]int{1, 2}, idx); diff != "" {
+				t.Errorf("refused rows (-want +got):\n%s", diff)
+			}
+			if !strings.Contains(be.Rows[0].Err.Error(), `field "at": timestamp 3000-01-01T00:00:00Z is outside the range`) {
+				t.Errorf("error %v", be.Rows[0].Err)
+			}
+			if err := w.Commit(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			got := readTask(t, newSource(t, "type: parquet\npath: out.parquet"), env, connector.Task{Key: "out.parquet"}, nil)
+			if diff := cmp.Diff([]record.Row{{ts("2024-01-01T00:00:00Z"), int64(1)}, {nil, int64(4)}}, got.Rows, cmpOpts...); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
 
