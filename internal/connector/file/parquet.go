@@ -701,6 +701,9 @@ var (
 func parquetValue(v any, t record.Type) (parquet.Value, error) {
 	switch t {
 	case record.String, record.Decimal, record.Any:
+		if d, ok := v.(record.Dec); ok {
+			return parquet.ByteArrayValue(d.AppendText(nil)), nil // FormatText's, without a string made
+		}
 		return parquet.ByteArrayValue([]byte(record.FormatText(v))), nil
 	case record.JSON:
 		return parquet.ByteArrayValue(record.AppendJSON(nil, v)), nil

@@ -204,7 +204,9 @@ func appendText(dst []byte, v any) []byte {
 	case string:
 		return append(dst, x...)
 	case int64:
-		return strconv.AppendInt(dst, x, 10)
+		return record.AppendInt(dst, x)
+	case record.Dec:
+		return x.AppendText(dst) // FormatText's, without a string made
 	case float64:
 		return strconv.AppendFloat(dst, x, 'g', -1, 64)
 	case bool:

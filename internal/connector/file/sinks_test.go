@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -294,7 +295,8 @@ func TestAppendTextMatchesFormatText(t *testing.T) {
 		t.Skip("no zone data:", err)
 	}
 	for _, v := range []any{
-		"text", int64(-42), 1.5, true, []byte("raw"), record.MustDec("19.990"),
+		"text", int64(-42), int64(math.MinInt64), 1.5, true, []byte("raw"), record.MustDec("19.990"), record.MustDec("-0.5"),
+		record.MustDec("42"), record.MustDec("123456789012345678901234.5678"), record.MustDec("0.000001"),
 		time.Date(2024, 3, 10, 7, 30, 0, 1500, time.UTC),
 		time.Date(1900, 1, 1, 12, 0, 0, 0, ams), // +00:19:32 local mean time
 	} {
