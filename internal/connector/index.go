@@ -718,11 +718,7 @@ func (ix *Index) PosOf(v any) (int, bool) {
 	case int64: // the commonest keys first
 		p, ok = ix.intPos(x)
 	case string:
-		if x != "" && x[0] != '-' && (x[0] < '0' || x[0] > '9') {
-			p, ok = ix.strPos(x) // not a number's text
-			break
-		}
-		if n, isInt := asInt(x); isInt {
+		if n, isInt := asInt(x); isInt { // a number's text is the number's key
 			p, ok = ix.intPos(n)
 		} else {
 			p, ok = ix.strPos(x)

@@ -547,7 +547,7 @@ func (l *jsonLookup) OpenFields(ctx context.Context, env *connector.Env, fields 
 
 // open loads the file: only the key fields and fields unless fields is nil.
 func (l *jsonLookup) open(ctx context.Context, env *connector.Env, fields []string) (connector.Table, error) {
-	if l.schema != nil {
+	if l.kind == "jsonl" && l.schema != nil {
 		ix, err := connector.NewIndex(l.schema, l.keys)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %s: %w", l.kind, l.path, err)

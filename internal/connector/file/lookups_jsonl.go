@@ -23,12 +23,9 @@ import (
 // JSON value); a schema with a json or any field, whose values are trees
 // of the decoded text, takes that path.
 
-// fastLines reports whether the lookup loads by loadLines: its schema has
-// no json or any field among those it keeps.
+// fastLines reports whether the jsonl lookup, which has a schema, loads
+// into ix by loadLines: no json or any field is among those ix keeps.
 func (l *jsonLookup) fastLines(ix *connector.Index) bool {
-	if l.kind != "jsonl" || l.schema == nil {
-		return false
-	}
 	for i := range l.schema.Len() {
 		if t := l.schema.Field(i).Type; ix.Loaded(i) && (t == record.JSON || t == record.Any) {
 			return false
